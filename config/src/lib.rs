@@ -1,0 +1,573 @@
+//! Typed configuration for Switchboard.
+//!
+//! A config file is TOML (see the embedded [`DEFAULT_TOML`] for a commented example).
+//! Every section is optional, so an empty file is a valid config with the defaults
+//! documented on each field and no users, trunks or routes. Errors, both from
+//! deserialization and from the semantic checks run afterwards, name the file, the
+//! 1-based line and the key path (e.g. `trunks[1].outbound.host`).
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer};
+
+mod locate;
+#[cfg(test)]
+mod tests;
+mod validate;
+
+/// The default configuration file, used by `switchboard run` when no file is given.
+pub const DEFAULT_TOML: &str = include_str!("../switchboard.toml");
+
+/// Errors from loading a configuration.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{file}: {source}")]
+    Io {
+        /// Path of the file.
+        file: String,
+        /// The underlying I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML, does not match the schema, or fails validation.
+    #[error("{file}:{line}: {key}{sep}{message}", sep = if key.is_empty() { "" } else { ": " })]
+    Invalid {
+        /// File label (path, or the label given to [`Config::from_str`]).
+        file: String,
+        /// 1-based line of the offending key or value.
+        line: usize,
+        /// Key path such as `trunks[1].outbound.host`; empty for a syntax error outside any key.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The whole switch configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// SIP signalling settings (`[sip]`).
+    pub sip: Sip,
+    /// Persistent storage (`[store]`).
+    pub store: Store,
+    /// Logging (`[log]`).
+    pub log: Log,
+    /// Registration expiry limits (`[registrar]`).
+    pub registrar: Registrar,
+    /// Call limits and timers (`[calls]`).
+    pub calls: Calls,
+    /// Local SIP accounts (`[[users]]`).
+    pub users: Vec<User>,
+    /// Carrier trunks (`[[trunks]]`).
+    pub trunks: Vec<Trunk>,
+    /// Dial plan (`[[routes]]`).
+    pub routes: Vec<Route>,
+}
+
+/// `[sip]`: signalling endpoints and identity.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Sip {
+    /// Sockets to listen on; default UDP and TCP on `127.0.0.1:5060`. Must not be empty.
+    pub listen: Vec<Listen>,
+    /// Digest realm and local domain; default `"switchboard"`.
+    pub domain: String,
+    /// `User-Agent`/`Server` header value; default `"Switchboard/0.1"`.
+    pub user_agent: String,
+    /// Number of SIP endpoint shards, `1..=64`; default 2.
+    pub shards: usize,
+}
+
+impl Default for Sip {
+    fn default() -> Self {
+        let addr = SocketAddr::from(([127, 0, 0, 1], 5060));
+        Sip {
+            listen: vec![
+                Listen {
+                    transport: Transport::Udp,
+                    addr,
+                },
+                Listen {
+                    transport: Transport::Tcp,
+                    addr,
+                },
+            ],
+            domain: "switchboard".into(),
+            user_agent: "Switchboard/0.1".into(),
+            shards: 2,
+        }
+    }
+}
+
+/// A listening socket; TOML form `"udp:127.0.0.1:5060"` or `"tcp:[::1]:5060"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Listen {
+    /// Transport protocol.
+    pub transport: Transport,
+    /// Local address and port.
+    pub addr: SocketAddr,
+}
+
+impl FromStr for Listen {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || {
+            format!(
+                "invalid listen address {s:?} (expected \"udp:host:port\" or \"tcp:host:port\")"
+            )
+        };
+        let (transport, addr) = s.split_once(':').ok_or_else(bad)?;
+        let transport = match transport {
+            "udp" => Transport::Udp,
+            "tcp" => Transport::Tcp,
+            _ => return Err(bad()),
+        };
+        let addr = addr.parse().map_err(|_| bad())?;
+        Ok(Listen { transport, addr })
+    }
+}
+
+impl<'de> Deserialize<'de> for Listen {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parse_str(d, "a listen address string", str::parse)
+    }
+}
+
+impl fmt::Display for Listen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.transport, self.addr)
+    }
+}
+
+/// SIP transport protocol; TOML `"udp"` / `"tcp"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// UDP (the default).
+    #[default]
+    Udp,
+    /// TCP.
+    Tcp,
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+        })
+    }
+}
+
+/// `[store]`: persistent state.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Store {
+    /// Data directory; default `"switchboard-data"`.
+    pub path: PathBuf,
+    /// Sync every write to disk; default `true`.
+    pub sync_writes: bool,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store {
+            path: "switchboard-data".into(),
+            sync_writes: true,
+        }
+    }
+}
+
+/// `[log]`: logging output.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Log {
+    /// Output format; default human-readable.
+    pub format: LogFormat,
+    /// An env-filter directive such as `"info"` or `"info,sip=debug"`; default `"info"`.
+    pub level: String,
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Log {
+            format: LogFormat::Human,
+            level: "info".into(),
+        }
+    }
+}
+
+/// Log output format; TOML `"human"` / `"json"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines (the default).
+    #[default]
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[registrar]`: REGISTER expiry limits in seconds; `min <= default <= max`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Registrar {
+    /// Shortest accepted expiry (shorter requests get 423); default 60.
+    pub min_expires: u32,
+    /// Longest granted expiry; default 3600.
+    pub max_expires: u32,
+    /// Expiry used when the request names none; default 3600.
+    pub default_expires: u32,
+}
+
+impl Default for Registrar {
+    fn default() -> Self {
+        Registrar {
+            min_expires: 60,
+            max_expires: 3600,
+            default_expires: 3600,
+        }
+    }
+}
+
+/// `[calls]`: call limits and timers.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Calls {
+    /// Seconds to ring before giving up; default 60.
+    pub no_answer_timeout_secs: u32,
+    /// `Max-Forwards` for requests the switch originates; default 70.
+    pub max_forwards: u8,
+    /// Maximum concurrent calls; default 100000.
+    pub max_calls: u32,
+}
+
+impl Default for Calls {
+    fn default() -> Self {
+        Calls {
+            no_answer_timeout_secs: 60,
+            max_forwards: 70,
+            max_calls: 100_000,
+        }
+    }
+}
+
+/// `[[users]]`: a local SIP account.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct User {
+    /// The SIP user part, e.g. `"1001"`; unique, SIP user characters only.
+    pub name: String,
+    /// Digest password; must not be empty.
+    pub password: String,
+    /// Optional display name for `From` headers.
+    #[serde(default)]
+    pub display_name: Option<String>,
+}
+
+/// `[[trunks]]`: a carrier connection; at least one of `inbound` / `outbound`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Trunk {
+    /// Unique name, referenced by routes.
+    pub name: String,
+    /// How calls from the carrier are recognised.
+    #[serde(default)]
+    pub inbound: Option<TrunkInbound>,
+    /// Where calls to the carrier are sent.
+    #[serde(default)]
+    pub outbound: Option<TrunkOutbound>,
+}
+
+impl Trunk {
+    /// Whether a request from `ip` is recognised as coming from this trunk by address.
+    pub fn accepts_ip(&self, ip: IpAddr) -> bool {
+        self.inbound
+            .as_ref()
+            .is_some_and(|i| i.from.iter().any(|r| r.contains(ip)))
+    }
+}
+
+/// `[trunks.inbound]`: requests matching `from` (and `auth`, if set) come from the trunk.
+/// At least one of `from` / `auth` must be given.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrunkInbound {
+    /// Carrier source addresses: IPs or CIDR ranges (`"192.0.2.0/24"`).
+    #[serde(default)]
+    pub from: Vec<IpRange>,
+    /// Digest credentials the carrier must present.
+    #[serde(default)]
+    pub auth: Option<TrunkAuth>,
+}
+
+/// Digest credentials (`{ username = "...", password = "..." }`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrunkAuth {
+    /// Digest username.
+    pub username: String,
+    /// Digest password.
+    pub password: String,
+}
+
+/// `[trunks.outbound]`: where calls to the carrier go.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrunkOutbound {
+    /// Carrier proxy address, `"127.0.0.1:5070"` (IP and port).
+    #[serde(deserialize_with = "socket_addr")]
+    pub host: SocketAddr,
+    /// Transport to the carrier; default UDP.
+    #[serde(default)]
+    pub transport: Transport,
+    /// Our credentials, used when the carrier challenges.
+    #[serde(default)]
+    pub auth: Option<TrunkAuth>,
+    /// Domain for the `From` URI; default: the carrier's host.
+    #[serde(default)]
+    pub from_domain: Option<String>,
+}
+
+fn socket_addr<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    parse_str(d, "an ip:port string", |s| {
+        s.parse()
+            .map_err(|_| format!("invalid socket address {s:?} (expected host:port)"))
+    })
+}
+
+/// Deserializes a string through `parse`. Parsing inside the visitor (rather than via
+/// `#[serde(try_from)]`) lets toml attach the error to the value's own span, even in arrays.
+fn parse_str<'de, D, T>(
+    d: D,
+    expecting: &'static str,
+    parse: fn(&str) -> Result<T, String>,
+) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    struct Visitor<T>(&'static str, fn(&str) -> Result<T, String>);
+    impl<T> serde::de::Visitor<'_> for Visitor<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.0)
+        }
+        fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<T, E> {
+            (self.1)(s).map_err(E::custom)
+        }
+    }
+    d.deserialize_str(Visitor(expecting, parse))
+}
+
+/// An IP address or CIDR range; TOML `"10.0.0.1"` or `"10.0.0.0/8"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IpRange {
+    /// Network (or host) address.
+    pub addr: IpAddr,
+    /// Prefix length; 32 / 128 for a single address.
+    pub prefix_len: u8,
+}
+
+impl IpRange {
+    /// Whether `ip` is inside the range (IPv4-mapped IPv6 addresses match IPv4 ranges).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix_len))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix_len))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl FromStr for IpRange {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || {
+            format!("invalid IP address or range {s:?} (expected e.g. \"192.0.2.1\" or \"192.0.2.0/24\")")
+        };
+        let (ip, len) = match s.split_once('/') {
+            Some((ip, len)) => (ip, Some(len)),
+            None => (s, None),
+        };
+        let addr: IpAddr = ip.parse().map_err(|_| bad())?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix_len = match len {
+            Some(len) => len.parse().ok().filter(|&l| l <= max).ok_or_else(bad)?,
+            None => max,
+        };
+        Ok(IpRange { addr, prefix_len })
+    }
+}
+
+impl<'de> Deserialize<'de> for IpRange {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parse_str(d, "an IP address or range string", str::parse)
+    }
+}
+
+impl fmt::Display for IpRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix_len)
+    }
+}
+
+/// `[[routes]]`: one dial-plan entry.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    /// Optional label for logs.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Required; digits, `*`, `#`, `+`, or `""` to match everything. Longest prefix wins.
+    pub prefix: String,
+    /// Which callers may use this route; default users.
+    #[serde(default)]
+    pub from: RouteSource,
+    /// Where matching calls go.
+    pub target: RouteTarget,
+    /// Characters stripped from the front of the dialed number; default 0.
+    #[serde(default)]
+    pub strip: usize,
+    /// Prepended after stripping; default `""`.
+    #[serde(default)]
+    pub prepend: String,
+}
+
+impl Route {
+    /// The number to send on: `dialed` minus `strip` leading characters, plus `prepend` in front.
+    pub fn rewrite(&self, dialed: &str) -> String {
+        let rest = dialed
+            .char_indices()
+            .nth(self.strip)
+            .map_or("", |(i, _)| &dialed[i..]);
+        format!("{}{rest}", self.prepend)
+    }
+}
+
+/// Who a route serves; TOML `"users"` / `"trunks"` / `"any"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RouteSource {
+    /// Calls from local users (the default).
+    #[default]
+    Users,
+    /// Calls arriving from trunks.
+    Trunks,
+    /// Everyone.
+    Any,
+}
+
+impl RouteSource {
+    /// Whether a route with this `from` may be used by a call from `source`
+    /// (`Any` on either side matches everything).
+    pub fn allows(self, source: RouteSource) -> bool {
+        self == RouteSource::Any || source == RouteSource::Any || self == source
+    }
+}
+
+/// Route destination. TOML: `"users"`, `{ user = "1001" }`, `{ trunk = "demo" }`, `{ hangup = 404 }`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(from = "RawTarget")]
+pub enum RouteTarget {
+    /// A fixed local user.
+    User(String),
+    /// A trunk (which must have `outbound`).
+    Trunk(String),
+    /// The local user named by the (rewritten) dialed number.
+    Users,
+    /// Reject with this SIP status code (`400..=699`).
+    Hangup {
+        /// SIP status code.
+        code: u16,
+    },
+}
+
+/// The TOML shape of [`RouteTarget`].
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum RawTarget {
+    Users,
+    User(String),
+    Trunk(String),
+    Hangup(u16),
+}
+
+impl From<RawTarget> for RouteTarget {
+    fn from(raw: RawTarget) -> Self {
+        match raw {
+            RawTarget::Users => RouteTarget::Users,
+            RawTarget::User(u) => RouteTarget::User(u),
+            RawTarget::Trunk(t) => RouteTarget::Trunk(t),
+            RawTarget::Hangup(code) => RouteTarget::Hangup { code },
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates a config file; errors are labelled with `path`.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        match std::fs::read_to_string(path) {
+            Ok(text) => Config::from_str(&text, &file),
+            Err(source) => Err(ConfigError::Io { file, source }),
+        }
+    }
+
+    /// Parses and validates config text; `file_label` names the source in errors.
+    pub fn from_str(text: &str, file_label: &str) -> Result<Config, ConfigError> {
+        let doc = locate::Doc::parse(text, file_label)?;
+        let config = Config::deserialize(doc.deserializer()).map_err(|e| doc.de_error(&e))?;
+        validate::check(&config, &doc)?;
+        Ok(config)
+    }
+
+    /// The embedded [`DEFAULT_TOML`] config.
+    ///
+    /// # Panics
+    /// Only if the embedded file is invalid, which a unit test rules out.
+    pub fn embedded_default() -> Config {
+        Config::from_str(DEFAULT_TOML, "<embedded switchboard.toml>")
+            .unwrap_or_else(|e| panic!("embedded default config is invalid: {e}"))
+    }
+
+    /// The local user with this name.
+    pub fn user(&self, name: &str) -> Option<&User> {
+        self.users.iter().find(|u| u.name == name)
+    }
+
+    /// The trunk with this name.
+    pub fn trunk(&self, name: &str) -> Option<&Trunk> {
+        self.trunks.iter().find(|t| t.name == name)
+    }
+
+    /// The first trunk whose `inbound.from` contains `ip`.
+    pub fn trunk_for_ip(&self, ip: IpAddr) -> Option<&Trunk> {
+        self.trunks.iter().find(|t| t.accepts_ip(ip))
+    }
+
+    /// The route for `dialed` from a caller of kind `source`: the longest matching prefix among
+    /// routes whose `from` allows `source` (see [`RouteSource::allows`]); ties go to the
+    /// route listed first.
+    pub fn route_for(&self, dialed: &str, source: RouteSource) -> Option<&Route> {
+        self.routes
+            .iter()
+            .filter(|r| r.from.allows(source) && dialed.starts_with(r.prefix.as_str()))
+            .rev() // max_by_key keeps the last maximum; reversing makes that the first listed
+            .max_by_key(|r| r.prefix.len())
+    }
+}

@@ -1,0 +1,388 @@
+use super::*;
+
+/// Parses `text`, expecting an `Invalid` error; returns (line, key, message).
+fn invalid(text: &str) -> (usize, String, String) {
+    match Config::from_str(text, "t.toml") {
+        Err(ConfigError::Invalid {
+            file,
+            line,
+            key,
+            message,
+        }) => {
+            assert_eq!(file, "t.toml");
+            (line, key, message)
+        }
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+}
+
+fn assert_at(text: &str, line: usize, key: &str) -> String {
+    let (l, k, msg) = invalid(text);
+    assert_eq!((l, k.as_str()), (line, key), "message: {msg}");
+    msg
+}
+
+#[test]
+fn embedded_default_parses() {
+    let c = Config::embedded_default();
+    assert_eq!(c.sip, Sip::default());
+    assert_eq!(c.store, Store::default());
+    assert_eq!(c.log, Log::default());
+    assert_eq!(c.registrar, Registrar::default());
+    assert_eq!(c.calls, Calls::default());
+    let names: Vec<_> = c.users.iter().map(|u| u.name.as_str()).collect();
+    assert_eq!(names, ["1001", "1002", "1003"]);
+    let demo = c.trunk("demo").unwrap();
+    assert!(demo.accepts_ip("127.0.0.2".parse().unwrap()));
+    assert_eq!(
+        demo.outbound.as_ref().unwrap().host,
+        "127.0.0.1:5070".parse().unwrap()
+    );
+    assert_eq!(c.routes.len(), 3);
+    let out = c.route_for("9555", RouteSource::Users).unwrap();
+    assert_eq!(out.target, RouteTarget::Trunk("demo".into()));
+    assert_eq!(out.rewrite("9555"), "555");
+    assert_eq!(
+        c.route_for("1002", RouteSource::Users).unwrap().target,
+        RouteTarget::Users
+    );
+    assert_eq!(
+        c.route_for("9555", RouteSource::Trunks)
+            .unwrap()
+            .name
+            .as_deref(),
+        Some("inbound")
+    );
+}
+
+#[test]
+fn empty_is_defaults() {
+    let c = Config::from_str("", "empty").unwrap();
+    assert_eq!(c, Config::default());
+    assert_eq!(c.sip.listen.len(), 2);
+    assert_eq!(c.sip.domain, "switchboard");
+    assert_eq!(c.sip.user_agent, "Switchboard/0.1");
+    assert_eq!(c.sip.shards, 2);
+    assert_eq!(c.store.path, PathBuf::from("switchboard-data"));
+    assert!(c.store.sync_writes);
+    assert_eq!(
+        (c.log.format, c.log.level.as_str()),
+        (LogFormat::Human, "info")
+    );
+    assert_eq!(
+        (
+            c.registrar.min_expires,
+            c.registrar.default_expires,
+            c.registrar.max_expires
+        ),
+        (60, 3600, 3600)
+    );
+    assert_eq!(
+        (
+            c.calls.no_answer_timeout_secs,
+            c.calls.max_forwards,
+            c.calls.max_calls
+        ),
+        (60, 70, 100_000)
+    );
+    assert!(c.users.is_empty() && c.trunks.is_empty() && c.routes.is_empty());
+}
+
+#[test]
+fn parses_all_forms() {
+    let c = Config::from_str(
+        r#"
+[sip]
+listen = ["tcp:[::1]:5060"]
+[log]
+format = "json"
+[[trunks]]
+name = "carrier"
+inbound = { from = ["192.0.2.0/24", "2001:db8::/32"], auth = { username = "u", password = "p" } }
+outbound = { host = "[2001:db8::1]:5060", transport = "tcp", from_domain = "example.com" }
+[[routes]]
+prefix = "+1"
+from = "any"
+target = { hangup = 403 }
+[[routes]]
+prefix = "*"
+target = { user = "1001" }
+[[users]]
+name = "1001"
+password = "x"
+"#,
+        "t.toml",
+    )
+    .unwrap();
+    assert_eq!(c.sip.listen, ["tcp:[::1]:5060".parse::<Listen>().unwrap()]);
+    assert_eq!(c.sip.listen[0].to_string(), "tcp:[::1]:5060");
+    assert_eq!(c.log.format, LogFormat::Json);
+    let t = &c.trunks[0];
+    assert!(t.accepts_ip("192.0.2.77".parse().unwrap()));
+    assert!(t.accepts_ip("::ffff:192.0.2.1".parse().unwrap()));
+    assert!(t.accepts_ip("2001:db8:1::5".parse().unwrap()));
+    assert!(!t.accepts_ip("192.0.3.1".parse().unwrap()));
+    assert_eq!(
+        c.trunk_for_ip("192.0.2.1".parse().unwrap())
+            .map(|t| t.name.as_str()),
+        Some("carrier")
+    );
+    assert_eq!(t.outbound.as_ref().unwrap().transport, Transport::Tcp);
+    assert_eq!(c.routes[0].target, RouteTarget::Hangup { code: 403 });
+    assert_eq!(c.routes[1].target, RouteTarget::User("1001".into()));
+    assert_eq!(c.routes[1].from, RouteSource::Users);
+}
+
+#[test]
+fn route_for_longest_prefix_and_source() {
+    let c = Config::from_str(
+        r#"
+[[users]]
+name = "1001"
+password = "x"
+[[routes]]
+name = "all-users"
+prefix = ""
+target = "users"
+[[routes]]
+name = "nine"
+prefix = "9"
+from = "any"
+target = { hangup = 404 }
+[[routes]]
+name = "ninety-users"
+prefix = "90"
+target = { user = "1001" }
+[[routes]]
+name = "ninety-trunks"
+prefix = "90"
+from = "trunks"
+target = { hangup = 486 }
+[[routes]]
+name = "ninety-any"
+prefix = "90"
+from = "any"
+target = { hangup = 480 }
+"#,
+        "t.toml",
+    )
+    .unwrap();
+    let name = |dialed, src| c.route_for(dialed, src).and_then(|r| r.name.as_deref());
+    assert_eq!(name("1001", RouteSource::Users), Some("all-users"));
+    assert_eq!(name("91", RouteSource::Users), Some("nine"));
+    assert_eq!(name("901", RouteSource::Users), Some("ninety-users"));
+    assert_eq!(name("901", RouteSource::Trunks), Some("ninety-trunks"));
+    assert_eq!(name("91", RouteSource::Trunks), Some("nine"));
+    assert_eq!(name("1001", RouteSource::Trunks), None);
+    assert_eq!(name("8", RouteSource::Any), Some("all-users"));
+    assert_eq!(name("9", RouteSource::Any), Some("nine"));
+    // Ties go to the first route listed.
+    assert_eq!(name("90", RouteSource::Any), Some("ninety-users"));
+}
+
+#[test]
+fn rewrite_strips_then_prepends() {
+    let route = |strip, prepend: &str| Route {
+        name: None,
+        prefix: String::new(),
+        from: RouteSource::Users,
+        target: RouteTarget::Users,
+        strip,
+        prepend: prepend.into(),
+    };
+    assert_eq!(route(1, "").rewrite("9555"), "555");
+    assert_eq!(route(2, "+1").rewrite("00555"), "+1555");
+    assert_eq!(route(9, "0").rewrite("12"), "0");
+}
+
+#[test]
+fn duplicate_users() {
+    let msg = assert_at(
+        "[[users]]\nname = \"1001\"\npassword = \"a\"\n\n[[users]]\nname = \"1001\"\npassword = \"b\"\n",
+        6,
+        "users[1].name",
+    );
+    assert!(msg.contains("line 2"), "{msg}");
+}
+
+#[test]
+fn duplicate_trunks() {
+    let text = r#"
+[[trunks]]
+name = "t"
+outbound = { host = "127.0.0.1:5070" }
+[[trunks]]
+name = "t"
+outbound = { host = "127.0.0.1:5071" }
+"#;
+    assert_at(text, 6, "trunks[1].name");
+}
+
+#[test]
+fn bad_user_names() {
+    assert_at(
+        "[[users]]\nname = \"\"\npassword = \"a\"\n",
+        2,
+        "users[0].name",
+    );
+    let msg = assert_at(
+        "\n[[users]]\npassword = \"a\"\nname = \"a b\"\n",
+        4,
+        "users[0].name",
+    );
+    assert!(msg.contains("' '"), "{msg}");
+    assert_at(
+        "[[users]]\nname = \"alice;x=1+2\"\npassword = \"\"\n",
+        3,
+        "users[0].password",
+    );
+}
+
+const TRUNK: &str = "[[trunks]]\nname = \"in\"\ninbound = { from = [\"10.0.0.1\"] }\n";
+
+#[test]
+fn route_target_errors() {
+    let r = |target: &str| format!("{TRUNK}[[routes]]\nprefix = \"1\"\ntarget = {target}\n");
+    let msg = assert_at(&r("{ user = \"9999\" }"), 6, "routes[0].target");
+    assert!(msg.contains("unknown user"), "{msg}");
+    let msg = assert_at(&r("{ trunk = \"nope\" }"), 6, "routes[0].target");
+    assert!(msg.contains("unknown trunk"), "{msg}");
+    let msg = assert_at(&r("{ trunk = \"in\" }"), 6, "routes[0].target");
+    assert!(msg.contains("no outbound"), "{msg}");
+    assert_at(&r("{ hangup = 200 }"), 6, "routes[0].target");
+    assert_at(&r("{ hangup = 700 }"), 6, "routes[0].target");
+    Config::from_str(&r("{ hangup = 699 }"), "t").unwrap();
+    // Unknown variant is a deserialization error at the same place.
+    assert_at(&r("\"nobody\""), 6, "routes[0].target");
+}
+
+#[test]
+fn trunk_without_direction() {
+    assert_at("[[trunks]]\nname = \"x\"\n", 1, "trunks[0]");
+    assert_at(
+        "[[trunks]]\nname = \"x\"\n[trunks.inbound]\nfrom = []\n",
+        3,
+        "trunks[0].inbound",
+    );
+}
+
+#[test]
+fn registrar_order() {
+    assert_at(
+        "[registrar]\nmin_expires = 60\n\ndefault_expires = 30\n",
+        4,
+        "registrar.default_expires",
+    );
+    assert_at(
+        "[registrar]\nmin_expires = 4000\n",
+        2,
+        "registrar.min_expires",
+    );
+    assert_at(
+        "[registrar]\nmax_expires = 100\n",
+        2,
+        "registrar.max_expires",
+    );
+    assert_at(
+        "[registrar]\nmax_expires = 100\ndefault_expires = 200\n",
+        3,
+        "registrar.default_expires",
+    );
+}
+
+#[test]
+fn sip_section_errors() {
+    assert_at("# comment\n[sip]\nlisten = []\n", 3, "sip.listen");
+    assert_at("[sip]\nshards = 0\n", 2, "sip.shards");
+    assert_at("[sip]\nshards = 65\n", 2, "sip.shards");
+    let msg = assert_at(
+        "[sip]\nlisten = [\n  \"udp:127.0.0.1:5060\",\n  \"sctp:127.0.0.1:5060\",\n]\n",
+        4,
+        "sip.listen[1]",
+    );
+    assert!(msg.contains("sctp"), "{msg}");
+}
+
+#[test]
+fn bad_prefixes() {
+    let r = |prefix: &str| format!("[[routes]]\ntarget = \"users\"\nprefix = \"{prefix}\"\n");
+    assert_at(&r("9a"), 3, "routes[0].prefix");
+    assert_at(&r("1 2"), 3, "routes[0].prefix");
+    Config::from_str(&r("+*#0123456789"), "t").unwrap();
+    let msg = assert_at(
+        "[[routes]]\nprefix = \"1\"\ntarget = \"users\"\nprepend = \"x\"\n",
+        4,
+        "routes[0].prepend",
+    );
+    assert!(msg.contains("'x'"), "{msg}");
+    let dup = "[[routes]]\nprefix = \"1\"\ntarget = \"users\"\n[[routes]]\nprefix = \"1\"\ntarget = \"users\"\n";
+    assert_at(dup, 5, "routes[1].prefix");
+}
+
+#[test]
+fn deserialization_errors_are_located() {
+    let msg = assert_at("[sip]\ndomain = \"x\"\nbogus = 1\n", 3, "sip.bogus");
+    assert!(msg.contains("unknown field"), "{msg}");
+    assert_at("\n\nnonsense = true\n", 3, "nonsense");
+    assert_at("[calls]\nmax_forwards = 300\n", 2, "calls.max_forwards");
+    assert_at("[store]\nsync_writes = \"yes\"\n", 2, "store.sync_writes");
+    let text =
+        format!("{TRUNK}[[trunks]]\nname = \"o\"\n[trunks.outbound]\nhost = \"127.0.0.1\"\n");
+    let msg = assert_at(&text, 7, "trunks[1].outbound.host");
+    assert_eq!(
+        msg,
+        "invalid socket address \"127.0.0.1\" (expected host:port)"
+    );
+    assert_at(
+        "[[trunks]]\nname = \"x\"\ninbound = { from = [\"10.0.0.0/33\"] }\n",
+        3,
+        "trunks[0].inbound.from[0]",
+    );
+    let msg = assert_at("[[users]]\nname = \"1001\"\n", 1, "users[0].password");
+    assert!(msg.contains("missing field"), "{msg}");
+    assert_at("[sip]\ndomain = \"unterminated\n", 2, "sip.domain");
+}
+
+#[test]
+fn error_display() {
+    let text = "[[trunks]]\nname = \"o\"\n\n[trunks.outbound]\nhost = \"127.0.0.1\"\n";
+    let e = Config::from_str(text, "sb.toml").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "sb.toml:5: trunks[0].outbound.host: invalid socket address \"127.0.0.1\" (expected host:port)"
+    );
+    // An error outside any key has an empty key path and no key part.
+    let e = ConfigError::Invalid {
+        file: "sb.toml".into(),
+        line: 2,
+        key: String::new(),
+        message: "bad".into(),
+    };
+    assert_eq!(e.to_string(), "sb.toml:2: bad");
+    let e = Config::from_str("\n[sip\n", "sb.toml").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "sb.toml:2: sip: unclosed table, expected `]`"
+    );
+    let e = Config::from_file(Path::new("/nonexistent/sb.toml")).unwrap_err();
+    assert!(matches!(&e, ConfigError::Io { file, .. } if file == "/nonexistent/sb.toml"));
+    assert!(e.to_string().starts_with("/nonexistent/sb.toml: "), "{e}");
+}
+
+#[test]
+fn from_file_reads() {
+    let path = std::env::temp_dir().join(format!(
+        "switchboard-config-test-{}.toml",
+        std::process::id()
+    ));
+    std::fs::write(&path, "[sip]\nshards = 99\n").unwrap();
+    let e = Config::from_file(&path).unwrap_err();
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{}:2: sip.shards: 99 is out of range 1..=64",
+            path.display()
+        )
+    );
+}

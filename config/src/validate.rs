@@ -1,0 +1,150 @@
+//! Semantic checks run after deserialization.
+
+use std::collections::HashMap;
+
+use crate::locate::Doc;
+use crate::{Config, ConfigError, RouteTarget};
+
+/// Returns the first problem found, located in `doc`.
+pub(crate) fn check(config: &Config, doc: &Doc<'_>) -> Result<(), ConfigError> {
+    let sip = &config.sip;
+    if sip.listen.is_empty() {
+        return Err(doc.invalid("sip.listen", "at least one listen address is required"));
+    }
+    if !(1..=64).contains(&sip.shards) {
+        return Err(doc.invalid(
+            "sip.shards",
+            format!("{} is out of range 1..=64", sip.shards),
+        ));
+    }
+    if sip.domain.is_empty() {
+        return Err(doc.invalid("sip.domain", "must not be empty"));
+    }
+
+    let r = &config.registrar;
+    // Report at whichever of the two keys the file actually sets.
+    let pick = |a: &'static str, b: &'static str| if doc.has(b) { b } else { a };
+    if r.min_expires > r.default_expires {
+        let key = pick("registrar.min_expires", "registrar.default_expires");
+        let msg = format!(
+            "min_expires ({}) is greater than default_expires ({})",
+            r.min_expires, r.default_expires
+        );
+        return Err(doc.invalid(key, msg));
+    }
+    if r.default_expires > r.max_expires {
+        let key = pick("registrar.max_expires", "registrar.default_expires");
+        let msg = format!(
+            "default_expires ({}) is greater than max_expires ({})",
+            r.default_expires, r.max_expires
+        );
+        return Err(doc.invalid(key, msg));
+    }
+
+    let mut seen = HashMap::new();
+    for (i, user) in config.users.iter().enumerate() {
+        let key = format!("users[{i}].name");
+        if user.name.is_empty() {
+            return Err(doc.invalid(key, "user name must not be empty"));
+        }
+        if let Some(c) = user.name.chars().find(|&c| !is_sip_user_char(c)) {
+            return Err(doc.invalid(
+                key,
+                format!(
+                    "user name {:?} contains {c:?}, which is not allowed in a SIP user part",
+                    user.name
+                ),
+            ));
+        }
+        if let Some(first) = seen.insert(user.name.as_str(), i) {
+            let line = doc.line_of(&format!("users[{first}].name"));
+            return Err(doc.invalid(
+                key,
+                format!(
+                    "duplicate user name {:?} (first defined on line {line})",
+                    user.name
+                ),
+            ));
+        }
+        if user.password.is_empty() {
+            return Err(doc.invalid(format!("users[{i}].password"), "password must not be empty"));
+        }
+    }
+
+    let mut seen = HashMap::new();
+    for (i, trunk) in config.trunks.iter().enumerate() {
+        let key = format!("trunks[{i}].name");
+        if trunk.name.is_empty() {
+            return Err(doc.invalid(key, "trunk name must not be empty"));
+        }
+        if let Some(first) = seen.insert(trunk.name.as_str(), i) {
+            let line = doc.line_of(&format!("trunks[{first}].name"));
+            return Err(doc.invalid(
+                key,
+                format!(
+                    "duplicate trunk name {:?} (first defined on line {line})",
+                    trunk.name
+                ),
+            ));
+        }
+        match &trunk.inbound {
+            None if trunk.outbound.is_none() => {
+                return Err(doc.invalid(
+                    format!("trunks[{i}]"),
+                    format!("trunk {:?} has neither inbound nor outbound", trunk.name),
+                ));
+            }
+            Some(inbound) if inbound.from.is_empty() && inbound.auth.is_none() => {
+                return Err(doc.invalid(
+                    format!("trunks[{i}].inbound"),
+                    "inbound needs `from` addresses, `auth`, or both",
+                ));
+            }
+            _ => {}
+        }
+    }
+
+    let mut seen = HashMap::new();
+    for (i, route) in config.routes.iter().enumerate() {
+        for (field, value) in [("prefix", &route.prefix), ("prepend", &route.prepend)] {
+            if let Some(c) = value
+                .chars()
+                .find(|c| !matches!(c, '0'..='9' | '*' | '#' | '+'))
+            {
+                let msg =
+                    format!("{value:?} contains {c:?}; only digits, '*', '#' and '+' are allowed");
+                return Err(doc.invalid(format!("routes[{i}].{field}"), msg));
+            }
+        }
+        if let Some(first) = seen.insert((route.prefix.as_str(), route.from), i) {
+            let line = doc.line_of(&format!("routes[{first}].prefix"));
+            let msg = format!("duplicate route for prefix {:?} and the same `from` (first defined on line {line})", route.prefix);
+            return Err(doc.invalid(format!("routes[{i}].prefix"), msg));
+        }
+        let key = format!("routes[{i}].target");
+        match &route.target {
+            RouteTarget::User(name) if config.user(name).is_none() => {
+                return Err(doc.invalid(key, format!("unknown user {name:?}")));
+            }
+            RouteTarget::Trunk(name) => match config.trunk(name) {
+                None => return Err(doc.invalid(key, format!("unknown trunk {name:?}"))),
+                Some(t) if t.outbound.is_none() => {
+                    return Err(doc.invalid(key, format!("trunk {name:?} has no outbound section")));
+                }
+                Some(_) => {}
+            },
+            RouteTarget::Hangup { code } if !(400..=699).contains(code) => {
+                return Err(
+                    doc.invalid(key, format!("hangup code {code} is out of range 400..=699"))
+                );
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// RFC 3261 `user`: alphanumerics, `mark` and `user-unreserved` characters (no escapes).
+fn is_sip_user_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "-_.!~*'()&=+$,;?/".contains(c)
+}
