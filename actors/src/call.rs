@@ -1,0 +1,819 @@
+//! The call actor: one B2BUA call. Leg A is the caller's INVITE we answer
+//! (UAS); leg B is the INVITE we send to the callee (UAC). Each leg is its
+//! own dialog (RFC 3261 §12) with its own Call-ID; the actor relays
+//! provisional and final responses, ACKs, BYE and in-dialog requests
+//! between them. SDP passes through unchanged (anchored media is the
+//! media engine's job).
+//!
+//! Phases: `Routing` (authenticate, dialplan) → `Calling` (leg B sent) →
+//! `Answered` (200 sent to A, waiting for its ACK) → `Up` → `Ending` (BYE
+//! sent) → stopped. CANCEL from A in `Calling` cancels B and answers 487.
+
+use crate::context::{call_id_for_shard, unix_now, Switch};
+use crate::registrar::lookup;
+use crate::shard::{Shard, ShardCmd};
+use actix::prelude::*;
+use config::{RouteSource, RouteTarget, TrunkAuth};
+use sip::auth::{respond as digest_respond, Challenge, Credentials, Verdict};
+use sip::dialog::Dialog;
+use sip::transaction::{new_tag, Peer, Transport, TxId};
+use sip::{response_to, Host, Method, Name, NameAddr, Request, Response, SipMessage, SipUri, Uri};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What the shard forwards to a call.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub enum CallEvent {
+    /// A request with one of the call's Call-IDs (`tx` None for ACK).
+    Request {
+        /// Server transaction.
+        tx: Option<TxId>,
+        /// Request.
+        req: Request,
+        /// Source.
+        peer: Peer,
+    },
+    /// A response to one of our requests.
+    Response {
+        /// Client transaction.
+        tx: TxId,
+        /// Response.
+        resp: Response,
+    },
+    /// Leg A's INVITE was cancelled (the CANCEL is already answered).
+    Cancelled,
+    /// A transaction timed out.
+    Timeout {
+        /// Which.
+        tx: TxId,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Routing,
+    Calling,
+    Answered,
+    Up,
+    Ending,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Leg {
+    A,
+    B,
+}
+
+/// Who placed the call.
+#[derive(Debug, Clone)]
+enum Source {
+    User(String),
+    Trunk(String),
+}
+
+struct LegA {
+    tx: TxId,
+    invite: Request,
+    peer: Peer,
+    tag: String,
+    dialog: Option<Dialog>,
+    final_sent: bool,
+}
+
+struct LegB {
+    invite: Request,
+    peer: Peer,
+    tx: Option<TxId>,
+    dialog: Option<Dialog>,
+    provisional: bool,
+    auth: Option<TrunkAuth>,
+    auth_tried: bool,
+}
+
+/// The B2BUA call actor.
+pub struct Call {
+    switch: Arc<Switch>,
+    shard: Addr<Shard>,
+    shard_index: usize,
+    phase: Phase,
+    a: LegA,
+    b: Option<LegB>,
+    cancelled: bool,
+    no_answer: Option<SpawnHandle>,
+    /// In-dialog requests relayed to the other leg, by the branch we sent
+    /// them with: the server transaction to answer and its leg.
+    relays: HashMap<String, (TxId, Leg, Request)>,
+    /// Server transactions answered 2xx (released at the end).
+    answered_txs: Vec<TxId>,
+    byes_pending: usize,
+}
+
+impl Call {
+    /// A call for the INVITE on server transaction `tx`.
+    pub fn new(
+        switch: Arc<Switch>,
+        shard: Addr<Shard>,
+        shard_index: usize,
+        tx: TxId,
+        invite: Request,
+        peer: Peer,
+    ) -> Call {
+        Call {
+            switch,
+            shard,
+            shard_index,
+            phase: Phase::Routing,
+            a: LegA {
+                tx,
+                invite,
+                peer,
+                tag: new_tag(),
+                dialog: None,
+                final_sent: false,
+            },
+            b: None,
+            cancelled: false,
+            no_answer: None,
+            relays: HashMap::new(),
+            answered_txs: Vec::new(),
+            byes_pending: 0,
+        }
+    }
+
+    fn call_id_a(&self) -> String {
+        self.a.invite.call_id().unwrap_or("").to_owned()
+    }
+
+    fn respond(&mut self, tx: TxId, resp: Response) {
+        self.shard.do_send(ShardCmd::Respond { tx, resp });
+    }
+
+    /// Answers leg A's INVITE with a final `code` (not 2xx) and ends.
+    fn fail_a(&mut self, code: u16, reason: Option<&str>, ctx: &mut Context<Self>) {
+        if !self.a.final_sent {
+            self.a.final_sent = true;
+            let mut r = response_to(&self.a.invite, code, Some(&self.a.tag));
+            if let Some(reason) = reason {
+                r.reason = reason.to_owned();
+            }
+            self.respond(self.a.tx, r);
+        }
+        ctx.stop();
+    }
+
+    // ---- routing ------------------------------------------------------
+
+    /// Who is calling: a trunk recognised by source IP (and digest if it
+    /// requires one) or a user who proved their password. Anyone else is
+    /// challenged (407) and never reaches the dialplan.
+    fn authenticate(&mut self) -> Result<Source, Response> {
+        let cfg = self.switch.config();
+        let req = &self.a.invite;
+        let creds: Vec<Credentials> = req
+            .headers
+            .get_all(&Name::ProxyAuthorization)
+            .filter_map(|v| Credentials::parse(v).ok())
+            .filter(|c| c.realm == cfg.sip.domain)
+            .collect();
+        let mut stale = false;
+        let mut verify = |user: &str, password: &str| -> bool {
+            creds.iter().filter(|c| c.username == user).any(|c| {
+                let v = self
+                    .switch
+                    .auth
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .verify(c, "INVITE", password, unix_now());
+                stale |= v == Verdict::Stale;
+                v == Verdict::Ok
+            })
+        };
+        for t in &cfg.trunks {
+            let Some(inb) = &t.inbound else { continue };
+            let by_ip = t.accepts_ip(self.a.peer.addr.ip());
+            match &inb.auth {
+                None if by_ip => return Ok(Source::Trunk(t.name.clone())),
+                Some(a) if (by_ip || inb.from.is_empty()) && verify(&a.username, &a.password) => {
+                    return Ok(Source::Trunk(t.name.clone()));
+                }
+                _ => {}
+            }
+        }
+        for c in &creds {
+            if let Some(u) = cfg.user(&c.username) {
+                if verify(&u.name, &u.password) {
+                    let from_user = req.from().ok().and_then(|f| {
+                        f.uri
+                            .sip()
+                            .and_then(|s| s.user_decoded().map(|u| u.into_owned()))
+                    });
+                    if from_user.as_deref() != Some(u.name.as_str()) {
+                        let mut r = response_to(req, 403, Some(&self.a.tag));
+                        r.reason = "From Does Not Match Credentials".into();
+                        return Err(r);
+                    }
+                    return Ok(Source::User(u.name.clone()));
+                }
+            }
+        }
+        let mut r = response_to(req, 407, Some(&self.a.tag));
+        let challenges = self
+            .switch
+            .auth
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .challenges(unix_now(), stale);
+        for c in challenges {
+            r.headers.push(Name::ProxyAuthenticate, c.to_header_value());
+        }
+        Err(r)
+    }
+
+    fn route(&mut self, ctx: &mut Context<Self>) {
+        let source = match self.authenticate() {
+            Ok(s) => s,
+            Err(resp) => {
+                self.a.final_sent = true;
+                self.respond(self.a.tx, resp);
+                return ctx.stop();
+            }
+        };
+        // Loop protection: Max-Forwards (RFC 3261 §16.3 step 2 / §8.1.1.6).
+        let mf = self.a.invite.max_forwards().unwrap_or(70);
+        if mf == 0 {
+            return self.fail_a(483, None, ctx);
+        }
+        let cfg = self.switch.config();
+        let dialed = match self.a.invite.uri.sip().and_then(|u| u.user_decoded()) {
+            Some(u) => u.into_owned(),
+            None => return self.fail_a(404, Some("No Number Dialed"), ctx),
+        };
+        let kind = match source {
+            Source::User(_) => RouteSource::Users,
+            Source::Trunk(_) => RouteSource::Trunks,
+        };
+        let Some(route) = cfg.route_for(&dialed, kind) else {
+            tracing::info!(%dialed, ?source, "no route");
+            return self.fail_a(404, None, ctx);
+        };
+        let number = route.rewrite(&dialed);
+        let (kind_name, who) = match &source {
+            Source::User(u) => ("user", u.as_str()),
+            Source::Trunk(t) => ("trunk", t.as_str()),
+        };
+        tracing::debug!(%dialed, %number, source = kind_name, who, route = ?route.name, "routing");
+        let (uri, peer, to_host, auth, from_domain) = match &route.target {
+            RouteTarget::Hangup { code } => return self.fail_a(*code, None, ctx),
+            RouteTarget::Users | RouteTarget::User(_) => {
+                let user = match &route.target {
+                    RouteTarget::User(u) => u.clone(),
+                    _ => number.clone(),
+                };
+                if cfg.user(&user).is_none() {
+                    return self.fail_a(404, None, ctx);
+                }
+                let Some(binding) = lookup(&self.switch.location, &user).into_iter().next() else {
+                    return self.fail_a(480, Some("Not Registered"), ctx);
+                };
+                let Ok(uri) = Uri::parse(&binding.contact) else {
+                    return self.fail_a(480, Some("Bad Contact"), ctx);
+                };
+                let host = self
+                    .switch
+                    .local_addr(binding.peer().transport)
+                    .ip()
+                    .to_string();
+                (uri, binding.peer(), host, None, None)
+            }
+            RouteTarget::Trunk(name) => {
+                let Some(out) = cfg.trunk(name).and_then(|t| t.outbound.clone()) else {
+                    return self.fail_a(503, Some("Trunk Unavailable"), ctx);
+                };
+                let transport = match out.transport {
+                    config::Transport::Udp => Transport::Udp,
+                    config::Transport::Tcp => Transport::Tcp,
+                };
+                let mut u = SipUri::new(
+                    Some(&number),
+                    Host::Ip(out.host.ip()),
+                    Some(out.host.port()),
+                );
+                if transport == Transport::Tcp {
+                    u.set_param("transport", Some("tcp"));
+                }
+                let peer = Peer {
+                    transport,
+                    addr: out.host,
+                };
+                (
+                    Uri::Sip(u),
+                    peer,
+                    out.host.ip().to_string(),
+                    out.auth.clone(),
+                    out.from_domain.clone(),
+                )
+            }
+        };
+        let invite =
+            self.build_b_invite(uri, peer, &number, &to_host, from_domain, &source, mf - 1);
+        self.b = Some(LegB {
+            invite: invite.clone(),
+            peer,
+            tx: None,
+            dialog: None,
+            provisional: false,
+            auth,
+            auth_tried: false,
+        });
+        let call_id = invite.call_id().unwrap_or("").to_owned();
+        self.shard.do_send(ShardCmd::Adopt {
+            call_id,
+            call: ctx.address(),
+        });
+        self.shard.do_send(ShardCmd::Request {
+            peer,
+            req: invite,
+            owner: ctx.address(),
+        });
+        self.phase = Phase::Calling;
+        let timeout = Duration::from_secs(cfg.calls.no_answer_timeout_secs as u64);
+        self.no_answer = Some(ctx.run_later(timeout, |this, ctx| this.on_no_answer(ctx)));
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn build_b_invite(
+        &self,
+        uri: Uri,
+        peer: Peer,
+        number: &str,
+        to_host: &str,
+        from_domain: Option<String>,
+        source: &Source,
+        max_forwards: u8,
+    ) -> Request {
+        let cfg = self.switch.config();
+        let a_from = self.a.invite.from().ok();
+        let local = self.switch.local_addr(peer.transport);
+        let (caller, display) = match source {
+            Source::User(u) => (u.clone(), cfg.user(u).and_then(|u| u.display_name.clone())),
+            Source::Trunk(_) => {
+                let user = a_from
+                    .as_ref()
+                    .and_then(|f| f.uri.sip().and_then(|s| s.user.clone()));
+                (
+                    user.unwrap_or_else(|| "anonymous".into()),
+                    a_from.as_ref().and_then(|f| f.display.clone()),
+                )
+            }
+        };
+        let from_host = match from_domain {
+            Some(d) => Host::Domain(d),
+            None => Host::Ip(local.ip()),
+        };
+        let mut from = NameAddr::new(Uri::Sip(SipUri::new(Some(&caller), from_host, None)));
+        from.display = display;
+        from.set_param("tag", Some(&new_tag()));
+        let to_uri = Uri::parse(&format!("sip:{number}@{to_host}"))
+            .unwrap_or_else(|_| Uri::Sip(SipUri::new(None, Host::Ip(peer.addr.ip()), None)));
+        let shards = self.switch.shards.get().map_or(1, Vec::len);
+        let call_id = call_id_for_shard(self.shard_index, shards, &local.ip().to_string());
+        let mut r = Request::new(Method::Invite, uri);
+        r.headers.push(Name::Via, self.switch.via(peer).to_string());
+        r.headers.push(Name::MaxForwards, max_forwards.to_string());
+        r.headers.push(Name::From, from.to_string());
+        r.headers.push(Name::To, NameAddr::new(to_uri).to_string());
+        r.headers.push(Name::CallId, call_id);
+        r.headers.push(Name::CSeq, "1 INVITE");
+        r.headers.push(
+            Name::Contact,
+            format!("<{}>", self.switch.contact(peer.transport)),
+        );
+        r.headers.push(
+            Name::Allow,
+            "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE",
+        );
+        r.headers.push(Name::UserAgent, cfg.sip.user_agent.clone());
+        copy_body(&self.a.invite, &mut r);
+        r
+    }
+
+    // ---- leg B responses --------------------------------------------
+
+    fn on_b_response(&mut self, tx: TxId, resp: Response, ctx: &mut Context<Self>) {
+        let Some(b) = self.b.as_mut() else { return };
+        b.tx = Some(tx);
+        let code = resp.code;
+        if code == 100 {
+            return;
+        }
+        if code < 200 {
+            b.provisional = true;
+            if self.cancelled || self.a.final_sent {
+                return;
+            }
+            if code == 180 || code == 183 {
+                let mut r = response_to(&self.a.invite, code, Some(&self.a.tag));
+                r.headers.push(
+                    Name::Contact,
+                    format!("<{}>", self.switch.contact(self.a.peer.transport)),
+                );
+                copy_body(&resp, &mut r);
+                self.respond(self.a.tx, r);
+            }
+            return;
+        }
+        if code < 300 {
+            return self.on_b_answered(tx, resp, ctx);
+        }
+        if (code == 401 || code == 407) && !b.auth_tried && b.auth.is_some() && !self.cancelled {
+            return self.retry_with_auth(&resp, ctx);
+        }
+        self.cancel_no_answer(ctx);
+        let reason = if self.cancelled {
+            None
+        } else {
+            Some(resp.reason.clone())
+        };
+        if self.cancelled {
+            ctx.stop();
+        } else {
+            self.fail_a(map_failure(code), reason.as_deref(), ctx);
+        }
+    }
+
+    fn on_b_answered(&mut self, tx: TxId, resp: Response, ctx: &mut Context<Self>) {
+        self.cancel_no_answer(ctx);
+        let Some(b) = self.b.as_mut() else { return };
+        let dialog = match Dialog::uac(&b.invite, &resp) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(error = %e, "bad 2xx on leg B");
+                return self.fail_a(502, Some("Bad Answer From Callee"), ctx);
+            }
+        };
+        b.dialog = Some(dialog);
+        let via = self.switch.via(b.peer);
+        let peer = b.peer;
+        let ack = b.dialog.as_mut().map(|d| d.request(Method::Ack, &via, 70));
+        if let Some(ack) = ack {
+            self.shard.do_send(ShardCmd::Ack2xx { tx, peer, ack });
+        }
+        if self.cancelled || self.a.final_sent {
+            // 200 crossed our CANCEL (or leg A is gone): hang leg B up.
+            return self.hangup(Some(Leg::B), ctx);
+        }
+        let mut r = response_to(&self.a.invite, 200, Some(&self.a.tag));
+        r.headers.push(
+            Name::Contact,
+            format!("<{}>", self.switch.contact(self.a.peer.transport)),
+        );
+        r.headers.push(
+            Name::Allow,
+            "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE",
+        );
+        copy_body(&resp, &mut r);
+        self.a.dialog = Dialog::uas(&self.a.invite, &self.a.tag).ok();
+        self.a.final_sent = true;
+        self.answered_txs.push(self.a.tx);
+        self.respond(self.a.tx, r);
+        self.phase = Phase::Answered;
+    }
+
+    fn retry_with_auth(&mut self, resp: &Response, ctx: &mut Context<Self>) {
+        let Some(b) = self.b.as_mut() else { return };
+        let Some(auth) = b.auth.clone() else { return };
+        b.auth_tried = true;
+        let (hname, aname) = if resp.code == 401 {
+            (Name::WwwAuthenticate, Name::Authorization)
+        } else {
+            (Name::ProxyAuthenticate, Name::ProxyAuthorization)
+        };
+        let Some(ch) = resp
+            .headers
+            .get_all(&hname)
+            .find_map(|v| Challenge::parse(v).ok())
+        else {
+            return self.fail_a(503, Some("Trunk Authentication Failed"), ctx);
+        };
+        let uri = b.invite.uri.to_string();
+        let creds = digest_respond(
+            &ch,
+            "INVITE",
+            &uri,
+            &auth.username,
+            &auth.password,
+            &new_tag(),
+            1,
+        );
+        let mut inv = b.invite.clone();
+        inv.headers.remove(&Name::Via);
+        inv.headers
+            .push_front(Name::Via, self.switch.via(b.peer).to_string());
+        let seq = inv.cseq().map_or(1, |c| c.seq) + 1;
+        inv.headers.set(Name::CSeq, format!("{seq} INVITE"));
+        inv.headers.push(aname, creds.to_header_value());
+        b.invite = inv.clone();
+        let peer = b.peer;
+        self.shard.do_send(ShardCmd::Request {
+            peer,
+            req: inv,
+            owner: ctx.address(),
+        });
+    }
+
+    fn on_no_answer(&mut self, ctx: &mut Context<Self>) {
+        self.no_answer = None;
+        if self.phase != Phase::Calling {
+            return;
+        }
+        self.cancel_b(ctx);
+        self.fail_a(480, Some("No Answer"), ctx);
+    }
+
+    fn cancel_no_answer(&mut self, ctx: &mut Context<Self>) {
+        if let Some(h) = self.no_answer.take() {
+            ctx.cancel_future(h);
+        }
+    }
+
+    /// CANCEL leg B's INVITE (§9.1: same branch, R-URI, Call-ID, From, To,
+    /// CSeq number).
+    fn cancel_b(&mut self, ctx: &mut Context<Self>) {
+        let Some(b) = self.b.as_ref() else { return };
+        let inv = &b.invite;
+        let mut c = Request::new(Method::Cancel, inv.uri.clone());
+        if let Ok(v) = inv.top_via() {
+            c.headers.push(Name::Via, v.to_string());
+        }
+        c.headers.push(Name::MaxForwards, "70");
+        c.headers.copy_from(&inv.headers, &Name::From);
+        c.headers.copy_from(&inv.headers, &Name::To);
+        c.headers.copy_from(&inv.headers, &Name::CallId);
+        c.headers.push(
+            Name::CSeq,
+            format!("{} CANCEL", inv.cseq().map_or(1, |s| s.seq)),
+        );
+        c.headers.copy_from(&inv.headers, &Name::Route);
+        let peer = b.peer;
+        self.shard.do_send(ShardCmd::Request {
+            peer,
+            req: c,
+            owner: ctx.address(),
+        });
+    }
+
+    // ---- in-dialog ----------------------------------------------------
+
+    fn leg_of(&self, call_id: Option<&str>) -> Option<Leg> {
+        let call_id = call_id?;
+        if call_id == self.a.invite.call_id().unwrap_or("") {
+            Some(Leg::A)
+        } else if self
+            .b
+            .as_ref()
+            .is_some_and(|b| b.invite.call_id() == Some(call_id))
+        {
+            Some(Leg::B)
+        } else {
+            None
+        }
+    }
+
+    fn dialog_mut(&mut self, leg: Leg) -> Option<&mut Dialog> {
+        match leg {
+            Leg::A => self.a.dialog.as_mut(),
+            Leg::B => self.b.as_mut().and_then(|b| b.dialog.as_mut()),
+        }
+    }
+
+    fn peer_of(&self, leg: Leg) -> Option<Peer> {
+        match leg {
+            Leg::A => Some(self.a.peer),
+            Leg::B => self.b.as_ref().map(|b| b.peer),
+        }
+    }
+
+    fn on_request(&mut self, tx: Option<TxId>, req: Request, ctx: &mut Context<Self>) {
+        let Some(leg) = self.leg_of(req.call_id()) else {
+            return;
+        };
+        if req.method == Method::Ack {
+            if leg == Leg::A && self.phase == Phase::Answered {
+                self.phase = Phase::Up;
+                tracing::debug!(call_id = %self.call_id_a(), "call up");
+            }
+            return;
+        }
+        let Some(tx) = tx else { return };
+        let Some(dialog) = self.dialog_mut(leg) else {
+            let r = response_to(&req, 481, Some(&new_tag()));
+            return self.respond(tx, r);
+        };
+        if dialog.on_request(&req).is_err() {
+            let r = response_to(&req, 500, None);
+            return self.respond(tx, r);
+        }
+        if req.method == Method::Bye {
+            let r = response_to(&req, 200, None);
+            self.respond(tx, r);
+            let other = if leg == Leg::A { Leg::B } else { Leg::A };
+            return self.hangup(Some(other), ctx);
+        }
+        if self.phase == Phase::Ending {
+            let r = response_to(&req, 481, None);
+            return self.respond(tx, r);
+        }
+        self.relay(leg, tx, req, ctx);
+    }
+
+    /// Sends a copy of an in-dialog request (re-INVITE, UPDATE, INFO, ...)
+    /// to the other leg; its response comes back in `on_relay_response`.
+    fn relay(&mut self, from: Leg, tx: TxId, req: Request, ctx: &mut Context<Self>) {
+        let to = if from == Leg::A { Leg::B } else { Leg::A };
+        let Some(peer) = self.peer_of(to) else { return };
+        let via = self.switch.via(peer);
+        let branch = via.branch().unwrap_or("").to_owned();
+        let Some(dialog) = self.dialog_mut(to) else {
+            let r = response_to(&req, 481, None);
+            return self.respond(tx, r);
+        };
+        let mut out = dialog.request(req.method.clone(), &via, 70);
+        if matches!(req.method, Method::Invite | Method::Update) {
+            out.headers.push(
+                Name::Contact,
+                format!("<{}>", self.switch.contact(peer.transport)),
+            );
+        }
+        copy_body(&req, &mut out);
+        self.relays.insert(branch, (tx, from, req));
+        self.shard.do_send(ShardCmd::Request {
+            peer,
+            req: out,
+            owner: ctx.address(),
+        });
+    }
+
+    fn on_relay_response(
+        &mut self,
+        tx: TxId,
+        resp: Response,
+        server_tx: TxId,
+        from: Leg,
+        orig: Request,
+    ) {
+        let mut r = response_to(&orig, resp.code, None);
+        r.reason = resp.reason.clone();
+        if resp.code < 300 && orig.method == Method::Invite {
+            let to = if from == Leg::A { Leg::B } else { Leg::A };
+            let switch = self.switch.clone();
+            if let (Some(peer), Some(d)) = (self.peer_of(to), self.dialog_mut(to)) {
+                let via = switch.via(peer);
+                let ack = d.request(Method::Ack, &via, 70);
+                self.shard.do_send(ShardCmd::Ack2xx { tx, peer, ack });
+            }
+            r.headers.push(
+                Name::Contact,
+                format!("<{}>", self.switch.contact(self.a.peer.transport)),
+            );
+            self.answered_txs.push(server_tx);
+        }
+        copy_body(&resp, &mut r);
+        self.respond(server_tx, r);
+    }
+
+    /// Sends BYE on `leg` (if it has a dialog) and stops when answered.
+    fn hangup(&mut self, leg: Option<Leg>, ctx: &mut Context<Self>) {
+        self.phase = Phase::Ending;
+        self.cancel_no_answer(ctx);
+        if let Some(leg) = leg {
+            if let Some(peer) = self.peer_of(leg) {
+                let via = self.switch.via(peer);
+                if let Some(d) = self.dialog_mut(leg) {
+                    let bye = d.request(Method::Bye, &via, 70);
+                    self.byes_pending += 1;
+                    self.shard.do_send(ShardCmd::Request {
+                        peer,
+                        req: bye,
+                        owner: ctx.address(),
+                    });
+                    // Give up waiting for the BYE's answer after Timer F.
+                    ctx.run_later(Duration::from_secs(33), |_, ctx| ctx.stop());
+                    return;
+                }
+            }
+        }
+        ctx.stop();
+    }
+}
+
+/// Copies body and Content-Type from one message to another.
+fn copy_body(from: &impl SipMessage, to: &mut impl SipMessage) {
+    if !from.body().is_empty() {
+        if let Some(ct) = from.headers().get(&Name::ContentType) {
+            to.headers_mut().set(Name::ContentType, ct.to_owned());
+        }
+        *to.body_mut() = from.body().clone();
+    }
+}
+
+/// The failure code leg A gets for leg B's final `code`: the common ones
+/// pass unchanged (486, 480, 404, 408, 487, 603 ...), server errors of the
+/// far end become 502/503 so the caller sees where it failed.
+fn map_failure(code: u16) -> u16 {
+    match code {
+        300..=399 => 480,
+        401 | 407 => 403,
+        500 | 501 | 505 | 513 => 502,
+        c => c,
+    }
+}
+
+impl Actor for Call {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.route(ctx);
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        let mut call_ids = vec![self.call_id_a()];
+        if let Some(b) = &self.b {
+            call_ids.push(b.invite.call_id().unwrap_or("").to_owned());
+        }
+        let txs = std::mem::take(&mut self.answered_txs);
+        self.shard.do_send(ShardCmd::Forget { call_ids, txs });
+    }
+}
+
+impl Handler<CallEvent> for Call {
+    type Result = ();
+
+    fn handle(&mut self, ev: CallEvent, ctx: &mut Context<Self>) {
+        match ev {
+            CallEvent::Request { tx, req, .. } => self.on_request(tx, req, ctx),
+            CallEvent::Response { tx, resp } => {
+                let branch = resp
+                    .top_via()
+                    .ok()
+                    .and_then(|v| v.branch().map(str::to_owned))
+                    .unwrap_or_default();
+                let method = resp.cseq().map(|c| c.method).unwrap_or(Method::Options);
+                if self.relays.contains_key(&branch) {
+                    if resp.code >= 200 {
+                        if let Some((server_tx, from, orig)) = self.relays.remove(&branch) {
+                            self.on_relay_response(tx, resp, server_tx, from, orig);
+                        }
+                    }
+                    return;
+                }
+                match method {
+                    Method::Invite if self.leg_of(resp.call_id()) == Some(Leg::B) => {
+                        self.on_b_response(tx, resp, ctx)
+                    }
+                    Method::Bye if resp.code >= 200 => {
+                        self.byes_pending = self.byes_pending.saturating_sub(1);
+                        if self.byes_pending == 0 {
+                            ctx.stop();
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            CallEvent::Cancelled => {
+                if self.a.final_sent {
+                    return;
+                }
+                self.cancelled = true;
+                let r = response_to(&self.a.invite, 487, Some(&self.a.tag));
+                self.a.final_sent = true;
+                self.respond(self.a.tx, r);
+                if self.b.is_some() && self.phase == Phase::Calling {
+                    self.cancel_no_answer(ctx);
+                    self.cancel_b(ctx);
+                    // Wait for leg B's 487 (or a crossing 200), at most Timer B.
+                    ctx.run_later(Duration::from_secs(33), |_, ctx| ctx.stop());
+                } else {
+                    ctx.stop();
+                }
+            }
+            CallEvent::Timeout { tx } => {
+                if self.a.tx == tx && self.phase == Phase::Answered {
+                    // §13.3.1.4: no ACK for our 2xx: end the call.
+                    return self.hangup(Some(Leg::B), ctx);
+                }
+                match self.phase {
+                    Phase::Calling => self.fail_a(408, None, ctx),
+                    Phase::Ending => {
+                        self.byes_pending = self.byes_pending.saturating_sub(1);
+                        if self.byes_pending == 0 {
+                            ctx.stop();
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}

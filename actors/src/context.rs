@@ -1,0 +1,120 @@
+//! What every actor shares: configuration, the location service, the
+//! digest server, the SIP sender and the addresses of the shards.
+
+use crate::registrar::{Location, Registrar};
+use crate::shard::Shard;
+use actix::Addr;
+use sip::auth::DigestServer;
+use sip::transaction::{Peer, Transport};
+use sip::{Host, SipUri, Via};
+use std::hash::{Hash, Hasher};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Nonce lifetime for digest challenges.
+pub const NONCE_TTL_SECS: u64 = 300;
+
+/// The switch's shared state, built once at start-up.
+pub struct Switch {
+    config: RwLock<Arc<config::Config>>,
+    /// Registered contacts by user.
+    pub location: Location,
+    /// Digest nonces and replay protection, shared by registrar and calls.
+    pub auth: Mutex<DigestServer>,
+    /// Sends SIP messages.
+    pub sender: net::SipSender,
+    /// Shard addresses, index = Call-ID hash modulo count.
+    pub shards: OnceLock<Vec<Addr<Shard>>>,
+    /// The registrar.
+    pub registrar: OnceLock<Addr<Registrar>>,
+}
+
+impl Switch {
+    /// Builds the context. `shards` and `registrar` are filled in once the
+    /// actors run.
+    pub fn new(config: config::Config, location: Location, sender: net::SipSender) -> Arc<Switch> {
+        let secret: [u8; 32] = rand::random();
+        let auth = DigestServer::new(config.sip.domain.clone(), secret, NONCE_TTL_SECS);
+        Arc::new(Switch {
+            config: RwLock::new(Arc::new(config)),
+            location,
+            auth: Mutex::new(auth),
+            sender,
+            shards: OnceLock::new(),
+            registrar: OnceLock::new(),
+        })
+    }
+
+    /// The current configuration.
+    pub fn config(&self) -> Arc<config::Config> {
+        self.config
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Which shard handles `call_id`.
+    pub fn shard_index(&self, call_id: &str) -> usize {
+        let n = self.shards.get().map_or(1, Vec::len).max(1);
+        shard_of(call_id, n)
+    }
+
+    /// Our address for `transport`, for Via and Contact.
+    pub fn local_addr(&self, transport: Transport) -> SocketAddr {
+        self.sender
+            .local_addr(transport)
+            .or_else(|| self.sender.local_addr(Transport::Udp))
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 5060)))
+    }
+
+    /// A Via for a request we send to `peer`.
+    pub fn via(&self, peer: Peer) -> Via {
+        let local = self.local_addr(peer.transport);
+        Via::new(
+            peer.transport.as_str(),
+            Host::Ip(local.ip()),
+            Some(local.port()),
+            &sip::transaction::new_branch(),
+        )
+    }
+
+    /// Our Contact URI for `transport`.
+    pub fn contact(&self, transport: Transport) -> SipUri {
+        let local = self.local_addr(transport);
+        let mut u = SipUri::new(
+            Some("switchboard"),
+            Host::Ip(local.ip()),
+            Some(local.port()),
+        );
+        if transport == Transport::Tcp {
+            u.set_param("transport", Some("tcp"));
+        }
+        u
+    }
+}
+
+/// Stable Call-ID → shard mapping.
+pub fn shard_of(call_id: &str, shards: usize) -> usize {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    call_id.hash(&mut h);
+    (h.finish() % shards.max(1) as u64) as usize
+}
+
+/// A new Call-ID that maps to shard `index` of `shards`, so both legs of a
+/// B2BUA call live on one arbiter.
+pub fn call_id_for_shard(index: usize, shards: usize, host: &str) -> String {
+    loop {
+        let id = format!("{:016x}@{host}", rand::random::<u64>());
+        if shard_of(&id, shards) == index {
+            return id;
+        }
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

@@ -1,0 +1,16 @@
+//! `actors`: Switchboard's actix actor tree and its RocksDB store.
+//!
+//! ```text
+//! Root (the binary's System)
+//! ├── Shard × N     SIP transaction layer; messages dispatched by Call-ID hash
+//! │   └── Call      one B2BUA call, started on its shard's arbiter
+//! └── Registrar     REGISTER, digest auth, location service (dashmap + store)
+//! ```
+
+pub mod call;
+pub mod context;
+pub mod registrar;
+pub mod shard;
+pub mod store;
+
+pub use context::Switch;

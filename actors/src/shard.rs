@@ -1,0 +1,304 @@
+//! A SIP endpoint shard: one [`sip::transaction::Endpoint`] per arbiter.
+//! The transport hashes each message's Call-ID to a shard; both legs of a
+//! call get Call-IDs of the same shard, so a call never leaves its arbiter.
+
+use crate::call::{Call, CallEvent};
+use crate::context::Switch;
+use crate::registrar::Register;
+use actix::prelude::*;
+use bytes::Bytes;
+use sip::transaction::{Endpoint, Event, Peer, Timers, TxId};
+use sip::{response_to, Method, Name, Request, Response, SipMessage};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Bytes received by a transport.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Inbound {
+    /// Source.
+    pub peer: Peer,
+    /// One datagram or framed stream message.
+    pub data: Bytes,
+}
+
+/// What calls and the registrar ask a shard to do.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub enum ShardCmd {
+    /// Answer server transaction `tx`.
+    Respond {
+        /// Transaction.
+        tx: TxId,
+        /// Response.
+        resp: Response,
+    },
+    /// Send a request in a new client transaction; events for it go to
+    /// `owner`. The request carries its own Via branch.
+    Request {
+        /// Destination.
+        peer: Peer,
+        /// Request (not ACK).
+        req: Request,
+        /// Who gets the responses.
+        owner: Addr<Call>,
+    },
+    /// ACK a 2xx on client INVITE transaction `tx`.
+    Ack2xx {
+        /// Transaction.
+        tx: TxId,
+        /// Destination.
+        peer: Peer,
+        /// The ACK.
+        ack: Request,
+    },
+    /// Route requests with this Call-ID to `call`.
+    Adopt {
+        /// Call-ID of a leg.
+        call_id: String,
+        /// The call.
+        call: Addr<Call>,
+    },
+    /// The call is over: forget its Call-IDs and the transactions it
+    /// still owned (a 2xx-answered INVITE keeps its owner until then, for
+    /// Timer L).
+    Forget {
+        /// Call-IDs of its legs.
+        call_ids: Vec<String>,
+        /// Server transactions it answered 2xx.
+        txs: Vec<TxId>,
+    },
+}
+
+/// Live-call gauge for `status` and tests.
+#[derive(Message)]
+#[rtype(result = "ShardStats")]
+pub struct GetStats;
+
+/// A snapshot of a shard's counters.
+#[derive(Debug, Clone, Default, MessageResponse)]
+pub struct ShardStats {
+    /// Calls in progress.
+    pub calls: usize,
+    /// Live transactions.
+    pub transactions: usize,
+    /// Parse errors seen.
+    pub parse_errors: u64,
+}
+
+/// The shard actor.
+pub struct Shard {
+    index: usize,
+    switch: Arc<Switch>,
+    endpoint: Endpoint,
+    calls: HashMap<String, Addr<Call>>,
+    owners: HashMap<TxId, Addr<Call>>,
+    timer: Option<(Instant, SpawnHandle)>,
+    live_calls: usize,
+}
+
+impl Shard {
+    /// Shard number `index`.
+    pub fn new(index: usize, switch: Arc<Switch>) -> Shard {
+        let ua = switch.config().sip.user_agent.clone();
+        Shard {
+            index,
+            switch,
+            endpoint: Endpoint::new(Timers::default(), &ua),
+            calls: HashMap::new(),
+            owners: HashMap::new(),
+            timer: None,
+            live_calls: 0,
+        }
+    }
+
+    /// Sends what the endpoint produced, dispatches its events and re-arms
+    /// the timer (the poll order documented on `Endpoint`).
+    fn pump(&mut self, ctx: &mut Context<Self>) {
+        while let Some(t) = self.endpoint.poll_transmit() {
+            self.switch.sender.send(t);
+        }
+        while let Some(ev) = self.endpoint.poll_event() {
+            self.dispatch(ev, ctx);
+            while let Some(t) = self.endpoint.poll_transmit() {
+                self.switch.sender.send(t);
+            }
+        }
+        let next = self.endpoint.poll_timeout();
+        if next != self.timer.as_ref().map(|t| t.0) {
+            if let Some((_, h)) = self.timer.take() {
+                ctx.cancel_future(h);
+            }
+            if let Some(at) = next {
+                let delay = at.saturating_duration_since(Instant::now());
+                let h = ctx.run_later(delay, |this, ctx| {
+                    this.timer = None;
+                    this.endpoint.handle_timeout(Instant::now());
+                    this.pump(ctx);
+                });
+                self.timer = Some((at, h));
+            }
+        }
+    }
+
+    fn dispatch(&mut self, ev: Event, ctx: &mut Context<Self>) {
+        match ev {
+            Event::Request { tx, req, peer } => self.on_request(tx, req, peer, ctx),
+            Event::Response { tx, resp } => {
+                let done = resp.code >= 200;
+                let owner = if done {
+                    self.owners.remove(&tx)
+                } else {
+                    self.owners.get(&tx).cloned()
+                };
+                if let Some(call) = owner {
+                    call.do_send(CallEvent::Response { tx, resp });
+                }
+            }
+            Event::Cancelled { invite } => {
+                if let Some(call) = self.owners.get(&invite) {
+                    call.do_send(CallEvent::Cancelled);
+                }
+            }
+            Event::Timeout { tx } => {
+                if let Some(call) = self.owners.remove(&tx) {
+                    call.do_send(CallEvent::Timeout { tx });
+                }
+            }
+        }
+    }
+
+    fn on_request(&mut self, tx: Option<TxId>, req: Request, peer: Peer, ctx: &mut Context<Self>) {
+        if let Some(call) = req.call_id().and_then(|c| self.calls.get(c)) {
+            if let Some(tx) = tx {
+                self.owners.insert(tx, call.clone());
+            }
+            call.do_send(CallEvent::Request { tx, req, peer });
+            return;
+        }
+        let Some(tx) = tx else { return }; // stray ACK
+        let in_dialog = req.to().is_ok_and(|t| t.tag().is_some());
+        let now = Instant::now();
+        match req.method {
+            _ if in_dialog => self.reply(now, tx, &req, 481),
+            Method::Register => {
+                if let Some(r) = self.switch.registrar.get() {
+                    r.do_send(Register {
+                        tx,
+                        req,
+                        peer,
+                        shard: ctx.address(),
+                    });
+                }
+            }
+            Method::Invite => {
+                let cfg = self.switch.config();
+                if self.live_calls as u32 >= cfg.calls.max_calls / self.shard_count() as u32 {
+                    return self.reply(now, tx, &req, 503);
+                }
+                let call_id = req.call_id().unwrap_or("").to_owned();
+                let shard = ctx.address();
+                let call = Call::new(self.switch.clone(), shard, self.index, tx, req, peer).start();
+                self.owners.insert(tx, call.clone());
+                self.calls.insert(call_id, call);
+                self.live_calls += 1;
+            }
+            Method::Options => {
+                let mut r = response_to(&req, 200, Some(&sip::transaction::new_tag()));
+                r.headers.push(
+                    Name::Allow,
+                    "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, INFO, UPDATE",
+                );
+                r.headers.push(Name::Accept, "application/sdp");
+                self.endpoint.respond(now, tx, r);
+            }
+            _ => {
+                let mut r = response_to(&req, 405, Some(&sip::transaction::new_tag()));
+                r.headers.push(
+                    Name::Allow,
+                    "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, INFO, UPDATE",
+                );
+                self.endpoint.respond(now, tx, r);
+            }
+        }
+    }
+
+    fn reply(&mut self, now: Instant, tx: TxId, req: &Request, code: u16) {
+        self.endpoint.respond(
+            now,
+            tx,
+            response_to(req, code, Some(&sip::transaction::new_tag())),
+        );
+    }
+
+    fn shard_count(&self) -> usize {
+        self.switch.shards.get().map_or(1, Vec::len)
+    }
+}
+
+impl Actor for Shard {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(usize::MAX);
+    }
+}
+
+impl Handler<Inbound> for Shard {
+    type Result = ();
+
+    fn handle(&mut self, msg: Inbound, ctx: &mut Context<Self>) {
+        self.endpoint
+            .handle_input(Instant::now(), msg.peer, msg.data);
+        self.pump(ctx);
+    }
+}
+
+impl Handler<ShardCmd> for Shard {
+    type Result = ();
+
+    fn handle(&mut self, msg: ShardCmd, ctx: &mut Context<Self>) {
+        let now = Instant::now();
+        match msg {
+            ShardCmd::Respond { tx, resp } => {
+                let invite_2xx =
+                    resp.code < 300 && resp.cseq().is_ok_and(|c| c.method == Method::Invite);
+                if resp.code >= 200 && !invite_2xx {
+                    self.owners.remove(&tx);
+                }
+                self.endpoint.respond(now, tx, resp);
+            }
+            ShardCmd::Request { peer, req, owner } => {
+                let tx = self.endpoint.send_request(now, peer, req);
+                self.owners.insert(tx, owner);
+            }
+            ShardCmd::Ack2xx { tx, peer, ack } => self.endpoint.ack_2xx(tx, peer, &ack),
+            ShardCmd::Adopt { call_id, call } => {
+                self.calls.insert(call_id, call);
+            }
+            ShardCmd::Forget { call_ids, txs } => {
+                for c in call_ids {
+                    self.calls.remove(&c);
+                }
+                for t in txs {
+                    self.owners.remove(&t);
+                }
+                self.live_calls = self.live_calls.saturating_sub(1);
+            }
+        }
+        self.pump(ctx);
+    }
+}
+
+impl Handler<GetStats> for Shard {
+    type Result = ShardStats;
+
+    fn handle(&mut self, _: GetStats, _: &mut Context<Self>) -> ShardStats {
+        ShardStats {
+            calls: self.live_calls,
+            transactions: self.endpoint.transaction_count(),
+            parse_errors: self.endpoint.stats().parse_errors,
+        }
+    }
+}

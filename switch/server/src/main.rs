@@ -1,0 +1,206 @@
+//! `switchboard`: the contact-center switch binary.
+
+use ::actors::registrar::{self, Registrar};
+use ::actors::shard::{Inbound, Shard};
+use ::actors::store::{RocksStore, Store};
+use ::actors::Switch;
+use actix::prelude::*;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, OnceLock};
+
+#[derive(Parser)]
+#[command(
+    name = "switchboard",
+    version,
+    about = "An actor-based contact-center telephony switch"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the switch (on the embedded default config unless --config is given).
+    Run {
+        /// Configuration file (TOML).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Log format; overrides the config's `log.format`.
+        #[arg(long, value_enum)]
+        log_format: Option<LogFormat>,
+    },
+    /// Configuration tools.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate a configuration file; errors name file, line and key.
+    Check {
+        /// The file to check.
+        file: PathBuf,
+    },
+    /// Print the embedded default configuration.
+    Default,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Config {
+            command: ConfigCommand::Check { file },
+        } => match config::Config::from_file(&file) {
+            Ok(_) => {
+                println!("{}: ok", file.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Config {
+            command: ConfigCommand::Default,
+        } => {
+            print!("{}", config::DEFAULT_TOML);
+            ExitCode::SUCCESS
+        }
+        Command::Run { config, log_format } => {
+            let cfg = match config {
+                Some(path) => match config::Config::from_file(&path) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        eprintln!("{e}");
+                        return ExitCode::FAILURE;
+                    }
+                },
+                None => config::Config::embedded_default(),
+            };
+            init_logging(&cfg, log_format);
+            match run(cfg) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e}");
+                    eprintln!("switchboard: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn init_logging(cfg: &config::Config, flag: Option<LogFormat>) {
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cfg.log.level));
+    let json = match flag {
+        Some(LogFormat::Json) => true,
+        Some(LogFormat::Human) => false,
+        None => cfg.log.format == config::LogFormat::Json,
+    };
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        b.json().init();
+    } else {
+        b.init();
+    }
+}
+
+fn run(cfg: config::Config) -> Result<(), String> {
+    let store: Arc<dyn Store> = Arc::new(
+        RocksStore::open(&cfg.store.path, cfg.store.sync_writes).map_err(|e| e.to_string())?,
+    );
+    let location = registrar::load(store.as_ref());
+    tracing::info!(registrations = location.len(), store = %cfg.store.path.display(), "store opened");
+    let system = System::new();
+    let result = system.block_on(async move { start(cfg, store, location).await });
+    result?;
+    system.run().map_err(|e| e.to_string())
+}
+
+async fn start(
+    cfg: config::Config,
+    store: Arc<dyn Store>,
+    location: registrar::Location,
+) -> Result<(), String> {
+    let shards_cell: Arc<OnceLock<Vec<Addr<Shard>>>> = Arc::new(OnceLock::new());
+    let cell = shards_cell.clone();
+    let sink: net::Sink = Arc::new(move |peer, data| {
+        let Some(shards) = cell.get() else { return };
+        let i =
+            sip::peek_call_id(&data).map_or(0, |c| ::actors::context::shard_of(c, shards.len()));
+        shards[i].do_send(Inbound { peer, data });
+    });
+    let listens: Vec<net::Listen> = cfg
+        .sip
+        .listen
+        .iter()
+        .map(|l| net::Listen {
+            transport: match l.transport {
+                config::Transport::Udp => sip::transaction::Transport::Udp,
+                config::Transport::Tcp => sip::transaction::Transport::Tcp,
+            },
+            addr: l.addr,
+        })
+        .collect();
+    let sender = net::bind(&listens, sink)
+        .await
+        .map_err(|e| format!("cannot listen: {e}"))?;
+    let nshards = cfg.sip.shards.max(1);
+    let switch = Switch::new(cfg.clone(), location, sender);
+    let mut shards = Vec::with_capacity(nshards);
+    for i in 0..nshards {
+        let arbiter = Arbiter::new();
+        let sw = switch.clone();
+        shards.push(Shard::start_in_arbiter(&arbiter.handle(), move |_| {
+            Shard::new(i, sw)
+        }));
+        // The arbiter lives as long as the system; its handle keeps it.
+        std::mem::forget(arbiter);
+    }
+    let _ = switch.shards.set(shards.clone());
+    let _ = shards_cell.set(shards);
+    let registrar = Registrar::new(switch.clone(), store).start();
+    let _ = switch.registrar.set(registrar);
+    for l in &cfg.sip.listen {
+        tracing::info!(transport = ?l.transport, addr = %l.addr, "listening");
+    }
+    tracing::info!(
+        shards = nshards,
+        users = cfg.users.len(),
+        trunks = cfg.trunks.len(),
+        "switchboard running"
+    );
+    actix::spawn(async {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        System::current().stop();
+    });
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
