@@ -1,0 +1,1768 @@
+//! `sipp-load`: load benchmarks of the `switchboard` binary, driven by sipp.
+//!
+//! Every mode starts its own switch (B2BUA) and a sipp UAS on free loopback ports, in a
+//! temporary directory, and drives calls into the switch with a sipp UAC bound to
+//! 127.0.0.2 (the "carrier" trunk, recognised by source address). The switch routes every
+//! call to the "uas" trunk, i.e. the sipp UAS. See `bench/README.md`.
+//!
+//! Modes:
+//! - `max-cps`: ramps the call rate with zero-hold calls; the highest rate with 0 failures.
+//! - `latency`: INVITE->180 (and ->100, ->200) delay percentiles seen by the UAC.
+//! - `memory`: switch RSS per established (held) call.
+//! - `all`: the three, then a summary.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::fs::{self, File};
+use std::io::Write as _;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, ExitStatus, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+type Result<T> = std::result::Result<T, String>;
+
+const UAC_CPS: &str = include_str!("../scenarios/uac_cps.xml");
+const UAC_LATENCY: &str = include_str!("../scenarios/uac_latency.xml");
+const UAC_HOLD: &str = include_str!("../scenarios/uac_hold.xml");
+const UAS: &str = include_str!("../scenarios/uas.xml");
+
+/// The switch binary of this workspace's release build.
+const DEFAULT_SWITCH_BIN: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/switchboard");
+
+/// sipp's socket buffer size (bytes); the kernel caps it at net.core.{r,w}mem_max.
+const BUFF_SIZE: &str = "4194304";
+/// sipp's per-message receive timeout (ms): a call that waits longer fails (FailedTimeoutOnRecv).
+const RECV_TIMEOUT_MS: u64 = 10_000;
+
+#[derive(Parser)]
+#[command(
+    name = "sipp-load",
+    about = "SIP load benchmarks of the switchboard B2BUA, driven by sipp",
+    long_about = "SIP load benchmarks of the switchboard B2BUA, driven by sipp.\n\n\
+        Each mode starts its own switch and sipp UAS on free loopback ports (20000-40000) in a \
+        temporary directory, drives calls from a sipp UAC bound to 127.0.0.2 (the carrier trunk), \
+        and stops every process it started when it ends, also on error."
+)]
+struct Cli {
+    #[command(flatten)]
+    common: Common,
+    #[command(subcommand)]
+    mode: Mode,
+}
+
+#[derive(Args, Clone, Debug, Serialize)]
+struct Common {
+    /// The switchboard binary [default: $SWITCHBOARD_BIN, else the workspace's
+    /// target/release/switchboard].
+    #[arg(long, global = true)]
+    switch_bin: Option<PathBuf>,
+    /// The sipp binary.
+    #[arg(long, global = true, default_value = "sipp")]
+    sipp: PathBuf,
+    /// Transport of the UAC -> switch leg.
+    #[arg(long, global = true, value_enum, default_value_t = Transport::Udp)]
+    transport: Transport,
+    /// sipp TCP mode for the UAC leg: t1 = one socket for all calls, tn = one per call.
+    #[arg(long, global = true, value_enum, default_value_t = TcpMode::T1)]
+    tcp_mode: TcpMode,
+    /// Transport of the switch -> UAS leg (the "uas" trunk).
+    #[arg(long, global = true, value_enum, default_value_t = Transport::Udp)]
+    uas_transport: Transport,
+    /// The switch's `sip.shards`.
+    #[arg(long, global = true, default_value_t = 2)]
+    shards: usize,
+    /// The switch's `log.level`.
+    #[arg(long, global = true, default_value = "warn")]
+    switch_log: String,
+    /// Called number (sipp -s).
+    #[arg(long, global = true, default_value = "1000")]
+    service: String,
+    /// Source address of the UAC (the carrier trunk's `inbound.from`).
+    #[arg(long, global = true, default_value = "127.0.0.2")]
+    uac_ip: Ipv4Addr,
+    /// Keep the temporary directory (configs, sipp logs, switch stderr) and print its path.
+    #[arg(long, global = true)]
+    keep_files: bool,
+    /// Also write the results as JSON to this file.
+    #[arg(long, global = true)]
+    json: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Transport {
+    Udp,
+    Tcp,
+}
+
+impl Transport {
+    fn name(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum TcpMode {
+    T1,
+    Tn,
+}
+
+#[derive(Subcommand)]
+enum Mode {
+    /// Ramp the call rate (zero-hold calls) and report the highest rate with 0 failures.
+    MaxCps(MaxCpsArgs),
+    /// INVITE->180 delay percentiles (also ->100 and ->200) seen by the UAC at a fixed rate.
+    Latency(LatencyArgs),
+    /// Switch RSS per established call: N held calls, RSS before and when all are up.
+    Memory(MemoryArgs),
+    /// max-cps, latency and memory with their defaults (or --quick sizes), then a summary.
+    All(AllArgs),
+}
+
+#[derive(Args, Clone, Debug, Serialize)]
+struct MaxCpsArgs {
+    /// First call rate (calls/s).
+    #[arg(long, default_value_t = 500)]
+    start: u32,
+    /// Rate increment between steps.
+    #[arg(long, default_value_t = 500)]
+    step: u32,
+    /// Highest rate tried.
+    #[arg(long, default_value_t = 10_000)]
+    max: u32,
+    /// Length of each step: each step places rate * duration calls.
+    #[arg(long, default_value_t = 10)]
+    duration_secs: u32,
+    /// Pause between steps (after a failing step: at least 5 s, to drain the switch).
+    #[arg(long, default_value_t = 2)]
+    cooldown_secs: u32,
+    /// After the first failing step, bisect between the last passing and the first failing
+    /// rate until the gap is at most this many calls/s (0: no bisection).
+    #[arg(long, default_value_t = 0)]
+    refine_to: u32,
+    /// Go on ramping after a failing step (up to --max).
+    #[arg(long)]
+    keep_going: bool,
+}
+
+#[derive(Args, Clone, Debug, Serialize)]
+struct LatencyArgs {
+    /// Call rate (calls/s).
+    #[arg(long, default_value_t = 1000)]
+    rate: u32,
+    /// Number of measured calls.
+    #[arg(long, default_value_t = 10_000)]
+    calls: u64,
+    /// Zero-hold calls placed (at the same rate, not measured) before the measured run.
+    #[arg(long, default_value_t = 200)]
+    warmup: u64,
+}
+
+#[derive(Args, Clone, Debug, Serialize)]
+struct MemoryArgs {
+    /// Number of concurrent established calls.
+    #[arg(long, default_value_t = 2000)]
+    calls: u64,
+    /// How long each call stays up (must exceed calls/rate + 5 s).
+    #[arg(long, default_value_t = 30)]
+    hold_secs: u64,
+    /// Call setup rate (calls/s).
+    #[arg(long, default_value_t = 500)]
+    rate: u32,
+    /// Zero-hold calls placed (and ended) before the baseline RSS is read.
+    #[arg(long, default_value_t = 0)]
+    warmup: u64,
+}
+
+#[derive(Args, Clone, Debug)]
+struct AllArgs {
+    /// Smoke sizes: max-cps 200..1000 step 400 with 3 s steps; latency 2000 calls at
+    /// 500/s; memory 500 calls held 15 s.
+    #[arg(long)]
+    quick: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let mut common = cli.common;
+    if common.switch_bin.is_none() {
+        common.switch_bin = Some(
+            std::env::var_os("SWITCHBOARD_BIN")
+                .map_or_else(|| PathBuf::from(DEFAULT_SWITCH_BIN), PathBuf::from),
+        );
+    }
+    let mut report = Report {
+        common: Some(common.clone()),
+        ..Report::default()
+    };
+    let ok = match cli.mode {
+        Mode::MaxCps(a) => record(
+            &mut report.max_cps,
+            &mut report.errors,
+            "max-cps",
+            max_cps(&common, &a),
+        ),
+        Mode::Latency(a) => record(
+            &mut report.latency,
+            &mut report.errors,
+            "latency",
+            latency(&common, &a),
+        ),
+        Mode::Memory(a) => record(
+            &mut report.memory,
+            &mut report.errors,
+            "memory",
+            memory(&common, &a),
+        ),
+        Mode::All(a) => {
+            let (m, l, r) = if a.quick {
+                (
+                    MaxCpsArgs {
+                        start: 200,
+                        step: 400,
+                        max: 1000,
+                        duration_secs: 3,
+                        cooldown_secs: 2,
+                        refine_to: 0,
+                        keep_going: false,
+                    },
+                    LatencyArgs {
+                        rate: 500,
+                        calls: 2000,
+                        warmup: 200,
+                    },
+                    MemoryArgs {
+                        calls: 500,
+                        hold_secs: 15,
+                        rate: 500,
+                        warmup: 0,
+                    },
+                )
+            } else {
+                (
+                    MaxCpsArgs {
+                        start: 500,
+                        step: 500,
+                        max: 10_000,
+                        duration_secs: 10,
+                        cooldown_secs: 2,
+                        refine_to: 0,
+                        keep_going: false,
+                    },
+                    LatencyArgs {
+                        rate: 1000,
+                        calls: 10_000,
+                        warmup: 200,
+                    },
+                    MemoryArgs {
+                        calls: 2000,
+                        hold_secs: 30,
+                        rate: 500,
+                        warmup: 0,
+                    },
+                )
+            };
+            let a = record(
+                &mut report.max_cps,
+                &mut report.errors,
+                "max-cps",
+                max_cps(&common, &m),
+            );
+            let b = record(
+                &mut report.latency,
+                &mut report.errors,
+                "latency",
+                latency(&common, &l),
+            );
+            let c = record(
+                &mut report.memory,
+                &mut report.errors,
+                "memory",
+                memory(&common, &r),
+            );
+            print_summary(&report);
+            a && b && c
+        }
+    };
+    if let Some(path) = &common.json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(s) => match fs::write(path, s + "\n") {
+                Ok(()) => println!("results written to {}", path.display()),
+                Err(e) => eprintln!("sipp-load: cannot write {}: {e}", path.display()),
+            },
+            Err(e) => eprintln!("sipp-load: cannot encode results: {e}"),
+        }
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn record<T>(slot: &mut Option<T>, errors: &mut Vec<String>, mode: &str, r: Result<T>) -> bool {
+    match r {
+        Ok(v) => {
+            *slot = Some(v);
+            true
+        }
+        Err(e) => {
+            eprintln!("\nsipp-load {mode}: error: {e}");
+            errors.push(format!("{mode}: {e}"));
+            false
+        }
+    }
+}
+
+#[derive(Default, Serialize)]
+struct Report {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    common: Option<Common>,
+    max_cps: Option<MaxCpsResult>,
+    latency: Option<LatencyResult>,
+    memory: Option<MemoryResult>,
+    errors: Vec<String>,
+}
+
+// ---------------------------------------------------------------------------------------
+// Processes
+
+/// A child process that is stopped (SIGTERM, then SIGKILL after 3 s) when dropped.
+struct Proc {
+    name: String,
+    child: Option<Child>,
+    pid: u32,
+    stderr: PathBuf,
+}
+
+impl Proc {
+    fn spawn(name: &str, mut cmd: Command, cwd: &Path) -> Result<Proc> {
+        let stdout = cwd.join(format!("{name}.stdout"));
+        let stderr = cwd.join(format!("{name}.stderr"));
+        let out = File::create(&stdout)
+            .map_err(|e| format!("cannot create {}: {e}", stdout.display()))?;
+        let err = File::create(&stderr)
+            .map_err(|e| format!("cannot create {}: {e}", stderr.display()))?;
+        cmd.current_dir(cwd)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err);
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot run {}: {e}", cmd.get_program().to_string_lossy()))?;
+        Ok(Proc {
+            name: name.to_string(),
+            pid: child.id(),
+            child: Some(child),
+            stderr,
+        })
+    }
+
+    /// The exit status if the process has ended.
+    fn exited(&mut self) -> Option<ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let until = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < until {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    fn died(&mut self, status: ExitStatus) -> String {
+        let hint = if status.success() {
+            " (a clean exit: it was most likely sent SIGTERM/SIGINT by something else)"
+        } else {
+            ""
+        };
+        format!(
+            "{} (pid {}) exited: {status}{hint}\n--- {} stderr tail ---\n{}\n--- end ---",
+            self.name,
+            self.pid,
+            self.name,
+            tail(&self.stderr, 40)
+        )
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The last `lines` lines of a file (from its last 64 KiB).
+fn tail(path: &Path, lines: usize) -> String {
+    let Ok(data) = fs::read(path) else {
+        return format!("(cannot read {})", path.display());
+    };
+    let start = data.len().saturating_sub(64 * 1024);
+    let text = String::from_utf8_lossy(&data[start..]);
+    let v: Vec<&str> = text.lines().collect();
+    if v.is_empty() {
+        return "(empty)".into();
+    }
+    v[v.len().saturating_sub(lines)..].join("\n")
+}
+
+fn head(path: &Path, lines: usize) -> String {
+    let Ok(data) = fs::read(path) else {
+        return format!("(cannot read {})", path.display());
+    };
+    let end = data.len().min(64 * 1024);
+    let text = String::from_utf8_lossy(&data[..end]);
+    text.lines().take(lines).collect::<Vec<_>>().join("\n")
+}
+
+/// A file in `dir` whose name ends with `suffix` (sipp names its logs `<scenario>_<pid>_...`).
+fn find_file(dir: &Path, suffix: &str) -> Option<PathBuf> {
+    fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.ends_with(suffix))
+        })
+}
+
+/// VmRSS and VmHWM of a process, in KiB.
+fn rss_kib(pid: u32) -> Result<(u64, u64)> {
+    let s = fs::read_to_string(format!("/proc/{pid}/status"))
+        .map_err(|e| format!("cannot read /proc/{pid}/status: {e}"))?;
+    let field = |name: &str| -> Option<u64> {
+        s.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+    };
+    match (field("VmRSS:"), field("VmHWM:")) {
+        (Some(rss), Some(hwm)) => Ok((rss, hwm)),
+        _ => Err(format!("no VmRSS in /proc/{pid}/status")),
+    }
+}
+
+/// User + system CPU time of a process, in clock ticks.
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after "(comm)": state is field 3; utime and stime are fields 14 and 15.
+    let rest = &s[s.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
+fn clk_tck() -> u64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .filter(|&t| t > 0)
+        .unwrap_or(100)
+}
+
+// ---------------------------------------------------------------------------------------
+// Ports
+
+struct Rng(u64);
+
+impl Rng {
+    fn new() -> Rng {
+        let t = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        Rng(t ^ (u64::from(std::process::id()) << 32) | 1)
+    }
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+/// A random port in 20000-40000 that binds for both UDP and TCP on `ip`.
+fn pick_port(ip: IpAddr, rng: &mut Rng, taken: &mut Vec<u16>) -> Result<u16> {
+    for _ in 0..500 {
+        let port = 20_000 + (rng.next() % 20_000) as u16;
+        if taken.contains(&port) {
+            continue;
+        }
+        let addr = SocketAddr::new(ip, port);
+        let ok = {
+            let u = UdpSocket::bind(addr);
+            let t = TcpListener::bind(addr);
+            u.is_ok() && t.is_ok()
+        };
+        if ok {
+            taken.push(port);
+            return Ok(port);
+        }
+    }
+    Err(format!("no free port in 20000-40000 on {ip}"))
+}
+
+/// Whether something listens on `addr` for `transport` (our own bind fails).
+fn is_bound(addr: SocketAddr, transport: Transport) -> bool {
+    match transport {
+        Transport::Udp => UdpSocket::bind(addr).is_err(),
+        Transport::Tcp => TcpListener::bind(addr).is_err(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The rig: one switch, one UAS, and UAC runs against them.
+
+struct Rig {
+    // Field order matters: the processes are stopped before the directory is removed.
+    uas: Proc,
+    switch: Proc,
+    common: Common,
+    switch_port: u16,
+    uac_port: u16,
+    dir: PathBuf,
+    scenarios: PathBuf,
+    runs: usize,
+    tck: u64,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Rig {
+    fn start(common: &Common, mode: &str) -> Result<Rig> {
+        let switch_bin = common
+            .switch_bin
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_SWITCH_BIN));
+        if !switch_bin.exists() {
+            return Err(format!(
+                "switch binary {} not found (build it: cargo build --release -p switchboard, or pass --switch-bin)",
+                switch_bin.display()
+            ));
+        }
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!("sipp-load-{mode}-"))
+            .tempdir()
+            .map_err(|e| format!("cannot create a temporary directory: {e}"))?;
+        let dir = tmp.path().to_path_buf();
+        let tmp = if common.keep_files {
+            let _ = tmp.keep();
+            println!("files kept in {}", dir.display());
+            None
+        } else {
+            Some(tmp)
+        };
+        let scenarios = dir.join("scenarios");
+        fs::create_dir_all(&scenarios)
+            .map_err(|e| format!("cannot create {}: {e}", scenarios.display()))?;
+        for (name, text) in [
+            ("uac_cps.xml", UAC_CPS),
+            ("uac_latency.xml", UAC_LATENCY),
+            ("uac_hold.xml", UAC_HOLD),
+            ("uas.xml", UAS),
+        ] {
+            let p = scenarios.join(name);
+            fs::write(&p, text).map_err(|e| format!("cannot write {}: {e}", p.display()))?;
+        }
+
+        let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let mut rng = Rng::new();
+        let mut taken = Vec::new();
+        let switch_port = pick_port(lo, &mut rng, &mut taken)?;
+        let uas_port = pick_port(lo, &mut rng, &mut taken)?;
+        let uac_port = pick_port(IpAddr::V4(common.uac_ip), &mut rng, &mut taken)?;
+
+        let config = format!(
+            r#"[sip]
+listen = ["udp:127.0.0.1:{switch_port}", "tcp:127.0.0.1:{switch_port}"]
+domain = "switchboard"
+shards = {shards}
+
+[store]
+path = "{db}"
+
+[log]
+level = "{log}"
+
+[calls]
+no_answer_timeout_secs = 60
+max_calls = 200000
+
+[[trunks]]
+name = "carrier"
+inbound = {{ from = ["{uac_ip}"] }}
+
+[[trunks]]
+name = "uas"
+outbound = {{ host = "127.0.0.1:{uas_port}", transport = "{uas_tr}" }}
+
+[[routes]]
+prefix = ""
+from = "trunks"
+target = {{ trunk = "uas" }}
+"#,
+            shards = common.shards,
+            db = dir.join("db").display(),
+            log = common.switch_log,
+            uac_ip = common.uac_ip,
+            uas_tr = common.uas_transport.name(),
+        );
+        let config_path = dir.join("switchboard.toml");
+        fs::write(&config_path, config)
+            .map_err(|e| format!("cannot write {}: {e}", config_path.display()))?;
+
+        let sw_dir = dir.join("switch");
+        fs::create_dir_all(&sw_dir)
+            .map_err(|e| format!("cannot create {}: {e}", sw_dir.display()))?;
+        let mut cmd = Command::new(&switch_bin);
+        cmd.arg("run")
+            .arg("--config")
+            .arg(&config_path)
+            .env_remove("RUST_LOG");
+        let mut switch = Proc::spawn("switch", cmd, &sw_dir)?;
+        let sw_addr = SocketAddr::new(lo, switch_port);
+        wait_ready(
+            &mut switch,
+            &[(sw_addr, Transport::Udp), (sw_addr, Transport::Tcp)],
+        )?;
+
+        let uas_dir = dir.join("uas");
+        fs::create_dir_all(&uas_dir)
+            .map_err(|e| format!("cannot create {}: {e}", uas_dir.display()))?;
+        let mut cmd = Command::new(&common.sipp);
+        cmd.arg("-sf")
+            .arg(scenarios.join("uas.xml"))
+            .args(["-i", "127.0.0.1", "-p", &uas_port.to_string()])
+            .args([
+                "-t",
+                if common.uas_transport == Transport::Tcp {
+                    "t1"
+                } else {
+                    "u1"
+                },
+            ])
+            .args(["-nostdin", "-buff_size", BUFF_SIZE, "-trace_err"])
+            .args(["-trace_stat", "-stf", "uas_stat.csv", "-fd", "1"]);
+        let mut uas = Proc::spawn("uas", cmd, &uas_dir)?;
+        wait_ready(
+            &mut uas,
+            &[(SocketAddr::new(lo, uas_port), common.uas_transport)],
+        )?;
+
+        println!(
+            "switch pid {} on udp+tcp 127.0.0.1:{switch_port} ({} shards); sipp UAS pid {} on {} 127.0.0.1:{uas_port}; UAC {} {}:{uac_port}",
+            switch.pid,
+            common.shards,
+            uas.pid,
+            common.uas_transport.name(),
+            common.transport.name(),
+            common.uac_ip
+        );
+        Ok(Rig {
+            uas,
+            switch,
+            common: common.clone(),
+            switch_port,
+            uac_port,
+            dir,
+            scenarios,
+            runs: 0,
+            tck: clk_tck(),
+            _tmp: tmp,
+        })
+    }
+
+    /// Errs (with the stderr tail) if the switch or the UAS has died.
+    fn check_alive(&mut self) -> Result<()> {
+        if let Some(s) = self.switch.exited() {
+            return Err(self.switch.died(s));
+        }
+        if let Some(s) = self.uas.exited() {
+            return Err(self.uas.died(s));
+        }
+        Ok(())
+    }
+
+    fn cpu(&self) -> (Option<u64>, Option<u64>) {
+        (cpu_ticks(self.switch.pid), cpu_ticks(self.uas.pid))
+    }
+
+    fn spawn_uac(&mut self, spec: &UacSpec) -> Result<UacRun> {
+        self.check_alive()?;
+        self.runs += 1;
+        let run_dir = self.dir.join(format!("{:02}-{}", self.runs, spec.label));
+        fs::create_dir_all(&run_dir)
+            .map_err(|e| format!("cannot create {}: {e}", run_dir.display()))?;
+        let setup_secs = spec.calls.div_ceil(u64::from(spec.rate.max(1)));
+        // sipp's own global timeout, and ours (kill) a little later: sipp may hang at high rates.
+        let sipp_timeout = setup_secs + spec.hold_ms.div_ceil(1000) + 60;
+        let limit = Duration::from_secs(sipp_timeout + 15);
+        let tr = match (self.common.transport, self.common.tcp_mode) {
+            (Transport::Udp, _) => "u1",
+            (Transport::Tcp, TcpMode::T1) => "t1",
+            (Transport::Tcp, TcpMode::Tn) => "tn",
+        };
+        let mut cmd = Command::new(&self.common.sipp);
+        cmd.arg("-sf")
+            .arg(self.scenarios.join(spec.scenario))
+            .arg(format!("127.0.0.1:{}", self.switch_port))
+            .args(["-s", &self.common.service])
+            .args([
+                "-i",
+                &self.common.uac_ip.to_string(),
+                "-p",
+                &self.uac_port.to_string(),
+            ])
+            .args(["-t", tr])
+            .args(["-r", &spec.rate.to_string(), "-rp", "1000"])
+            .args(["-m", &spec.calls.to_string()])
+            // Never let sipp throttle silently: allow every call to be open at once.
+            .args(["-l", &spec.calls.max(1).to_string()])
+            .args(["-d", &spec.hold_ms.to_string()])
+            .args(["-nostdin", "-buff_size", BUFF_SIZE])
+            .args(["-timeout", &sipp_timeout.to_string()])
+            .args(["-recv_timeout", &RECV_TIMEOUT_MS.to_string()])
+            .args(["-trace_stat", "-stf", "stat.csv", "-fd", "1", "-trace_err"]);
+        if tr == "tn" {
+            cmd.args(["-max_socket", "4096"]);
+        }
+        if spec.counts {
+            cmd.arg("-trace_counts");
+        }
+        if spec.latency {
+            cmd.args(["-trace_shortmsg", "-trace_rtt", "-rtt_freq", "1"]);
+        }
+        let proc = Proc::spawn("uac", cmd, &run_dir)?;
+        let started = Instant::now();
+        Ok(UacRun {
+            proc,
+            dir: run_dir,
+            started,
+            deadline: started + limit,
+        })
+    }
+
+    /// Waits for a UAC run to end (or kills it at its deadline) and reads its statistics.
+    fn finish_uac(&mut self, mut run: UacRun) -> Result<UacOutcome> {
+        let mut timed_out = false;
+        let status = loop {
+            if let Some(s) = run.proc.exited() {
+                break Some(s);
+            }
+            if let Err(e) = self.check_alive() {
+                run.proc.stop();
+                return Err(e);
+            }
+            if Instant::now() >= run.deadline {
+                timed_out = true;
+                run.proc.stop();
+                break None;
+            }
+            sleep(Duration::from_millis(100));
+        };
+        let stats = match parse_stat_csv(&run.dir.join("stat.csv")) {
+            Ok(s) => s,
+            Err(e) => {
+                return Err(format!(
+                    "{e}; sipp UAC exit {}; its stderr:\n{}",
+                    status.map_or("none (killed)".into(), |s| s.to_string()),
+                    tail(&run.proc.stderr, 20)
+                ))
+            }
+        };
+        let errors = find_file(&run.dir, "_errors.log")
+            .map(|p| head(&p, 12))
+            .filter(|s| !s.trim().is_empty());
+        // Let the switch settle, then check it survived.
+        self.check_alive()?;
+        Ok(UacOutcome {
+            stats,
+            exit_code: status.and_then(|s| s.code()),
+            timed_out,
+            errors,
+            stderr: tail(&run.proc.stderr, 10),
+            dir: run.dir,
+        })
+    }
+}
+
+fn wait_ready(p: &mut Proc, addrs: &[(SocketAddr, Transport)]) -> Result<()> {
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(s) = p.exited() {
+            return Err(p.died(s));
+        }
+        if addrs.iter().all(|&(a, t)| is_bound(a, t)) {
+            return Ok(());
+        }
+        if Instant::now() >= until {
+            return Err(format!(
+                "{} (pid {}) did not bind {:?} within 20 s; stderr tail:\n{}",
+                p.name,
+                p.pid,
+                addrs,
+                tail(&p.stderr, 20)
+            ));
+        }
+        sleep(Duration::from_millis(50));
+    }
+}
+
+struct UacSpec {
+    label: String,
+    scenario: &'static str,
+    rate: u32,
+    calls: u64,
+    hold_ms: u64,
+    counts: bool,
+    latency: bool,
+}
+
+struct UacRun {
+    proc: Proc,
+    dir: PathBuf,
+    started: Instant,
+    deadline: Instant,
+}
+
+struct UacOutcome {
+    stats: SippStats,
+    exit_code: Option<i32>,
+    timed_out: bool,
+    errors: Option<String>,
+    stderr: String,
+    dir: PathBuf,
+}
+
+impl UacOutcome {
+    fn unfinished(&self, calls: u64) -> u64 {
+        calls.saturating_sub(self.stats.successful + self.stats.failed)
+    }
+
+    /// Prints sipp's failure reasons and the head of its error log if calls failed.
+    fn explain(&self, calls: u64) {
+        if self.stats.failed == 0 && self.unfinished(calls) == 0 && !self.timed_out {
+            return;
+        }
+        if self.timed_out {
+            println!("    sipp UAC did not end by itself and was killed");
+        }
+        if !self.stats.reasons.is_empty() {
+            println!("    sipp failure counters: {}", self.stats.reasons);
+        }
+        if let Some(e) = &self.errors {
+            println!("    sipp error log ({}):", self.dir.display());
+            for l in e.lines() {
+                println!("      {l}");
+            }
+        }
+        if !self.stderr.trim().is_empty() && self.stderr != "(empty)" {
+            println!("    sipp stderr: {}", self.stderr.replace('\n', "\n      "));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// sipp's csv files
+
+#[derive(Clone, Debug, Default, Serialize)]
+struct SippStats {
+    outgoing: u64,
+    successful: u64,
+    failed: u64,
+    current: u64,
+    retransmissions: u64,
+    dead_call_msgs: u64,
+    out_of_call_msgs: u64,
+    /// Calls created per second over the run (sipp's CallRate(C)).
+    call_rate: f64,
+    elapsed_secs: f64,
+    /// Nonzero Failed*(C) counters, "Name=count, ...".
+    reasons: String,
+}
+
+/// The last complete row of a sipp csv file (`;`-separated, header first) as a map.
+fn last_csv_row(path: &Path) -> Result<HashMap<String, String>> {
+    let text =
+        fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines
+        .next()
+        .ok_or_else(|| format!("{} is empty", path.display()))?
+        .split(';')
+        .collect();
+    let row = lines
+        .rev()
+        .map(|l| l.split(';').collect::<Vec<_>>())
+        .find(|f| f.len() >= header.len().saturating_sub(1) && f.len() > 1)
+        .ok_or_else(|| format!("{} has no data row", path.display()))?;
+    Ok(header
+        .iter()
+        .zip(row)
+        .filter(|(h, _)| !h.is_empty())
+        .map(|(h, v)| (h.to_string(), v.to_string()))
+        .collect())
+}
+
+/// sipp's date fields: "2024-01-01\t12:00:00.123456\t1704110400.123456" -> epoch seconds.
+fn sipp_epoch(v: &str) -> Option<f64> {
+    v.split('\t').nth(2)?.trim().parse().ok()
+}
+
+fn parse_stat_csv(path: &Path) -> Result<SippStats> {
+    let row = last_csv_row(path)?;
+    let n = |k: &str| {
+        row.get(k)
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let mut reasons: Vec<(String, u64)> = row
+        .iter()
+        .filter(|(k, _)| {
+            k.starts_with("Failed") && k.ends_with("(C)") && k.as_str() != "FailedCall(C)"
+        })
+        .filter_map(|(k, v)| {
+            let c = v.trim().parse::<u64>().ok()?;
+            (c > 0).then(|| {
+                (
+                    k.trim_start_matches("Failed")
+                        .trim_end_matches("(C)")
+                        .to_string(),
+                    c,
+                )
+            })
+        })
+        .collect();
+    reasons.sort();
+    let elapsed = match (
+        row.get("StartTime").and_then(|v| sipp_epoch(v)),
+        row.get("CurrentTime").and_then(|v| sipp_epoch(v)),
+    ) {
+        (Some(a), Some(b)) => b - a,
+        _ => 0.0,
+    };
+    Ok(SippStats {
+        outgoing: n("OutgoingCall(C)"),
+        successful: n("SuccessfulCall(C)"),
+        failed: n("FailedCall(C)"),
+        current: n("CurrentCall"),
+        retransmissions: n("Retransmissions(C)"),
+        dead_call_msgs: n("DeadCallMsgs(C)"),
+        out_of_call_msgs: n("OutOfCallMsgs(C)"),
+        call_rate: row
+            .get("CallRate(C)")
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0),
+        elapsed_secs: elapsed,
+        reasons: reasons
+            .iter()
+            .map(|(k, c)| format!("{k}={c}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    })
+}
+
+/// From sipp's `-trace_counts` file: (ACKs sent so far, calls now in the hold pause).
+fn parse_counts(dir: &Path) -> Option<(u64, u64)> {
+    let row = last_csv_row(&find_file(dir, "_counts.csv")?).ok()?;
+    let get = |suffix: &str| {
+        row.iter()
+            .find(|(k, _)| k.ends_with(suffix))
+            .and_then(|(_, v)| v.trim().parse::<u64>().ok())
+    };
+    Some((get("_ACK_Sent")?, get("_Pause_Sessions").unwrap_or(0)))
+}
+
+// ---------------------------------------------------------------------------------------
+// max-cps
+
+#[derive(Clone, Debug, Serialize)]
+struct Step {
+    rate: u32,
+    calls: u64,
+    successful: u64,
+    failed: u64,
+    /// Calls neither successful nor failed when sipp ended (killed, or -timeout).
+    unfinished: u64,
+    retransmissions: u64,
+    /// Calls/s sipp actually created (its CallRate(C)).
+    achieved_cps: f64,
+    /// Share of one core the switch used during the step, in percent.
+    switch_cpu_pct: Option<f64>,
+    uas_cpu_pct: Option<f64>,
+    /// Switch CPU time per call, in microseconds.
+    switch_cpu_us_per_call: Option<f64>,
+    pass: bool,
+    failure_reasons: String,
+    sipp_exit: Option<i32>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+struct MaxCpsResult {
+    transport: Transport,
+    duration_secs: u32,
+    steps: Vec<Step>,
+    /// The highest rate whose step had no failed or unfinished call.
+    max_rate_zero_failures: Option<u32>,
+    /// sipp's achieved rate at that step.
+    achieved_at_max: Option<f64>,
+    /// The lowest failing rate tried, if any.
+    first_failing_rate: Option<u32>,
+}
+
+fn max_cps(common: &Common, a: &MaxCpsArgs) -> Result<MaxCpsResult> {
+    if a.start == 0 || a.duration_secs == 0 {
+        return Err("--start and --duration-secs must be positive".into());
+    }
+    println!(
+        "\n=== max-cps: {} UAC leg, zero-hold calls, {} s per step, rates {}..={} step {} ===",
+        common.transport.name(),
+        a.duration_secs,
+        a.start,
+        a.max,
+        a.step.max(1)
+    );
+    machine_note();
+    let mut rig = Rig::start(common, "max-cps")?;
+    sleep(Duration::from_millis(500));
+    println!(
+        "{:>6} {:>7} {:>7} {:>6} {:>6} {:>7} {:>8} {:>7} {:>7} {:>8}  result",
+        "rate",
+        "calls",
+        "ok",
+        "failed",
+        "unfin",
+        "retrans",
+        "achieved",
+        "sw-cpu",
+        "uas-cpu",
+        "sw-us/call"
+    );
+    let mut steps: Vec<Step> = Vec::new();
+    let mut rate = a.start;
+    let mut bisect: Option<(u32, u32)> = None; // (last pass, first fail)
+    loop {
+        let step = run_step(&mut rig, rate, a.duration_secs)?;
+        let passed = step.pass;
+        steps.push(step);
+        let pause = if passed {
+            a.cooldown_secs
+        } else {
+            a.cooldown_secs.max(5)
+        };
+        // Next rate.
+        let next = match bisect {
+            Some((lo, hi)) => {
+                let (lo, hi) = if passed { (rate, hi) } else { (lo, rate) };
+                bisect = Some((lo, hi));
+                (hi - lo > a.refine_to).then_some(lo + (hi - lo) / 2)
+            }
+            None if !passed && a.refine_to > 0 && !a.keep_going => {
+                let lo = steps
+                    .iter()
+                    .filter(|s| s.pass)
+                    .map(|s| s.rate)
+                    .max()
+                    .unwrap_or(0);
+                bisect = Some((lo, rate));
+                (rate - lo > a.refine_to).then_some(lo + (rate - lo) / 2)
+            }
+            None if !passed && !a.keep_going => None,
+            None => {
+                let r = rate.saturating_add(a.step.max(1));
+                (a.step > 0 && r <= a.max).then_some(r)
+            }
+        };
+        let Some(next) = next.filter(|&r| r > 0) else {
+            break;
+        };
+        if next == rate {
+            break;
+        }
+        sleep(Duration::from_secs(u64::from(pause)));
+        rig.check_alive()?;
+        rate = next;
+    }
+    let best = steps.iter().filter(|s| s.pass).max_by_key(|s| s.rate);
+    let result = MaxCpsResult {
+        transport: common.transport,
+        duration_secs: a.duration_secs,
+        max_rate_zero_failures: best.map(|s| s.rate),
+        achieved_at_max: best.map(|s| s.achieved_cps),
+        first_failing_rate: steps.iter().filter(|s| !s.pass).map(|s| s.rate).min(),
+        steps,
+    };
+    match (result.max_rate_zero_failures, result.achieved_at_max) {
+        (Some(r), Some(ach)) => {
+            let mut line = format!(
+                "highest rate with 0 failures: {r} calls/s ({}; sipp achieved {ach:.0} calls/s)",
+                common.transport.name()
+            );
+            if ach < 0.95 * f64::from(r) {
+                line.push_str(" -- below 95% of target: sipp or the machine, not only the switch, limited the rate");
+            }
+            println!("{line}");
+        }
+        _ => println!("highest rate with 0 failures: none (every step had failures)"),
+    }
+    if let Some(f) = result.first_failing_rate {
+        println!("first failing rate: {f} calls/s");
+    } else if steps_hit_cap(&result, a) {
+        println!("no step failed up to --max {}", a.max);
+    }
+    Ok(result)
+}
+
+fn steps_hit_cap(r: &MaxCpsResult, a: &MaxCpsArgs) -> bool {
+    r.steps
+        .last()
+        .is_some_and(|s| s.rate + a.step.max(1) > a.max)
+}
+
+fn run_step(rig: &mut Rig, rate: u32, duration_secs: u32) -> Result<Step> {
+    let calls = u64::from(rate) * u64::from(duration_secs);
+    let (sw0, uas0) = rig.cpu();
+    let t0 = Instant::now();
+    let run = rig.spawn_uac(&UacSpec {
+        label: format!("cps-{rate}"),
+        scenario: "uac_cps.xml",
+        rate,
+        calls,
+        hold_ms: 0,
+        counts: false,
+        latency: false,
+    })?;
+    let out = rig.finish_uac(run)?;
+    let secs = t0.elapsed().as_secs_f64();
+    let (sw1, uas1) = rig.cpu();
+    let tck = rig.tck as f64;
+    let pct = |a: Option<u64>, b: Option<u64>| match (a, b) {
+        (Some(a), Some(b)) => Some((b.saturating_sub(a)) as f64 / tck / secs * 100.0),
+        _ => None,
+    };
+    let switch_cpu_us_per_call = match (sw0, sw1) {
+        (Some(a), Some(b)) if out.stats.outgoing > 0 => {
+            Some(b.saturating_sub(a) as f64 / tck * 1e6 / out.stats.outgoing as f64)
+        }
+        _ => None,
+    };
+    let unfinished = out.unfinished(calls);
+    let step = Step {
+        rate,
+        calls,
+        successful: out.stats.successful,
+        failed: out.stats.failed,
+        unfinished,
+        retransmissions: out.stats.retransmissions,
+        achieved_cps: out.stats.call_rate,
+        switch_cpu_pct: pct(sw0, sw1),
+        uas_cpu_pct: pct(uas0, uas1),
+        switch_cpu_us_per_call,
+        pass: out.stats.failed == 0
+            && unfinished == 0
+            && !out.timed_out
+            && out.stats.successful == calls,
+        failure_reasons: out.stats.reasons.clone(),
+        sipp_exit: out.exit_code,
+    };
+    print_step(&step);
+    out.explain(calls);
+    Ok(step)
+}
+
+fn print_step(s: &Step) {
+    let opt = |v: Option<f64>, prec: usize| v.map_or("-".to_string(), |v| format!("{v:.prec$}"));
+    println!(
+        "{:>6} {:>7} {:>7} {:>6} {:>6} {:>7} {:>8.1} {:>6}% {:>6}% {:>8}  {}",
+        s.rate,
+        s.calls,
+        s.successful,
+        s.failed,
+        s.unfinished,
+        s.retransmissions,
+        s.achieved_cps,
+        opt(s.switch_cpu_pct, 0),
+        opt(s.uas_cpu_pct, 0),
+        opt(s.switch_cpu_us_per_call, 0),
+        if s.pass { "ok" } else { "FAIL" }
+    );
+}
+
+fn machine_note() {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!(
+        "machine: {cores} cores, shared by the switch, the sipp UAC and the sipp UAS (each sipp is single-threaded);\n\
+         figures are for this machine and load generator, not the switch alone"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// latency
+
+#[derive(Clone, Debug, Serialize)]
+struct Percentiles {
+    samples: u64,
+    min_ms: f64,
+    p50_ms: f64,
+    p90_ms: f64,
+    p99_ms: f64,
+    p999_ms: f64,
+    max_ms: f64,
+    mean_ms: f64,
+}
+
+impl Percentiles {
+    fn from_hist(h: &Histogram<u64>) -> Option<Percentiles> {
+        if h.is_empty() {
+            return None;
+        }
+        let ms = |us: u64| us as f64 / 1000.0;
+        Some(Percentiles {
+            samples: h.len(),
+            min_ms: ms(h.min()),
+            p50_ms: ms(h.value_at_quantile(0.50)),
+            p90_ms: ms(h.value_at_quantile(0.90)),
+            p99_ms: ms(h.value_at_quantile(0.99)),
+            p999_ms: ms(h.value_at_quantile(0.999)),
+            max_ms: ms(h.max()),
+            mean_ms: h.mean() / 1000.0,
+        })
+    }
+
+    fn line(&self) -> String {
+        format!(
+            "p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}  (mean {:.3}, min {:.3}; n={})",
+            self.p50_ms, self.p90_ms, self.p99_ms, self.p999_ms, self.max_ms, self.mean_ms, self.min_ms, self.samples
+        )
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+struct LatencyResult {
+    transport: Transport,
+    rate: u32,
+    calls: u64,
+    successful: u64,
+    failed: u64,
+    unfinished: u64,
+    retransmissions: u64,
+    achieved_cps: f64,
+    /// INVITE sent -> first 180 received, from sipp's -trace_shortmsg (microsecond timestamps).
+    invite_to_180: Option<Percentiles>,
+    /// INVITE sent -> first 100 received (the switch's own answer).
+    invite_to_100: Option<Percentiles>,
+    /// INVITE sent -> first 200 received.
+    invite_to_200: Option<Percentiles>,
+    /// The same INVITE->180 delay as sipp's rtd ("ring") measures it (-trace_rtt).
+    sipp_rtd_ring: Option<Percentiles>,
+    /// The step between distinct sipp rtd values, in ms (its clock granularity here).
+    sipp_rtd_granularity_ms: Option<f64>,
+}
+
+fn latency(common: &Common, a: &LatencyArgs) -> Result<LatencyResult> {
+    if a.rate == 0 || a.calls == 0 {
+        return Err("--rate and --calls must be positive".into());
+    }
+    println!(
+        "\n=== latency: {} calls at {}/s, {} UAC leg, INVITE->180 as seen by the UAC ===",
+        a.calls,
+        a.rate,
+        common.transport.name()
+    );
+    machine_note();
+    let mut rig = Rig::start(common, "latency")?;
+    sleep(Duration::from_millis(500));
+    if a.warmup > 0 {
+        let run = rig.spawn_uac(&UacSpec {
+            label: "warmup".into(),
+            scenario: "uac_cps.xml",
+            rate: a.rate,
+            calls: a.warmup,
+            hold_ms: 0,
+            counts: false,
+            latency: false,
+        })?;
+        let out = rig.finish_uac(run)?;
+        println!(
+            "warm-up: {} calls, {} ok, {} failed",
+            a.warmup, out.stats.successful, out.stats.failed
+        );
+        out.explain(a.warmup);
+        sleep(Duration::from_secs(1));
+    }
+    let run = rig.spawn_uac(&UacSpec {
+        label: format!("latency-{}", a.rate),
+        scenario: "uac_latency.xml",
+        rate: a.rate,
+        calls: a.calls,
+        hold_ms: 0,
+        counts: false,
+        latency: true,
+    })?;
+    let out = rig.finish_uac(run)?;
+    let unfinished = out.unfinished(a.calls);
+    println!(
+        "calls {}  ok {}  failed {}  unfinished {}  retransmissions {}  achieved {:.1}/s",
+        a.calls,
+        out.stats.successful,
+        out.stats.failed,
+        unfinished,
+        out.stats.retransmissions,
+        out.stats.call_rate
+    );
+    out.explain(a.calls);
+
+    let (h100, h180, h200) = shortmsg_latencies(&out.dir)?;
+    let (rtd, gran) = rtd_ring(&out.dir);
+    let res = LatencyResult {
+        transport: common.transport,
+        rate: a.rate,
+        calls: a.calls,
+        successful: out.stats.successful,
+        failed: out.stats.failed,
+        unfinished,
+        retransmissions: out.stats.retransmissions,
+        achieved_cps: out.stats.call_rate,
+        invite_to_180: Percentiles::from_hist(&h180),
+        invite_to_100: Percentiles::from_hist(&h100),
+        invite_to_200: Percentiles::from_hist(&h200),
+        sipp_rtd_ring: rtd.as_ref().and_then(Percentiles::from_hist),
+        sipp_rtd_granularity_ms: gran,
+    };
+    println!("delays in ms, from sipp's -trace_shortmsg timestamps (microseconds):");
+    let show = |name: &str, p: &Option<Percentiles>| match p {
+        Some(p) => println!("  {name:<14} {}", p.line()),
+        None => println!("  {name:<14} no samples"),
+    };
+    show("INVITE->180", &res.invite_to_180);
+    show("INVITE->100", &res.invite_to_100);
+    show("INVITE->200", &res.invite_to_200);
+    match (&res.sipp_rtd_ring, res.sipp_rtd_granularity_ms) {
+        (Some(p), g) => {
+            println!("  sipp rtd 180   {}", p.line());
+            match g {
+                Some(g) if g >= 0.95 => println!(
+                    "  note: sipp's own rtd (-trace_rtt) values on this machine come in steps of {g:.1} ms (its clock\n\
+                     \x20       granularity), too coarse here; the percentiles above use -trace_shortmsg timestamps"
+                ),
+                Some(g) => println!(
+                    "  note: sipp's own rtd (-trace_rtt) values come in steps of {g:.1} ms or finer; the percentiles above use\n\
+                     \x20       -trace_shortmsg timestamps (microseconds)"
+                ),
+                None => println!("  note: every sipp rtd sample was the same value; its granularity is at least that coarse"),
+            }
+        }
+        (None, _) => println!("  sipp rtd: no -trace_rtt samples"),
+    }
+    Ok(res)
+}
+
+/// Microseconds since the epoch from sipp's "1704110400.123456".
+fn epoch_us(v: &str) -> Option<u64> {
+    let (s, f) = v.trim().split_once('.').unwrap_or((v.trim(), "0"));
+    let mut frac: String = f.chars().take(6).collect();
+    while frac.len() < 6 {
+        frac.push('0');
+    }
+    Some(s.parse::<u64>().ok()? * 1_000_000 + frac.parse::<u64>().ok()?)
+}
+
+/// INVITE->100, ->180 and ->200 delays (us) per call from `<scenario>_<pid>_shortmessages.log`.
+fn shortmsg_latencies(dir: &Path) -> Result<(Histogram<u64>, Histogram<u64>, Histogram<u64>)> {
+    let path = find_file(dir, "_shortmessages.log")
+        .ok_or_else(|| format!("no sipp shortmessages log in {}", dir.display()))?;
+    let text =
+        fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    #[derive(Default)]
+    struct Call {
+        invite: Option<u64>,
+        r100: Option<u64>,
+        r180: Option<u64>,
+        r200: Option<u64>,
+    }
+    let mut calls: HashMap<&str, Call> = HashMap::new();
+    for line in text.lines() {
+        // date \t time \t epoch \t S|R \t call-id \t CSeq:N METHOD \t first line
+        let f: Vec<&str> = line.split('\t').collect();
+        if f.len() < 7 || !f[5].ends_with(" INVITE") {
+            continue;
+        }
+        let Some(t) = epoch_us(f[2]) else { continue };
+        let c = calls.entry(f[4]).or_default();
+        let first = f[6];
+        let slot = match f[3] {
+            "S" if first.starts_with("INVITE ") => &mut c.invite,
+            "R" if first.starts_with("SIP/2.0 100") => &mut c.r100,
+            "R" if first.starts_with("SIP/2.0 180") => &mut c.r180,
+            "R" if first.starts_with("SIP/2.0 200") => &mut c.r200,
+            _ => continue,
+        };
+        if slot.is_none() {
+            *slot = Some(t);
+        }
+    }
+    let new = || Histogram::<u64>::new(3).map_err(|e| e.to_string());
+    let (mut h100, mut h180, mut h200) = (new()?, new()?, new()?);
+    for c in calls.values() {
+        let Some(i) = c.invite else { continue };
+        for (r, h) in [
+            (c.r100, &mut h100),
+            (c.r180, &mut h180),
+            (c.r200, &mut h200),
+        ] {
+            if let Some(r) = r {
+                h.record(r.saturating_sub(i)).map_err(|e| e.to_string())?;
+            }
+        }
+    }
+    Ok((h100, h180, h200))
+}
+
+/// sipp's own "ring" rtd samples (ms, from -trace_rtt) and the step between distinct values
+/// (ms, at 0.1 ms resolution).
+fn rtd_ring(dir: &Path) -> (Option<Histogram<u64>>, Option<f64>) {
+    let Some(path) = find_file(dir, "_rtt.csv") else {
+        return (None, None);
+    };
+    let Ok(text) = fs::read_to_string(path) else {
+        return (None, None);
+    };
+    let Ok(mut h) = Histogram::<u64>::new(3) else {
+        return (None, None);
+    };
+    let mut values: Vec<u64> = Vec::new();
+    for line in text.lines().skip(1) {
+        let f: Vec<&str> = line.split(';').collect();
+        if f.len() >= 3 && f[2].trim() == "ring" {
+            if let Ok(ms) = f[1].trim().parse::<f64>() {
+                let us = (ms * 1000.0).round().max(0.0) as u64;
+                let _ = h.record(us);
+                values.push(us);
+            }
+        }
+    }
+    if h.is_empty() {
+        return (None, None);
+    }
+    // Cluster to 0.1 ms (sipp adds a few us of jitter to a coarse clock: 4.001, 8.002, ...),
+    // then take the smallest step between distinct values; 0.1 means "0.1 ms or finer".
+    for v in &mut values {
+        *v = (*v + 50) / 100;
+    }
+    values.sort_unstable();
+    values.dedup();
+    let gran = values
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .min()
+        .map(|tenths| tenths as f64 / 10.0);
+    (Some(h), gran)
+}
+
+// ---------------------------------------------------------------------------------------
+// memory
+
+#[derive(Clone, Debug, Serialize)]
+struct MemoryResult {
+    transport: Transport,
+    calls: u64,
+    rate: u32,
+    hold_secs: u64,
+    warmup: u64,
+    rss_before_kib: u64,
+    /// RSS when all calls were established (setup time + 2 s after the first INVITE).
+    rss_established_kib: u64,
+    /// Calls in the hold pause at that moment (sipp -trace_counts).
+    established: u64,
+    bytes_per_call: Option<f64>,
+    /// RSS again shortly before the calls hang up (transaction state of the setup gone).
+    rss_late_kib: Option<u64>,
+    established_late: Option<u64>,
+    bytes_per_call_late: Option<f64>,
+    /// RSS after every call has ended (+3 s).
+    rss_after_kib: u64,
+    hwm_kib: u64,
+    successful: u64,
+    failed: u64,
+    unfinished: u64,
+}
+
+fn memory(common: &Common, a: &MemoryArgs) -> Result<MemoryResult> {
+    if a.rate == 0 || a.calls == 0 {
+        return Err("--rate and --calls must be positive".into());
+    }
+    let setup = Duration::from_secs_f64(a.calls as f64 / f64::from(a.rate));
+    if Duration::from_secs(a.hold_secs) < setup + Duration::from_secs(5) {
+        return Err(format!(
+            "--hold-secs {} is too short: setting up {} calls at {}/s takes {:.1} s; hold at least {} s",
+            a.hold_secs,
+            a.calls,
+            a.rate,
+            setup.as_secs_f64(),
+            setup.as_secs() + 6
+        ));
+    }
+    println!(
+        "\n=== memory: {} calls held {} s (set up at {}/s), {} UAC leg ===",
+        a.calls,
+        a.hold_secs,
+        a.rate,
+        common.transport.name()
+    );
+    machine_note();
+    let mut rig = Rig::start(common, "memory")?;
+    sleep(Duration::from_secs(1));
+    if a.warmup > 0 {
+        let run = rig.spawn_uac(&UacSpec {
+            label: "warmup".into(),
+            scenario: "uac_cps.xml",
+            rate: a.rate,
+            calls: a.warmup,
+            hold_ms: 0,
+            counts: false,
+            latency: false,
+        })?;
+        let out = rig.finish_uac(run)?;
+        println!(
+            "warm-up: {} calls, {} ok, {} failed",
+            a.warmup, out.stats.successful, out.stats.failed
+        );
+        out.explain(a.warmup);
+        sleep(Duration::from_secs(5));
+    }
+    rig.check_alive()?;
+    let (rss_before, _) = rss_kib(rig.switch.pid)?;
+    println!("switch RSS before: {} KiB", rss_before);
+
+    let mut run = rig.spawn_uac(&UacSpec {
+        label: format!("hold-{}", a.calls),
+        scenario: "uac_hold.xml",
+        rate: a.rate,
+        calls: a.calls,
+        hold_ms: a.hold_secs * 1000,
+        counts: true,
+        latency: false,
+    })?;
+    let hold = Duration::from_secs(a.hold_secs);
+    // Wait until every call is in the hold pause and the setup time + 2 s has passed; give up
+    // waiting for stragglers 3 s before the first calls would hang up.
+    let min_wait = setup + Duration::from_secs(2);
+    let give_up = hold.saturating_sub(Duration::from_secs(3)).max(min_wait);
+    let mut held = 0;
+    let mut acks = 0;
+    loop {
+        rig.check_alive()?;
+        let waited = run.started.elapsed();
+        if let Some((ack, pause)) = parse_counts(&run.dir) {
+            acks = ack;
+            held = pause;
+        }
+        if waited >= min_wait && (held >= a.calls || waited >= give_up) {
+            break;
+        }
+        if run.proc.exited().is_some() {
+            break;
+        }
+        sleep(Duration::from_millis(200));
+    }
+    // Counts are dumped once a second; read RSS now (median of three samples, 100 ms apart).
+    let mut samples = Vec::new();
+    for _ in 0..3 {
+        samples.push(rss_kib(rig.switch.pid)?.0);
+        sleep(Duration::from_millis(100));
+    }
+    samples.sort_unstable();
+    let rss_est = samples[1];
+    if let Some((ack, pause)) = parse_counts(&run.dir) {
+        acks = ack;
+        held = pause;
+    }
+    let per_call =
+        |rss: u64, n: u64| (n > 0).then(|| (rss as f64 - rss_before as f64) * 1024.0 / n as f64);
+    let bytes_per_call = per_call(rss_est, held);
+    println!(
+        "established at +{:.1} s: {} calls held ({} ACKs sent); switch RSS {} KiB (+{} KiB) -> {} bytes per established call",
+        run.started.elapsed().as_secs_f64(),
+        held,
+        acks,
+        rss_est,
+        rss_est as i64 - rss_before as i64,
+        bytes_per_call.map_or("-".into(), |b| format!("{b:.0}"))
+    );
+    if held < a.calls {
+        println!(
+            "  warning: only {held} of {} calls were established when RSS was read",
+            a.calls
+        );
+    }
+
+    // A second reading shortly before the hang-ups, when the setup transactions have expired.
+    let late_at = hold.saturating_sub(Duration::from_secs(2));
+    let (mut rss_late, mut held_late) = (None, None);
+    if late_at > run.started.elapsed() + Duration::from_secs(5) {
+        while run.started.elapsed() < late_at {
+            rig.check_alive()?;
+            sleep(Duration::from_millis(200));
+        }
+        let r = rss_kib(rig.switch.pid)?.0;
+        let h = parse_counts(&run.dir).map_or(held, |(_, p)| p);
+        println!(
+            "before hang-up at +{:.1} s: {} calls held; switch RSS {} KiB (+{} KiB) -> {} bytes per call",
+            run.started.elapsed().as_secs_f64(),
+            h,
+            r,
+            r as i64 - rss_before as i64,
+            per_call(r, h).map_or("-".into(), |b| format!("{b:.0}"))
+        );
+        rss_late = Some(r);
+        held_late = Some(h);
+    }
+    let out = rig.finish_uac(run)?;
+    let unfinished = out.unfinished(a.calls);
+    println!(
+        "calls {}  ok {}  failed {}  unfinished {}  retransmissions {}",
+        a.calls, out.stats.successful, out.stats.failed, unfinished, out.stats.retransmissions
+    );
+    out.explain(a.calls);
+    sleep(Duration::from_secs(3));
+    rig.check_alive()?;
+    let (rss_after, hwm) = rss_kib(rig.switch.pid)?;
+    println!("after all calls ended (+3 s): switch RSS {rss_after} KiB (peak {hwm} KiB)");
+    Ok(MemoryResult {
+        transport: common.transport,
+        calls: a.calls,
+        rate: a.rate,
+        hold_secs: a.hold_secs,
+        warmup: a.warmup,
+        rss_before_kib: rss_before,
+        rss_established_kib: rss_est,
+        established: held,
+        bytes_per_call,
+        rss_late_kib: rss_late,
+        established_late: held_late,
+        bytes_per_call_late: match (rss_late, held_late) {
+            (Some(r), Some(h)) => per_call(r, h),
+            _ => None,
+        },
+        rss_after_kib: rss_after,
+        hwm_kib: hwm,
+        successful: out.stats.successful,
+        failed: out.stats.failed,
+        unfinished,
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// summary
+
+fn print_summary(r: &Report) {
+    let mut s = String::new();
+    let _ = writeln!(s, "\n=== summary (foundation acceptance point 7) ===");
+    let _ = writeln!(s, "{:<34} result", "measure");
+    match &r.max_cps {
+        Some(m) => {
+            let v = match (m.max_rate_zero_failures, m.achieved_at_max) {
+                (Some(rate), Some(ach)) => {
+                    let step = m.steps.iter().find(|s| s.rate == rate);
+                    format!(
+                        "{rate} calls/s (sipp achieved {ach:.0}/s; switch CPU {} at that step; first failing rate {})",
+                        step.and_then(|s| s.switch_cpu_pct).map_or("-".into(), |c| format!("{c:.0}%")),
+                        m.first_failing_rate.map_or("none tried".into(), |f| f.to_string())
+                    )
+                }
+                _ => "none: every step failed".into(),
+            };
+            let _ = writeln!(
+                s,
+                "{:<34} {v}",
+                format!("max cps, 0 failures ({})", m.transport.name())
+            );
+        }
+        None => {
+            let _ = writeln!(s, "{:<34} error", "max cps");
+        }
+    }
+    match &r.latency {
+        Some(l) => {
+            let v = match &l.invite_to_180 {
+                Some(p) => format!(
+                    "p50 {:.3} ms  p90 {:.3} ms  p99 {:.3} ms  max {:.3} ms (n={}, failed {})",
+                    p.p50_ms,
+                    p.p90_ms,
+                    p.p99_ms,
+                    p.max_ms,
+                    p.samples,
+                    l.failed + l.unfinished
+                ),
+                None => "no samples".into(),
+            };
+            let _ = writeln!(
+                s,
+                "{:<34} {v}",
+                format!("INVITE->180 @ {}/s ({})", l.rate, l.transport.name())
+            );
+        }
+        None => {
+            let _ = writeln!(s, "{:<34} error", "INVITE->180 latency");
+        }
+    }
+    match &r.memory {
+        Some(m) => {
+            let v = format!(
+                "{} bytes (RSS {} -> {} KiB with {} calls up{}; after hang-up {} KiB)",
+                m.bytes_per_call.map_or("-".into(), |b| format!("{b:.0}")),
+                m.rss_before_kib,
+                m.rss_established_kib,
+                m.established,
+                m.bytes_per_call_late.map_or(String::new(), |b| format!(
+                    "; {b:.0} bytes/call just before hang-up"
+                )),
+                m.rss_after_kib
+            );
+            let _ = writeln!(
+                s,
+                "{:<34} {v}",
+                format!("memory per established call ({})", m.calls)
+            );
+        }
+        None => {
+            let _ = writeln!(s, "{:<34} error", "memory per established call");
+        }
+    }
+    for e in &r.errors {
+        let first = e.lines().next().unwrap_or("");
+        let _ = writeln!(s, "error: {first}");
+    }
+    print!("{s}");
+    let _ = std::io::stdout().flush();
+}

@@ -1,0 +1,88 @@
+//! End-to-end harness: runs the built `switchboard` binary on loopback with
+//! real peers (sipp, baresip) and a small test UA built on the `sip` crate's
+//! transaction endpoint over a real UDP socket.
+
+pub mod baresip;
+pub mod sipp;
+pub mod switch;
+pub mod ua;
+
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU16, Ordering};
+
+/// The folder of the test binary's profile (`target/release`), where the
+/// `switchboard` binary is.
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/<profile>/deps/<test> -> target/<profile>
+    exe.parent()
+        .and_then(|p| p.parent())
+        .expect("bin dir")
+        .to_path_buf()
+}
+
+/// A port free for both UDP and TCP on `ip`. Ports are handed out from a
+/// per-process range so parallel tests don't race for the same one.
+pub fn free_port(ip: &str) -> u16 {
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = 20000 + (std::process::id() % 200) as u16 * 100;
+    loop {
+        let off = NEXT.fetch_add(1, Ordering::Relaxed) % 10000;
+        let port = base.wrapping_add(off * 7 % 20000);
+        if port < 1024 {
+            continue;
+        }
+        let addr: SocketAddr = format!("{ip}:{port}").parse().unwrap();
+        if UdpSocket::bind(addr).is_ok() && TcpListener::bind(addr).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// Fails the test with a clear message if a program is missing.
+pub fn require(program: &str) {
+    let ok = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {program}"))
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "{program} is not installed: run the README's test command, which installs it"
+    );
+}
+
+/// The shared conformance vectors (see the sip crate's conformance test).
+pub fn conformance_dir() -> PathBuf {
+    std::env::var("SWITCHBOARD_CONFORMANCE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance")
+        })
+}
+
+/// Serialises heavy tests (load runs, real phones) across test processes
+/// and threads, so they don't starve each other on a 2-core machine.
+pub fn heavy_lock() -> std::fs::File {
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(std::env::temp_dir().join("switchboard-e2e.lock"))
+        .expect("lock file");
+    f.lock().expect("lock");
+    f
+}
+
+/// Writes a mono 8 kHz WAV of a 440 Hz tone, `secs` long (sox).
+pub fn tone_wav(path: &std::path::Path, secs: u32) {
+    require("sox");
+    let ok = std::process::Command::new("sox")
+        .args(["-n", "-r", "8000", "-c", "1", "-b", "16"])
+        .arg(path)
+        .args(["synth", &secs.to_string(), "sine", "440", "vol", "0.5"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "sox failed to write {}", path.display());
+}

@@ -1,0 +1,122 @@
+//! Running sipp (Debian `sip-tester`) as caller or callee.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Totals read from sipp's `-trace_stat` csv.
+#[derive(Debug, Clone, Default)]
+pub struct SippStats {
+    /// SuccessfulCall(C)
+    pub successful: u64,
+    /// FailedCall(C)
+    pub failed: u64,
+    /// Retransmissions(C)
+    pub retransmissions: u64,
+    /// sipp's exit status (0: all calls succeeded).
+    pub exit_code: Option<i32>,
+    /// sipp's error log, if any.
+    pub errors: String,
+}
+
+/// A scenario file shipped in `tests/scenarios/`.
+pub fn scenario(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("scenarios")
+        .join(name)
+}
+
+/// Runs a sipp UAC to completion (bounded by `limit`) in `dir` and returns
+/// its statistics. `args` are sipp arguments after the remote address.
+pub fn run_uac(dir: &Path, remote: &str, args: &[&str], limit: Duration) -> SippStats {
+    crate::require("sipp");
+    let stat = dir.join(format!("uac-{}.csv", crate::free_port("127.0.0.1")));
+    let errf = dir.join("uac-errors.log");
+    let mut cmd = Command::new("timeout");
+    cmd.arg(limit.as_secs().to_string())
+        .arg("sipp")
+        .arg(remote)
+        .args(args)
+        .args(["-nostdin", "-trace_stat", "-fd", "1", "-stf"])
+        .arg(&stat)
+        .args(["-trace_err", "-error_file"])
+        .arg(&errf)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let status = cmd.status().expect("run sipp");
+    let mut s = read_stats(&stat);
+    s.exit_code = status.code();
+    s.errors = std::fs::read_to_string(&errf).unwrap_or_default();
+    s
+}
+
+fn read_stats(path: &Path) -> SippStats {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    let Some(header) = lines.next() else {
+        return SippStats::default();
+    };
+    let Some(last) = lines.next_back() else {
+        return SippStats::default();
+    };
+    let cols: Vec<&str> = header.split(';').collect();
+    let vals: Vec<&str> = last.split(';').collect();
+    let get = |name: &str| {
+        cols.iter()
+            .position(|c| *c == name)
+            .and_then(|i| vals.get(i))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    SippStats {
+        successful: get("SuccessfulCall(C)"),
+        failed: get("FailedCall(C)"),
+        retransmissions: get("Retransmissions(C)"),
+        exit_code: None,
+        errors: String::new(),
+    }
+}
+
+/// A sipp UAS in the background; killed on drop.
+pub struct SippUas {
+    child: Child,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+}
+
+impl SippUas {
+    /// Starts `sipp -sn uas` (or `-sf scenario`) on a free port.
+    pub fn start(dir: &Path, scenario: Option<&Path>, extra: &[&str]) -> SippUas {
+        crate::require("sipp");
+        let port = crate::free_port("127.0.0.1");
+        let mut cmd = Command::new("sipp");
+        match scenario {
+            Some(f) => cmd.arg("-sf").arg(f),
+            None => cmd.args(["-sn", "uas"]),
+        };
+        let child = cmd
+            .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-nostdin"])
+            .args(extra)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn sipp uas");
+        // sipp binds at once; give it a moment.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline && std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        SippUas { child, port }
+    }
+}
+
+impl Drop for SippUas {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

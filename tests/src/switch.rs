@@ -1,0 +1,174 @@
+//! Running the switch binary.
+
+use crate::ua::Ua;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running switchboard process; killed on drop.
+pub struct SwitchProc {
+    child: Option<Child>,
+    /// Its working folder (config, store, log).
+    pub dir: PathBuf,
+    /// SIP port on 127.0.0.1 (UDP and TCP).
+    pub port: u16,
+    config: String,
+}
+
+/// A config with a carrier trunk recognised by source IP 127.0.0.2, users
+/// 1001-1003 (password "secret"), and `extra` appended (more trunks/routes).
+pub fn base_config(port: u16, store: &Path, extra: &str) -> String {
+    format!(
+        r#"[sip]
+listen = ["udp:127.0.0.1:{port}", "tcp:127.0.0.1:{port}"]
+domain = "switchboard"
+shards = 2
+
+[store]
+path = "{store}"
+
+[log]
+level = "info,sip=debug"
+
+[[users]]
+name = "1001"
+password = "secret"
+display_name = "Alice"
+
+[[users]]
+name = "1002"
+password = "secret"
+
+[[users]]
+name = "1003"
+password = "secret"
+
+[[trunks]]
+name = "carrier"
+inbound = {{ from = ["127.0.0.2"] }}
+
+{extra}
+"#,
+        store = store.display()
+    )
+}
+
+impl SwitchProc {
+    /// Starts the switch with `config` (written to a new temp folder) and
+    /// waits until it answers OPTIONS.
+    pub fn start(dir: &Path, port: u16, config: &str) -> SwitchProc {
+        let mut s = SwitchProc {
+            child: None,
+            dir: dir.to_path_buf(),
+            port,
+            config: config.to_owned(),
+        };
+        s.spawn();
+        s
+    }
+
+    fn spawn(&mut self) {
+        let cfg = self.dir.join("switchboard.toml");
+        std::fs::write(&cfg, &self.config).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("switch.log"))
+            .unwrap();
+        let bin = crate::bin_dir().join("switchboard");
+        assert!(
+            bin.exists(),
+            "{} missing: build it first (cargo build --release -p switchboard)",
+            bin.display()
+        );
+        let child = Command::new(bin)
+            .args(["run", "--config"])
+            .arg(&cfg)
+            .current_dir(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn switchboard");
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut ua = Ua::new("127.0.0.1", self.addr());
+        while Instant::now() < deadline {
+            if let Some(c) = self.child.as_mut() {
+                if let Ok(Some(st)) = c.try_wait() {
+                    panic!(
+                        "switchboard exited ({st}) during start:\n{}",
+                        self.log_tail()
+                    );
+                }
+            }
+            if ua.options(Duration::from_millis(300)) == Some(200) {
+                return;
+            }
+        }
+        panic!(
+            "switchboard did not answer OPTIONS within 20 s:\n{}",
+            self.log_tail()
+        );
+    }
+
+    /// The SIP address.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// True while the process runs.
+    pub fn alive(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_none())
+    }
+
+    /// `kill -9`, as a crash would.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill").arg(c.id().to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if c.try_wait().ok().flatten().is_some() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the process again with the same config and store.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    /// The last lines of the switch's log.
+    pub fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.dir.join("switch.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+}
+
+impl Drop for SwitchProc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}

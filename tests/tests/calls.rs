@@ -1,0 +1,244 @@
+//! Calls through the switch: failure codes, CANCEL, authentication, and
+//! registrations surviving a restart (acceptance points 3-5 of the
+//! foundation issue).
+
+use e2e::switch::{base_config, SwitchProc};
+use e2e::ua::Ua;
+use sip::{Method, Name, SipMessage};
+use std::time::Duration;
+
+const S: Duration = Duration::from_secs(5);
+
+fn start(extra: &str) -> (tempfile::TempDir, SwitchProc) {
+    let dir = tempfile::tempdir().unwrap();
+    let port = e2e::free_port("127.0.0.1");
+    let cfg = base_config(port, &dir.path().join("db"), extra);
+    let sw = SwitchProc::start(dir.path(), port, &cfg);
+    (dir, sw)
+}
+
+const FROM_TRUNK_TO_USERS: &str = r#"
+[calls]
+no_answer_timeout_secs = 2
+
+[[routes]]
+prefix = ""
+from = "trunks"
+target = "users"
+"#;
+
+fn codes(rs: &[sip::Response]) -> Vec<u16> {
+    rs.iter().map(|r| r.code).collect()
+}
+
+#[test]
+fn unknown_user_gets_404_and_unregistered_user_480() {
+    let (_d, sw) = start(FROM_TRUNK_TO_USERS);
+    let mut caller = Ua::new("127.0.0.2", sw.addr());
+    let inv = caller.invite("5551234", "9999");
+    let tx = caller.send(inv);
+    assert_eq!(
+        codes(&caller.final_response(tx, S)).last(),
+        Some(&404),
+        "{}",
+        sw.log_tail()
+    );
+    let inv = caller.invite("5551234", "1002");
+    let tx = caller.send(inv);
+    assert_eq!(codes(&caller.final_response(tx, S)).last(), Some(&480));
+}
+
+/// Registers a test UA as `user` and returns it.
+fn phone(sw: &SwitchProc, user: &str) -> Ua {
+    let mut ua = Ua::new("127.0.0.1", sw.addr());
+    let r = ua.register(user, "secret", 300).expect("REGISTER answered");
+    assert_eq!(r.code, 200, "register {user}: {}", sw.log_tail());
+    ua
+}
+
+#[test]
+fn busy_callee_gives_486_and_answer_bye_works() {
+    let (_d, sw) = start(FROM_TRUNK_TO_USERS);
+    let mut callee = phone(&sw, "1003");
+    let mut caller = Ua::new("127.0.0.2", sw.addr());
+
+    // Busy.
+    let inv = caller.invite("5551234", "1003");
+    let tx = caller.send(inv);
+    let (stx, req) = callee.request(S).expect("INVITE at callee");
+    assert_eq!(req.method, Method::Invite);
+    assert_eq!(req.max_forwards(), Some(69), "Max-Forwards decremented");
+    let r = callee.answer(&req, 486, "busytag");
+    callee.respond(stx.unwrap(), r);
+    assert_eq!(codes(&caller.final_response(tx, S)).last(), Some(&486));
+
+    // Answer, ACK, BYE from the caller.
+    let inv = caller.invite("5551234", "1003");
+    let tx = caller.send(inv.clone());
+    let (stx, req) = callee.request(S).expect("second INVITE");
+    let stx = stx.unwrap();
+    let ring = callee.answer(&req, 180, "t2");
+    callee.respond(stx, ring);
+    let ok = callee.answer(&req, 200, "t2");
+    callee.respond(stx, ok);
+    let rs = caller.final_response(tx, S);
+    assert_eq!(codes(&rs), vec![100, 180, 200]);
+    let ok = rs.last().unwrap().clone();
+    assert!(ok.body.starts_with(b"v=0"), "SDP answer relayed");
+    caller.ack(tx, &inv, &ok);
+    let (none, ack) = callee.request(S).expect("ACK at callee");
+    assert!(none.is_none() && ack.method == Method::Ack);
+    let bye = caller.bye(&inv, &ok);
+    let btx = caller.send(bye);
+    let (btx_callee, bye_in) = callee.request(S).expect("BYE at callee");
+    assert_eq!(bye_in.method, Method::Bye);
+    let r = sip::response_to(&bye_in, 200, None);
+    callee.respond(btx_callee.unwrap(), r);
+    assert_eq!(codes(&caller.final_response(btx, S)).last(), Some(&200));
+}
+
+#[test]
+fn cancel_before_answer_and_no_answer_timeout() {
+    let (_d, sw) = start(FROM_TRUNK_TO_USERS);
+    let mut callee = phone(&sw, "1003");
+    let mut caller = Ua::new("127.0.0.2", sw.addr());
+
+    // CANCEL after ringing.
+    let inv = caller.invite("5551234", "1003");
+    let tx = caller.send(inv.clone());
+    let (stx, req) = callee.request(S).unwrap();
+    let stx = stx.unwrap();
+    let ring = callee.answer(&req, 180, "t1");
+    callee.respond(stx, ring);
+    assert_eq!(caller.response(tx, S).map(|r| r.code), Some(100));
+    assert_eq!(caller.response(tx, S).map(|r| r.code), Some(180));
+    let cancel = caller.cancel_for(&inv);
+    let ctx = caller.send(cancel);
+    assert_eq!(codes(&caller.final_response(ctx, S)), vec![200]);
+    assert_eq!(codes(&caller.final_response(tx, S)).last(), Some(&487));
+    let (_, c) = callee.request(S).expect("CANCEL reaches the callee");
+    assert_eq!(c.method, Method::Cancel);
+    let r = sip::response_to(&req, 487, Some("t1"));
+    callee.respond(stx, r);
+
+    // No answer: the switch gives up after no_answer_timeout_secs (2 s).
+    let inv = caller.invite("5551234", "1003");
+    let tx = caller.send(inv);
+    let (stx, req) = callee.request(S).unwrap();
+    let stx = stx.unwrap();
+    let ring = callee.answer(&req, 180, "t3");
+    callee.respond(stx, ring);
+    let t0 = std::time::Instant::now();
+    let rs = caller.final_response(tx, Duration::from_secs(10));
+    assert!(
+        matches!(rs.last().map(|r| r.code), Some(480 | 408)),
+        "{:?}",
+        codes(&rs)
+    );
+    assert!(
+        t0.elapsed() >= Duration::from_millis(1500),
+        "timed out after the configured 2 s"
+    );
+    let (_, c) = callee.request(S).expect("CANCEL on no answer");
+    assert_eq!(c.method, Method::Cancel);
+}
+
+const USERS_TO_TRUNK: &str = r#"
+[[trunks]]
+name = "out"
+outbound = { host = "127.0.0.1:TRUNKPORT" }
+
+[[routes]]
+prefix = "9"
+from = "users"
+target = { trunk = "out" }
+strip = 1
+
+[[routes]]
+prefix = ""
+from = "users"
+target = "users"
+"#;
+
+#[test]
+fn unauthenticated_invite_never_reaches_a_trunk() {
+    let mut carrier = Ua::new("127.0.0.1", "127.0.0.1:9".parse().unwrap());
+    let extra = USERS_TO_TRUNK.replace("TRUNKPORT", &carrier.local.port().to_string());
+    let (_d, sw) = start(&extra);
+    carrier.switch = sw.addr();
+    let mut caller = Ua::new("127.0.0.3", sw.addr());
+    // No credentials: challenged.
+    let inv = caller.invite("1001", "90123456");
+    let tx = caller.send(inv.clone());
+    let rs = caller.final_response(tx, S);
+    let challenge = rs.last().unwrap().clone();
+    assert_eq!(challenge.code, 407);
+    // Wrong password: challenged again, never routed.
+    let bad = caller.with_proxy_auth(&inv, &challenge, "1001", "wrong");
+    let tx = caller.send(bad);
+    assert_eq!(codes(&caller.final_response(tx, S)).last(), Some(&407));
+    // Unknown user with any password: same.
+    let bad = caller.with_proxy_auth(&inv, &challenge, "6666", "secret");
+    let tx = caller.send(bad);
+    assert_eq!(codes(&caller.final_response(tx, S)).last(), Some(&407));
+    assert!(
+        carrier.request(Duration::from_millis(500)).is_none(),
+        "nothing may reach the trunk"
+    );
+    // Right password: routed to the trunk with the prefix stripped.
+    let good = caller.with_proxy_auth(&inv, &challenge, "1001", "secret");
+    let tx = caller.send(good);
+    let (ctx, out) = carrier
+        .request(S)
+        .expect("authenticated call reaches the trunk");
+    assert_eq!(out.uri.sip().unwrap().user.as_deref(), Some("0123456"));
+    assert!(out.from().unwrap().display.as_deref() == Some("Alice"));
+    let r = sip::response_to(&out, 503, Some("x"));
+    carrier.respond(ctx.unwrap(), r);
+    let last = caller.final_response(tx, S).last().map(|r| r.code);
+    assert!(matches!(last, Some(500..=599)), "{last:?}");
+}
+
+#[test]
+fn wrong_password_gets_401_never_200() {
+    let (_d, sw) = start("");
+    let mut ua = Ua::new("127.0.0.1", sw.addr());
+    for _ in 0..3 {
+        let r = ua.register("1001", "not-the-password", 300).unwrap();
+        assert_eq!(r.code, 401, "wrong password must be re-challenged");
+    }
+    let r = ua.register("1001", "secret", 300).unwrap();
+    assert_eq!(r.code, 200);
+    assert!(r.headers.get(&Name::Contact).unwrap().contains("expires="));
+}
+
+#[test]
+fn registrations_survive_restart_and_kill9() {
+    let (_d, mut sw) = start(FROM_TRUNK_TO_USERS);
+    let mut callee = phone(&sw, "1001");
+    for kill in [false, true] {
+        if kill {
+            sw.kill9();
+            sw.restart();
+        } else {
+            sw.restart();
+        }
+        let mut caller = Ua::new("127.0.0.2", sw.addr());
+        let inv = caller.invite("5551234", "1001");
+        let tx = caller.send(inv);
+        let (stx, req) = callee
+            .request(S)
+            .unwrap_or_else(|| panic!("no INVITE after restart (kill={kill}):\n{}", sw.log_tail()));
+        let r = callee.answer(&req, 486, "x");
+        callee.respond(stx.unwrap(), r);
+        assert_eq!(codes(&caller.final_response(tx, S)).last(), Some(&486));
+    }
+    // Unregister with expires=0: now 480.
+    let r = callee.register("1001", "secret", 0).unwrap();
+    assert_eq!(r.code, 200);
+    sw.restart();
+    let mut caller = Ua::new("127.0.0.2", sw.addr());
+    let inv = caller.invite("5551234", "1001");
+    let tx = caller.send(inv);
+    assert_eq!(codes(&caller.final_response(tx, S)).last(), Some(&480));
+}
