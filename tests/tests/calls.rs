@@ -242,3 +242,62 @@ fn registrations_survive_restart_and_kill9() {
     let tx = caller.send(inv);
     assert_eq!(codes(&caller.final_response(tx, S)).last(), Some(&480));
 }
+
+#[test]
+fn max_forwards_zero_gets_483() {
+    let (_d, sw) = start(FROM_TRUNK_TO_USERS);
+    let _callee = phone(&sw, "1003");
+    let mut caller = Ua::new("127.0.0.2", sw.addr());
+    let mut inv = caller.invite("5551234", "1003");
+    inv.headers.set(Name::MaxForwards, "0");
+    let tx = caller.send(inv);
+    assert_eq!(codes(&caller.final_response(tx, S)).last(), Some(&483));
+}
+
+#[test]
+fn outbound_trunk_answers_carrier_challenge_with_digest() {
+    let mut carrier = Ua::new("127.0.0.1", "127.0.0.1:9".parse().unwrap());
+    let extra = format!(
+        r#"
+[[trunks]]
+name = "out"
+outbound = {{ host = "127.0.0.1:{}", auth = {{ username = "acct", password = "trunkpw" }} }}
+
+[[routes]]
+prefix = ""
+from = "trunks"
+target = {{ trunk = "out" }}
+"#,
+        carrier.local.port()
+    );
+    let (_d, sw) = start(&extra);
+    carrier.switch = sw.addr();
+    let mut server = sip::auth::DigestServer::new("carrier", [7; 32], 60);
+    let mut caller = Ua::new("127.0.0.2", sw.addr());
+    let inv = caller.invite("5551234", "4930123");
+    let tx = caller.send(inv);
+    // First INVITE: challenge it.
+    let (stx, first) = carrier.request(S).expect("INVITE at carrier");
+    let mut ch = sip::response_to(&first, 407, Some("c1"));
+    for c in server.challenges(1_000, false) {
+        ch.headers
+            .push(Name::ProxyAuthenticate, c.to_header_value());
+    }
+    carrier.respond(stx.unwrap(), ch);
+    // Second INVITE carries credentials that verify.
+    let (stx, second) = carrier.request(S).expect("authenticated INVITE");
+    let creds = second
+        .headers
+        .get(&Name::ProxyAuthorization)
+        .and_then(|v| sip::auth::Credentials::parse(v).ok())
+        .expect("Proxy-Authorization");
+    assert_eq!(creds.username, "acct");
+    assert_eq!(
+        server.verify(&creds, "INVITE", "trunkpw", 1_001),
+        sip::auth::Verdict::Ok
+    );
+    assert!(second.cseq().unwrap().seq > first.cseq().unwrap().seq);
+    let r = carrier.answer(&second, 486, "c2");
+    carrier.respond(stx.unwrap(), r);
+    assert_eq!(codes(&caller.final_response(tx, S)).last(), Some(&486));
+}
