@@ -125,21 +125,25 @@ impl Shard {
                 self.switch.sender.send(t);
             }
         }
-        let next = self.endpoint.poll_timeout();
-        if next != self.timer.as_ref().map(|t| t.0) {
-            if let Some((_, h)) = self.timer.take() {
-                ctx.cancel_future(h);
-            }
-            if let Some(at) = next {
-                let delay = at.saturating_duration_since(Instant::now());
-                let h = ctx.run_later(delay, |this, ctx| {
-                    this.timer = None;
-                    this.endpoint.handle_timeout(Instant::now());
-                    this.pump(ctx);
-                });
-                self.timer = Some((at, h));
-            }
+        // Keep one actix timer at the earliest deadline: re-arm only when a
+        // new deadline is earlier (most are later: now + T1 or 64*T1); the
+        // timer callback re-arms for whatever is next.
+        let Some(next) = self.endpoint.poll_timeout() else {
+            return;
+        };
+        if self.timer.as_ref().is_some_and(|(at, _)| *at <= next) {
+            return;
         }
+        if let Some((_, h)) = self.timer.take() {
+            ctx.cancel_future(h);
+        }
+        let delay = next.saturating_duration_since(Instant::now());
+        let h = ctx.run_later(delay, |this, ctx| {
+            this.timer = None;
+            this.endpoint.handle_timeout(Instant::now());
+            this.pump(ctx);
+        });
+        self.timer = Some((next, h));
     }
 
     fn dispatch(&mut self, ev: Event, ctx: &mut Context<Self>) {

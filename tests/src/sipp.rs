@@ -114,6 +114,21 @@ impl SippUas {
     }
 }
 
+impl SippUas {
+    /// Waits for the UAS to exit (run it with `-m N`); its exit code
+    /// (0: every call of its scenario completed).
+    pub fn wait(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return st.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
 impl Drop for SippUas {
     fn drop(&mut self) {
         let _ = self.child.kill();
