@@ -4,7 +4,7 @@
 use crate::registrar::{Location, Registrar};
 use crate::shard::Shard;
 use actix::Addr;
-use sip::auth::DigestServer;
+use sip::auth::{Algorithm, DigestServer};
 use sip::transaction::{Peer, Transport};
 use sip::{Host, SipUri, Via};
 use std::hash::{Hash, Hasher};
@@ -35,7 +35,17 @@ impl Switch {
     /// actors run.
     pub fn new(config: config::Config, location: Location, sender: net::SipSender) -> Arc<Switch> {
         let secret: [u8; 32] = rand::random();
-        let auth = DigestServer::new(config.sip.domain.clone(), secret, NONCE_TTL_SECS);
+        let algorithms: Vec<Algorithm> = config
+            .sip
+            .digest_algorithms
+            .iter()
+            .map(|a| match a {
+                config::DigestAlgorithm::Md5 => Algorithm::Md5,
+                config::DigestAlgorithm::Sha256 => Algorithm::Sha256,
+            })
+            .collect();
+        let auth = DigestServer::new(config.sip.domain.clone(), secret, NONCE_TTL_SECS)
+            .with_algorithms(&algorithms);
         Arc::new(Switch {
             config: RwLock::new(Arc::new(config)),
             location,

@@ -81,6 +81,22 @@ pub struct Sip {
     pub user_agent: String,
     /// Number of SIP endpoint shards, `1..=64`; default 2.
     pub shards: usize,
+    /// Digest algorithms offered in challenges, in order of preference;
+    /// default `["MD5"]`. `"SHA-256"` (RFC 8760) is stronger, but older
+    /// phones (libre 1.x, e.g. Debian's baresip) fail on any SHA-256
+    /// challenge, even next to an MD5 one, so it is opt-in.
+    pub digest_algorithms: Vec<DigestAlgorithm>,
+}
+
+/// A digest algorithm; TOML `"MD5"` or `"SHA-256"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+pub enum DigestAlgorithm {
+    /// MD5 (RFC 2617/7616).
+    #[serde(rename = "MD5")]
+    Md5,
+    /// SHA-256 (RFC 7616, RFC 8760).
+    #[serde(rename = "SHA-256")]
+    Sha256,
 }
 
 impl Default for Sip {
@@ -100,6 +116,7 @@ impl Default for Sip {
             domain: "switchboard".into(),
             user_agent: "Switchboard/0.1".into(),
             shards: 2,
+            digest_algorithms: vec![DigestAlgorithm::Md5],
         }
     }
 }

@@ -386,3 +386,24 @@ fn from_file_reads() {
         )
     );
 }
+
+#[test]
+fn digest_algorithms_parse_and_validate() {
+    let c = Config::from_str(
+        "[sip]\ndigest_algorithms = [\"SHA-256\", \"MD5\"]\n",
+        "a.toml",
+    )
+    .unwrap();
+    assert_eq!(
+        c.sip.digest_algorithms,
+        [DigestAlgorithm::Sha256, DigestAlgorithm::Md5]
+    );
+    let e = Config::from_str("[sip]\ndigest_algorithms = []\n", "a.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("a.toml:2: sip.digest_algorithms"), "{e}");
+    let e = Config::from_str("[sip]\n\ndigest_algorithms = [\"SHA1\"]\n", "a.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("a.toml:3: sip.digest_algorithms"), "{e}");
+}

@@ -20,6 +20,12 @@ pub(crate) fn check(config: &Config, doc: &Doc<'_>) -> Result<(), ConfigError> {
     if sip.domain.is_empty() {
         return Err(doc.invalid("sip.domain", "must not be empty"));
     }
+    if sip.digest_algorithms.is_empty() {
+        return Err(doc.invalid(
+            "sip.digest_algorithms",
+            "at least one algorithm is required",
+        ));
+    }
 
     let r = &config.registrar;
     // Report at whichever of the two keys the file actually sets.

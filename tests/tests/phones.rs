@@ -8,7 +8,6 @@ use e2e::switch::{base_config, SwitchProc};
 use std::time::Duration;
 
 #[test]
-#[ignore = "baresip 1.0 fails to register here (ENOSYS in libre); being investigated"]
 fn baresip_answers_a_sipp_call() {
     let _heavy = e2e::heavy_lock();
     let dir = tempfile::tempdir().unwrap();
@@ -63,8 +62,41 @@ fn baresip_answers_a_sipp_call() {
         phone.log()
     );
     assert!(
-        phone.wait_log("terminated", Duration::from_secs(5)),
+        phone.wait_log("terminated (duration", Duration::from_secs(5)),
         "baresip saw no BYE:\n{}",
+        phone.log()
+    );
+}
+
+#[test]
+fn baresip_with_a_wrong_password_is_refused() {
+    let _heavy = e2e::heavy_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let port = e2e::free_port("127.0.0.1");
+    let sw = SwitchProc::start(
+        dir.path(),
+        port,
+        &base_config(port, &dir.path().join("db"), ""),
+    );
+    let wav = dir.path().join("tone.wav");
+    e2e::tone_wav(&wav, 10);
+    let phone = Baresip::start(
+        &dir.path().join("phone"),
+        "1001",
+        "not-the-password",
+        port,
+        &wav,
+    );
+    assert!(
+        phone.wait_log("401 Unauthorized", Duration::from_secs(10)),
+        "no 401:\n{}\nswitch:\n{}",
+        phone.log(),
+        sw.log_tail()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        !phone.log().contains("200 OK"),
+        "registered with a wrong password:\n{}",
         phone.log()
     );
 }
