@@ -88,6 +88,8 @@ struct LegB {
     tx: Option<TxId>,
     dialog: Option<Dialog>,
     provisional: bool,
+    /// A CANCEL waits for the first provisional response (§9.1).
+    cancel_pending: bool,
     auth: Option<TrunkAuth>,
     auth_tried: bool,
 }
@@ -324,6 +326,7 @@ impl Call {
             tx: None,
             dialog: None,
             provisional: false,
+            cancel_pending: false,
             auth,
             auth_tried: false,
         });
@@ -405,11 +408,14 @@ impl Call {
         let Some(b) = self.b.as_mut() else { return };
         b.tx = Some(tx);
         let code = resp.code;
-        if code == 100 {
-            return;
-        }
         if code < 200 {
             b.provisional = true;
+            if std::mem::take(&mut b.cancel_pending) {
+                return self.cancel_b(ctx);
+            }
+            if code == 100 {
+                return;
+            }
             if self.cancelled || self.a.final_sent {
                 return;
             }
@@ -541,7 +547,11 @@ impl Call {
     /// CANCEL leg B's INVITE (§9.1: same branch, R-URI, Call-ID, From, To,
     /// CSeq number).
     fn cancel_b(&mut self, ctx: &mut Context<Self>) {
-        let Some(b) = self.b.as_ref() else { return };
+        let Some(b) = self.b.as_mut() else { return };
+        if !b.provisional {
+            b.cancel_pending = true;
+            return;
+        }
         let inv = &b.invite;
         let mut c = Request::new(Method::Cancel, inv.uri.clone());
         if let Ok(v) = inv.top_via() {

@@ -301,3 +301,57 @@ target = {{ trunk = "out" }}
     carrier.respond(stx.unwrap(), r);
     assert_eq!(codes(&caller.final_response(tx, S)).last(), Some(&486));
 }
+
+/// RFC 3261 §9.1: leg B is only cancelled once it sent a provisional
+/// response; a callee that stays silent gets no CANCEL until its 180.
+#[test]
+fn cancel_waits_for_the_callees_first_provisional() {
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let extra = format!(
+        "[[trunks]]\nname = \"t\"\noutbound = {{ host = \"{}\" }}\n\n[[routes]]\nprefix = \"\"\nfrom = \"trunks\"\ntarget = {{ trunk = \"t\" }}\n",
+        silent.local_addr().unwrap()
+    );
+    let (_d, sw) = start(&extra);
+    let mut caller = Ua::new("127.0.0.2", sw.addr());
+    let inv = caller.invite("5551234", "4930");
+    let tx = caller.send(inv.clone());
+    let recv = |timeout_ms: u64| -> Option<(sip::Request, std::net::SocketAddr)> {
+        silent
+            .set_read_timeout(Some(Duration::from_millis(timeout_ms)))
+            .unwrap();
+        let mut buf = [0u8; 65535];
+        let (n, from) = silent.recv_from(&mut buf).ok()?;
+        match sip::parse(
+            &bytes::Bytes::copy_from_slice(&buf[..n]),
+            sip::Framing::Datagram,
+        ) {
+            Ok(sip::Message::Request(r)) => Some((r, from)),
+            _ => None,
+        }
+    };
+    let (b_invite, from) = recv(3000).expect("INVITE on leg B");
+    assert_eq!(caller.response(tx, S).map(|r| r.code), Some(100));
+    let cancel = caller.cancel_for(&inv);
+    let ctx = caller.send(cancel);
+    assert_eq!(codes(&caller.final_response(ctx, S)), vec![200]);
+    assert_eq!(codes(&caller.final_response(tx, S)).last(), Some(&487));
+    // Only INVITE retransmissions reach the silent callee, no CANCEL.
+    let t0 = std::time::Instant::now();
+    while t0.elapsed() < Duration::from_millis(1200) {
+        if let Some((r, _)) = recv(300) {
+            assert_eq!(
+                r.method,
+                Method::Invite,
+                "nothing but INVITE before a provisional"
+            );
+        }
+    }
+    let ring = sip::response_to(&b_invite, 180, Some("late"));
+    silent.send_to(&ring.to_bytes(), from).unwrap();
+    let deadline = std::time::Instant::now() + S;
+    let mut got_cancel = false;
+    while std::time::Instant::now() < deadline && !got_cancel {
+        got_cancel = recv(300).is_some_and(|(r, _)| r.method == Method::Cancel);
+    }
+    assert!(got_cancel, "CANCEL after the 180:\n{}", sw.log_tail());
+}
