@@ -480,12 +480,15 @@ pub fn response_to(req: &Request, code: u16, to_tag: Option<&str>) -> Response {
     let mut r = Response::new(code);
     r.headers.copy_from(&req.headers, &Name::Via);
     r.headers.copy_from(&req.headers, &Name::From);
-    let to = req.headers.get(&Name::To).unwrap_or("");
-    match to_tag {
-        Some(tag) if code > 100 && !has_tag(to) => {
-            r.headers.push(Name::To, format!("{to};tag={tag}"))
+    // A request without To (RFC 4475 insuf.dat) gets a response without
+    // one rather than an empty, unparseable To.
+    if let Some(to) = req.headers.get(&Name::To) {
+        match to_tag {
+            Some(tag) if code > 100 && !has_tag(to) => {
+                r.headers.push(Name::To, format!("{to};tag={tag}"))
+            }
+            _ => r.headers.push(Name::To, to),
         }
-        _ => r.headers.push(Name::To, to),
     }
     r.headers.copy_from(&req.headers, &Name::CallId);
     r.headers.copy_from(&req.headers, &Name::CSeq);
