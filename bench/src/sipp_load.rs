@@ -482,6 +482,20 @@ fn cpu_ticks(pid: u32) -> Option<u64> {
     Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
 }
 
+/// Datagrams the kernel dropped (receive buffer full) on UDP sockets bound to `port`.
+fn udp_drops(port: u16) -> Option<u64> {
+    let text = fs::read_to_string("/proc/net/udp").ok()?;
+    let mut total = 0;
+    for line in text.lines().skip(1) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let local_port = f.get(1)?.rsplit(':').next()?;
+        if u16::from_str_radix(local_port, 16).ok()? == port {
+            total += f.last()?.parse::<u64>().ok()?;
+        }
+    }
+    Some(total)
+}
+
 fn clk_tck() -> u64 {
     Command::new("getconf")
         .arg("CLK_TCK")
@@ -550,6 +564,7 @@ struct Rig {
     switch: Proc,
     common: Common,
     switch_port: u16,
+    uas_port: u16,
     uac_port: u16,
     dir: PathBuf,
     scenarios: PathBuf,
@@ -693,6 +708,7 @@ target = {{ trunk = "uas" }}
             switch,
             common: common.clone(),
             switch_port,
+            uas_port,
             uac_port,
             dir,
             scenarios,
@@ -715,6 +731,11 @@ target = {{ trunk = "uas" }}
 
     fn cpu(&self) -> (Option<u64>, Option<u64>) {
         (cpu_ticks(self.switch.pid), cpu_ticks(self.uas.pid))
+    }
+
+    /// UDP receive-buffer drops so far on the switch's and the UAS's ports.
+    fn drops(&self) -> (Option<u64>, Option<u64>) {
+        (udp_drops(self.switch_port), udp_drops(self.uas_port))
     }
 
     fn spawn_uac(&mut self, spec: &UacSpec) -> Result<UacRun> {
@@ -746,8 +767,9 @@ target = {{ trunk = "uas" }}
             .args(["-t", tr])
             .args(["-r", &spec.rate.to_string(), "-rp", "1000"])
             .args(["-m", &spec.calls.to_string()])
-            // Never let sipp throttle silently: allow every call to be open at once.
-            .args(["-l", &spec.calls.max(1).to_string()])
+            // Open-call limit: every held call; for zero-hold calls 5 s worth of calls (only a
+            // stalled switch gets there; sipp then slows down, which shows as `achieved`).
+            .args(["-l", &open_call_limit(spec).to_string()])
             .args(["-d", &spec.hold_ms.to_string()])
             .args(["-nostdin", "-buff_size", BUFF_SIZE])
             .args(["-timeout", &sipp_timeout.to_string()])
@@ -775,7 +797,12 @@ target = {{ trunk = "uas" }}
     /// Waits for a UAC run to end (or kills it at its deadline) and reads its statistics.
     fn finish_uac(&mut self, mut run: UacRun) -> Result<UacOutcome> {
         let mut timed_out = false;
+        let mut uac_ticks = None;
         let status = loop {
+            // Read before reaping: an exited (zombie) process still shows its CPU times.
+            if let Some(t) = cpu_ticks(run.proc.pid) {
+                uac_ticks = Some(t);
+            }
             if let Some(s) = run.proc.exited() {
                 break Some(s);
             }
@@ -809,10 +836,19 @@ target = {{ trunk = "uas" }}
             stats,
             exit_code: status.and_then(|s| s.code()),
             timed_out,
+            uac_ticks,
             errors,
             stderr: tail(&run.proc.stderr, 10),
             dir: run.dir,
         })
+    }
+}
+
+fn open_call_limit(spec: &UacSpec) -> u64 {
+    if spec.hold_ms > 0 {
+        spec.calls.max(1)
+    } else {
+        spec.calls.min((5 * u64::from(spec.rate)).max(1000)).max(1)
     }
 }
 
@@ -859,6 +895,8 @@ struct UacOutcome {
     stats: SippStats,
     exit_code: Option<i32>,
     timed_out: bool,
+    /// CPU time of the sipp UAC (clock ticks), as last seen.
+    uac_ticks: Option<u64>,
     errors: Option<String>,
     stderr: String,
     dir: PathBuf,
@@ -904,7 +942,7 @@ struct SippStats {
     retransmissions: u64,
     dead_call_msgs: u64,
     out_of_call_msgs: u64,
-    /// Calls created per second over the run (sipp's CallRate(C)).
+    /// Calls created per second while sipp was creating them (see `creation_rate`).
     call_rate: f64,
     elapsed_secs: f64,
     /// Nonzero Failed*(C) counters, "Name=count, ...".
@@ -937,6 +975,44 @@ fn last_csv_row(path: &Path) -> Result<HashMap<String, String>> {
 /// sipp's date fields: "2024-01-01\t12:00:00.123456\t1704110400.123456" -> epoch seconds.
 fn sipp_epoch(v: &str) -> Option<f64> {
     v.split('\t').nth(2)?.trim().parse().ok()
+}
+
+/// Calls/s while sipp was creating calls: the final OutgoingCall(C) over the time it took to
+/// reach it (interpolated between the once-a-second rows). Unlike CallRate(C), this does not
+/// count the time spent waiting for the last calls to end or time out.
+fn creation_rate(path: &Path) -> Option<f64> {
+    let text = fs::read_to_string(path).ok()?;
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next()?.split(';').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name);
+    let (start, now, out) = (
+        col("StartTime")?,
+        col("CurrentTime")?,
+        col("OutgoingCall(C)")?,
+    );
+    let points: Vec<(f64, f64)> = lines
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(';').collect();
+            let t = sipp_epoch(f.get(now)?)? - sipp_epoch(f.get(start)?)?;
+            Some((t, f.get(out)?.trim().parse::<f64>().ok()?))
+        })
+        .collect();
+    let total = points.last()?.1;
+    if total <= 0.0 {
+        return None;
+    }
+    let i = points.iter().position(|&(_, n)| n >= total)?;
+    let t = if i == 0 {
+        points[0].0
+    } else {
+        let ((t0, n0), (t1, n1)) = (points[i - 1], points[i]);
+        if n1 > n0 {
+            t0 + (total - n0) / (n1 - n0) * (t1 - t0)
+        } else {
+            t1
+        }
+    };
+    (t > 0.0).then(|| total / t)
 }
 
 fn parse_stat_csv(path: &Path) -> Result<SippStats> {
@@ -979,10 +1055,11 @@ fn parse_stat_csv(path: &Path) -> Result<SippStats> {
         retransmissions: n("Retransmissions(C)"),
         dead_call_msgs: n("DeadCallMsgs(C)"),
         out_of_call_msgs: n("OutOfCallMsgs(C)"),
-        call_rate: row
-            .get("CallRate(C)")
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0.0),
+        call_rate: creation_rate(path).unwrap_or_else(|| {
+            row.get("CallRate(C)")
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0.0)
+        }),
         elapsed_secs: elapsed,
         reasons: reasons
             .iter()
@@ -1015,14 +1092,21 @@ struct Step {
     /// Calls neither successful nor failed when sipp ended (killed, or -timeout).
     unfinished: u64,
     retransmissions: u64,
-    /// Calls/s sipp actually created (its CallRate(C)).
+    /// Calls/s sipp actually created (while creating; see `creation_rate`).
     achieved_cps: f64,
     /// Share of one core the switch used during the step, in percent.
     switch_cpu_pct: Option<f64>,
     uas_cpu_pct: Option<f64>,
+    uac_cpu_pct: Option<f64>,
+    /// Datagrams the kernel dropped on the switch's / the UAS's UDP port (buffer full).
+    switch_udp_drops: Option<u64>,
+    uas_udp_drops: Option<u64>,
     /// Switch CPU time per call, in microseconds.
     switch_cpu_us_per_call: Option<f64>,
+    /// No failed or unfinished call (whatever the rate achieved).
     pass: bool,
+    /// sipp achieved at least 95% of the target rate.
+    sustained: bool,
     failure_reasons: String,
     sipp_exit: Option<i32>,
 }
@@ -1032,12 +1116,19 @@ struct MaxCpsResult {
     transport: Transport,
     duration_secs: u32,
     steps: Vec<Step>,
-    /// The highest rate whose step had no failed or unfinished call.
-    max_rate_zero_failures: Option<u32>,
-    /// sipp's achieved rate at that step.
+    /// The highest rate whose step had no failed or unfinished call and at which sipp
+    /// created calls at >= 95% of the target rate: the headline figure.
+    max_rate: Option<u32>,
+    /// sipp's achieved rate, retransmissions and switch socket drops at that step.
     achieved_at_max: Option<f64>,
-    /// The lowest failing rate tried, if any.
-    first_failing_rate: Option<u32>,
+    retransmissions_at_max: Option<u64>,
+    switch_drops_at_max: Option<u64>,
+    /// The same, also with no retransmission.
+    max_rate_no_retransmissions: Option<u32>,
+    /// The highest rate with no failed call, whatever rate sipp achieved.
+    max_rate_zero_failures_any_speed: Option<u32>,
+    /// The lowest rate that failed or fell behind.
+    first_bad_rate: Option<u32>,
 }
 
 fn max_cps(common: &Common, a: &MaxCpsArgs) -> Result<MaxCpsResult> {
@@ -1056,7 +1147,7 @@ fn max_cps(common: &Common, a: &MaxCpsArgs) -> Result<MaxCpsResult> {
     let mut rig = Rig::start(common, "max-cps")?;
     sleep(Duration::from_millis(500));
     println!(
-        "{:>6} {:>7} {:>7} {:>6} {:>6} {:>7} {:>8} {:>7} {:>7} {:>8}  result",
+        "{:>6} {:>7} {:>7} {:>6} {:>6} {:>7} {:>8} {:>7} {:>7} {:>7} {:>10} {:>9}  result",
         "rate",
         "calls",
         "ok",
@@ -1065,17 +1156,19 @@ fn max_cps(common: &Common, a: &MaxCpsArgs) -> Result<MaxCpsResult> {
         "retrans",
         "achieved",
         "sw-cpu",
+        "uac-cpu",
         "uas-cpu",
-        "sw-us/call"
+        "sw-us/call",
+        "drops",
     );
     let mut steps: Vec<Step> = Vec::new();
     let mut rate = a.start;
-    let mut bisect: Option<(u32, u32)> = None; // (last pass, first fail)
+    let mut bisect: Option<(u32, u32)> = None; // (last good, first bad)
     loop {
         let step = run_step(&mut rig, rate, a.duration_secs)?;
-        let passed = step.pass;
+        let good = step.good();
         steps.push(step);
-        let pause = if passed {
+        let pause = if good {
             a.cooldown_secs
         } else {
             a.cooldown_secs.max(5)
@@ -1083,21 +1176,21 @@ fn max_cps(common: &Common, a: &MaxCpsArgs) -> Result<MaxCpsResult> {
         // Next rate.
         let next = match bisect {
             Some((lo, hi)) => {
-                let (lo, hi) = if passed { (rate, hi) } else { (lo, rate) };
+                let (lo, hi) = if good { (rate, hi) } else { (lo, rate) };
                 bisect = Some((lo, hi));
                 (hi - lo > a.refine_to).then_some(lo + (hi - lo) / 2)
             }
-            None if !passed && a.refine_to > 0 && !a.keep_going => {
+            None if !good && a.refine_to > 0 && !a.keep_going => {
                 let lo = steps
                     .iter()
-                    .filter(|s| s.pass)
+                    .filter(|s| s.good())
                     .map(|s| s.rate)
                     .max()
                     .unwrap_or(0);
                 bisect = Some((lo, rate));
                 (rate - lo > a.refine_to).then_some(lo + (rate - lo) / 2)
             }
-            None if !passed && !a.keep_going => None,
+            None if !good && !a.keep_going => None,
             None => {
                 let r = rate.saturating_add(a.step.max(1));
                 (a.step > 0 && r <= a.max).then_some(r)
@@ -1113,30 +1206,60 @@ fn max_cps(common: &Common, a: &MaxCpsArgs) -> Result<MaxCpsResult> {
         rig.check_alive()?;
         rate = next;
     }
-    let best = steps.iter().filter(|s| s.pass).max_by_key(|s| s.rate);
+    let best = steps
+        .iter()
+        .filter(|s| s.good())
+        .max_by_key(|s| s.rate)
+        .cloned();
     let result = MaxCpsResult {
         transport: common.transport,
         duration_secs: a.duration_secs,
-        max_rate_zero_failures: best.map(|s| s.rate),
-        achieved_at_max: best.map(|s| s.achieved_cps),
-        first_failing_rate: steps.iter().filter(|s| !s.pass).map(|s| s.rate).min(),
+        max_rate: best.as_ref().map(|s| s.rate),
+        achieved_at_max: best.as_ref().map(|s| s.achieved_cps),
+        retransmissions_at_max: best.as_ref().map(|s| s.retransmissions),
+        switch_drops_at_max: best.as_ref().and_then(|s| s.switch_udp_drops),
+        max_rate_no_retransmissions: steps
+            .iter()
+            .filter(|s| s.good() && s.retransmissions == 0)
+            .map(|s| s.rate)
+            .max(),
+        max_rate_zero_failures_any_speed: steps.iter().filter(|s| s.pass).map(|s| s.rate).max(),
+        first_bad_rate: steps.iter().filter(|s| !s.good()).map(|s| s.rate).min(),
         steps,
     };
-    match (result.max_rate_zero_failures, result.achieved_at_max) {
-        (Some(r), Some(ach)) => {
-            let mut line = format!(
-                "highest rate with 0 failures: {r} calls/s ({}; sipp achieved {ach:.0} calls/s)",
-                common.transport.name()
+    let tr = common.transport.name();
+    match &best {
+        Some(_) => {
+            let r = result.max_rate.unwrap_or(0);
+            println!(
+                "highest rate with 0 failures ({tr}): {r} calls/s (sipp achieved {:.0}/s; {} retransmissions, {} datagrams dropped at the switch)",
+                result.achieved_at_max.unwrap_or(0.0),
+                result.retransmissions_at_max.unwrap_or(0),
+                result
+                    .switch_drops_at_max
+                    .map_or("?".into(), |d| d.to_string())
             );
-            if ach < 0.95 * f64::from(r) {
-                line.push_str(" -- below 95% of target: sipp or the machine, not only the switch, limited the rate");
-            }
-            println!("{line}");
         }
-        _ => println!("highest rate with 0 failures: none (every step had failures)"),
+        None => {
+            println!("highest rate with 0 failures ({tr}): none (every step failed or fell behind)")
+        }
     }
-    if let Some(f) = result.first_failing_rate {
-        println!("first failing rate: {f} calls/s");
+    if result.max_rate_no_retransmissions != result.max_rate {
+        println!(
+            "highest rate with 0 failures and 0 retransmissions: {}",
+            result
+                .max_rate_no_retransmissions
+                .map_or("none".into(), |r| format!("{r} calls/s"))
+        );
+    }
+    if result.max_rate_zero_failures_any_speed > result.max_rate {
+        println!(
+            "(steps up to {} calls/s had 0 failures too, but sipp created calls at under 95% of the target rate)",
+            result.max_rate_zero_failures_any_speed.unwrap_or(0)
+        );
+    }
+    if let Some(f) = result.first_bad_rate {
+        println!("first failing (or falling-behind) rate: {f} calls/s");
     } else if steps_hit_cap(&result, a) {
         println!("no step failed up to --max {}", a.max);
     }
@@ -1152,6 +1275,7 @@ fn steps_hit_cap(r: &MaxCpsResult, a: &MaxCpsArgs) -> bool {
 fn run_step(rig: &mut Rig, rate: u32, duration_secs: u32) -> Result<Step> {
     let calls = u64::from(rate) * u64::from(duration_secs);
     let (sw0, uas0) = rig.cpu();
+    let (swd0, uasd0) = rig.drops();
     let t0 = Instant::now();
     let run = rig.spawn_uac(&UacSpec {
         label: format!("cps-{rate}"),
@@ -1165,6 +1289,8 @@ fn run_step(rig: &mut Rig, rate: u32, duration_secs: u32) -> Result<Step> {
     let out = rig.finish_uac(run)?;
     let secs = t0.elapsed().as_secs_f64();
     let (sw1, uas1) = rig.cpu();
+    let (swd1, uasd1) = rig.drops();
+    let delta = |a: Option<u64>, b: Option<u64>| Some(b?.saturating_sub(a?));
     let tck = rig.tck as f64;
     let pct = |a: Option<u64>, b: Option<u64>| match (a, b) {
         (Some(a), Some(b)) => Some((b.saturating_sub(a)) as f64 / tck / secs * 100.0),
@@ -1187,11 +1313,15 @@ fn run_step(rig: &mut Rig, rate: u32, duration_secs: u32) -> Result<Step> {
         achieved_cps: out.stats.call_rate,
         switch_cpu_pct: pct(sw0, sw1),
         uas_cpu_pct: pct(uas0, uas1),
+        uac_cpu_pct: pct(Some(0), out.uac_ticks),
+        switch_udp_drops: delta(swd0, swd1),
+        uas_udp_drops: delta(uasd0, uasd1),
         switch_cpu_us_per_call,
         pass: out.stats.failed == 0
             && unfinished == 0
             && !out.timed_out
             && out.stats.successful == calls,
+        sustained: out.stats.call_rate >= 0.95 * f64::from(rate),
         failure_reasons: out.stats.reasons.clone(),
         sipp_exit: out.exit_code,
     };
@@ -1200,10 +1330,17 @@ fn run_step(rig: &mut Rig, rate: u32, duration_secs: u32) -> Result<Step> {
     Ok(step)
 }
 
+impl Step {
+    /// No failure, and sipp kept up with the target rate.
+    fn good(&self) -> bool {
+        self.pass && self.sustained
+    }
+}
+
 fn print_step(s: &Step) {
     let opt = |v: Option<f64>, prec: usize| v.map_or("-".to_string(), |v| format!("{v:.prec$}"));
     println!(
-        "{:>6} {:>7} {:>7} {:>6} {:>6} {:>7} {:>8.1} {:>6}% {:>6}% {:>8}  {}",
+        "{:>6} {:>7} {:>7} {:>6} {:>6} {:>7} {:>8.1} {:>6}% {:>6}% {:>6}% {:>10} {:>9}  {}",
         s.rate,
         s.calls,
         s.successful,
@@ -1212,9 +1349,19 @@ fn print_step(s: &Step) {
         s.retransmissions,
         s.achieved_cps,
         opt(s.switch_cpu_pct, 0),
+        opt(s.uac_cpu_pct, 0),
         opt(s.uas_cpu_pct, 0),
         opt(s.switch_cpu_us_per_call, 0),
-        if s.pass { "ok" } else { "FAIL" }
+        format!(
+            "{}/{}",
+            s.switch_udp_drops.map_or("-".into(), |d| d.to_string()),
+            s.uas_udp_drops.map_or("-".into(), |d| d.to_string())
+        ),
+        match (s.pass, s.sustained) {
+            (true, true) => "ok",
+            (true, false) => "SLOW (0 failures, but under 95% of the target rate)",
+            (false, _) => "FAIL",
+        }
     );
 }
 
@@ -1691,16 +1838,20 @@ fn print_summary(r: &Report) {
     let _ = writeln!(s, "{:<34} result", "measure");
     match &r.max_cps {
         Some(m) => {
-            let v = match (m.max_rate_zero_failures, m.achieved_at_max) {
+            let v = match (m.max_rate, m.achieved_at_max) {
                 (Some(rate), Some(ach)) => {
                     let step = m.steps.iter().find(|s| s.rate == rate);
                     format!(
-                        "{rate} calls/s (sipp achieved {ach:.0}/s; switch CPU {} at that step; first failing rate {})",
-                        step.and_then(|s| s.switch_cpu_pct).map_or("-".into(), |c| format!("{c:.0}%")),
-                        m.first_failing_rate.map_or("none tried".into(), |f| f.to_string())
+                        "{rate} calls/s (achieved {ach:.0}/s, {} retrans; switch CPU {}; 0 retrans up to {}; first bad rate {})",
+                        m.retransmissions_at_max.unwrap_or(0),
+                        step.and_then(|s| s.switch_cpu_pct)
+                            .map_or("-".into(), |c| format!("{c:.0}%")),
+                        m.max_rate_no_retransmissions
+                            .map_or("-".into(), |r| r.to_string()),
+                        m.first_bad_rate.map_or("none".into(), |f| f.to_string())
                     )
                 }
-                _ => "none: every step failed".into(),
+                _ => "none: every step failed or fell behind".into(),
             };
             let _ = writeln!(
                 s,
@@ -1765,4 +1916,144 @@ fn print_summary(r: &Report) {
     }
     print!("{s}");
     let _ = std::io::stdout().flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stamp(secs: f64) -> String {
+        format!("2026-01-01\t00:00:00.000000\t{secs:.6}")
+    }
+
+    #[test]
+    fn epoch_microseconds() {
+        assert_eq!(epoch_us("1795488151.355875"), Some(1_795_488_151_355_875));
+        assert_eq!(epoch_us("10.5"), Some(10_500_000));
+        assert_eq!(epoch_us("7"), Some(7_000_000));
+        assert_eq!(epoch_us("x.1"), None);
+    }
+
+    #[test]
+    fn stat_csv_last_row_failures_and_creation_rate() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stat.csv");
+        let header = "StartTime;CurrentTime;CallRate(C);OutgoingCall(C);CurrentCall;SuccessfulCall(C);FailedCall(C);FailedMaxUDPRetrans(C);FailedTimeoutOnRecv(C);Retransmissions(C);";
+        let row = |t: f64, out: u64, ok: u64, failed: u64, recv: u64| {
+            format!(
+                "{};{};5.0;{out};0;{ok};{failed};0;{recv};3;",
+                stamp(1000.0),
+                stamp(1000.0 + t)
+            )
+        };
+        let text = [
+            header.to_string(),
+            row(0.0, 0, 0, 0, 0),
+            row(1.0, 100, 90, 0, 0),
+            row(2.0, 200, 195, 0, 0),
+            row(3.0, 250, 240, 0, 0),
+            row(13.0, 250, 248, 2, 2),
+            "2026-01-01\t00:00".to_string(), // a row cut short while being written
+        ]
+        .join("\n");
+        fs::write(&path, text).unwrap();
+        let s = parse_stat_csv(&path).unwrap();
+        assert_eq!((s.outgoing, s.successful, s.failed), (250, 248, 2));
+        assert_eq!(s.retransmissions, 3);
+        assert_eq!(s.reasons, "TimeoutOnRecv=2");
+        // 250 calls reached at t = 2 + 50/50 * 1 = 3 s, not the 13 s of the whole run.
+        assert!((s.call_rate - 250.0 / 3.0).abs() < 1e-6, "{}", s.call_rate);
+        assert!((s.elapsed_secs - 13.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn shortmsg_delays_use_first_invite_and_first_response() {
+        let dir = tempfile::tempdir().unwrap();
+        let line = |t: &str, dir: &str, id: &str, cseq: &str, first: &str| {
+            format!("2026-01-01\t00:00:00.0\t{t}\t{dir}\t{id}\tCSeq:{cseq}\t{first}\n")
+        };
+        let mut text = String::new();
+        text += &line(
+            "100.000000",
+            "S",
+            "1-1@h",
+            "1 INVITE",
+            "INVITE sip:1@h SIP/2.0",
+        );
+        text += &line("100.000200", "R", "1-1@h", "1 INVITE", "SIP/2.0 100 Trying");
+        text += &line(
+            "100.000500",
+            "S",
+            "1-1@h",
+            "1 INVITE",
+            "INVITE sip:1@h SIP/2.0",
+        );
+        text += &line(
+            "100.001500",
+            "R",
+            "1-1@h",
+            "1 INVITE",
+            "SIP/2.0 180 Ringing",
+        );
+        text += &line(
+            "100.001600",
+            "R",
+            "1-1@h",
+            "1 INVITE",
+            "SIP/2.0 180 Ringing",
+        );
+        text += &line("100.002000", "R", "1-1@h", "1 INVITE", "SIP/2.0 200 OK");
+        text += &line("100.003000", "S", "1-1@h", "2 BYE", "BYE sip:x SIP/2.0");
+        text += &line("100.003100", "R", "1-1@h", "2 BYE", "SIP/2.0 200 OK");
+        text += &line(
+            "200.000000",
+            "S",
+            "2-1@h",
+            "1 INVITE",
+            "INVITE sip:1@h SIP/2.0",
+        );
+        fs::write(dir.path().join("uac_latency_1_shortmessages.log"), text).unwrap();
+        let (h100, h180, h200) = shortmsg_latencies(dir.path()).unwrap();
+        assert_eq!((h100.len(), h180.len(), h200.len()), (1, 1, 1));
+        assert_eq!(h100.max(), 200);
+        assert!(h180.equivalent(h180.max(), 1500));
+        assert!(h200.equivalent(h200.max(), 2000));
+    }
+
+    #[test]
+    fn rtd_granularity_clusters_coarse_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "Date_ms;response_time_ms;rtd_no\n1;0;ring\n2;4.001;ring\n3;4;answer\n4;8.002;ring\n5;4;ring\n";
+        fs::write(dir.path().join("uac_latency_1_rtt.csv"), text).unwrap();
+        let (h, g) = rtd_ring(dir.path());
+        assert_eq!(h.unwrap().len(), 4);
+        assert_eq!(g, Some(4.0));
+    }
+
+    #[test]
+    fn counts_file_gives_acks_and_held_calls() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "CurrentTime;ElapsedTime;0_INVITE_Sent;5_ACK_Sent;5_ACK_Retrans;6_Pause_Sessions;6_Pause_Unexp;\n{};00:00:01;300;290;0;280;0;\n",
+            stamp(1.0)
+        );
+        fs::write(dir.path().join("uac_hold_1_counts.csv"), text).unwrap();
+        assert_eq!(parse_counts(dir.path()), Some((290, 280)));
+    }
+
+    #[test]
+    fn open_call_limit_keeps_held_calls() {
+        let spec = |calls, rate, hold_ms| UacSpec {
+            label: String::new(),
+            scenario: "x",
+            rate,
+            calls,
+            hold_ms,
+            counts: false,
+            latency: false,
+        };
+        assert_eq!(open_call_limit(&spec(2000, 500, 30_000)), 2000);
+        assert_eq!(open_call_limit(&spec(30_000, 3000, 0)), 15_000);
+        assert_eq!(open_call_limit(&spec(600, 200, 0)), 600);
+    }
 }
