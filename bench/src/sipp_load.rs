@@ -75,7 +75,7 @@ struct Common {
     #[arg(long, global = true, value_enum, default_value_t = Transport::Udp)]
     uas_transport: Transport,
     /// The switch's `sip.shards`.
-    #[arg(long, global = true, default_value_t = 2)]
+    #[arg(long, global = true, default_value_t = 1)]
     shards: usize,
     /// The switch's `log.level`.
     #[arg(long, global = true, default_value = "warn")]

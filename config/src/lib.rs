@@ -79,7 +79,9 @@ pub struct Sip {
     pub domain: String,
     /// `User-Agent`/`Server` header value; default `"Switchboard/0.1"`.
     pub user_agent: String,
-    /// Number of SIP endpoint shards, `1..=64`; default 2.
+    /// Number of SIP endpoint shards (one arbiter thread each), `1..=64`;
+    /// default 1. Each shard runs one core flat out; add shards when the
+    /// machine has cores to spare beyond the transports and the store.
     pub shards: usize,
     /// Digest algorithms offered in challenges, in order of preference;
     /// default `["MD5"]`. `"SHA-256"` (RFC 8760) is stronger, but older
@@ -115,7 +117,7 @@ impl Default for Sip {
             ],
             domain: "switchboard".into(),
             user_agent: "Switchboard/0.1".into(),
-            shards: 2,
+            shards: 1,
             digest_algorithms: vec![DigestAlgorithm::Md5],
         }
     }

@@ -62,7 +62,7 @@ fn empty_is_defaults() {
     assert_eq!(c.sip.listen.len(), 2);
     assert_eq!(c.sip.domain, "switchboard");
     assert_eq!(c.sip.user_agent, "Switchboard/0.1");
-    assert_eq!(c.sip.shards, 2);
+    assert_eq!(c.sip.shards, 1);
     assert_eq!(c.store.path, PathBuf::from("switchboard-data"));
     assert!(c.store.sync_writes);
     assert_eq!(

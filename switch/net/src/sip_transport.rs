@@ -135,9 +135,8 @@ pub async fn bind(listens: &[Listen], sink: Sink) -> io::Result<SipSender> {
     for l in listens {
         match l.transport {
             Transport::Udp => {
-                let s = UdpSocket::bind(l.addr).await?;
-                let local = s.local_addr()?;
-                let std_clone = s.into_std()?;
+                let std_clone = bind_udp(l.addr)?;
+                let local = std_clone.local_addr()?;
                 let send_clone = std_clone.try_clone()?;
                 send_clone.set_nonblocking(true)?;
                 udp.push((local, send_clone));
@@ -164,6 +163,24 @@ pub async fn bind(listens: &[Listen], sink: Sink) -> io::Result<SipSender> {
         tokio::spawn(accept_loop(inner.clone(), l));
     }
     Ok(SipSender { inner })
+}
+
+/// Socket buffer we ask the kernel for; it caps the request at
+/// `net.core.rmem_max`/`wmem_max` (4 MiB on our machines). A burst of a
+/// few thousand datagrams must fit while a shard is busy.
+const UDP_BUFFER: usize = 8 * 1024 * 1024;
+
+fn bind_udp(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    // Best effort: a smaller buffer still works, it only drops sooner.
+    let _ = s.set_recv_buffer_size(UDP_BUFFER);
+    let _ = s.set_send_buffer_size(UDP_BUFFER);
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    let s: std::net::UdpSocket = s.into();
+    tracing::debug!(%addr, rcvbuf = UDP_BUFFER, "udp socket bound");
+    Ok(s)
 }
 
 async fn udp_loop(inner: Arc<Inner>, sock: UdpSocket) {
