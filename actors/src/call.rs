@@ -94,6 +94,18 @@ struct LegB {
     auth_tried: bool,
 }
 
+/// An in-dialog request relayed to the other leg.
+struct Relay {
+    /// The server transaction to answer.
+    server_tx: TxId,
+    /// The leg it came from.
+    from: Leg,
+    /// The request as received.
+    request: Request,
+    /// The CSeq number it was sent with on the other leg (its ACK reuses it).
+    sent_seq: u32,
+}
+
 /// The B2BUA call actor.
 pub struct Call {
     switch: Arc<Switch>,
@@ -106,10 +118,16 @@ pub struct Call {
     no_answer: Option<SpawnHandle>,
     /// In-dialog requests relayed to the other leg, by the branch we sent
     /// them with: the server transaction to answer and its leg.
-    relays: HashMap<String, (TxId, Leg, Request)>,
-    /// Server transactions answered 2xx (released at the end).
-    answered_txs: Vec<TxId>,
+    relays: HashMap<String, Relay>,
+    /// Transactions whose owner entry the shard keeps past a 2xx (server
+    /// INVITEs we answered 2xx, client INVITEs answered 2xx): released at
+    /// the end.
+    kept_txs: Vec<TxId>,
     byes_pending: usize,
+    /// Legs whose dialog is over (BYE sent or received), by `Leg as usize`.
+    ended: [bool; 2],
+    /// Branches of BYEs sent to stray forks of leg B.
+    stray_byes: Vec<String>,
 }
 
 impl Call {
@@ -139,8 +157,10 @@ impl Call {
             cancelled: false,
             no_answer: None,
             relays: HashMap::new(),
-            answered_txs: Vec::new(),
+            kept_txs: Vec::new(),
             byes_pending: 0,
+            ended: [false; 2],
+            stray_byes: Vec::new(),
         }
     }
 
@@ -181,16 +201,24 @@ impl Call {
             .collect();
         let mut stale = false;
         let mut verify = |user: &str, password: &str| -> bool {
-            creds.iter().filter(|c| c.username == user).any(|c| {
-                let v = self
-                    .switch
-                    .auth
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .verify(c, "INVITE", password, unix_now());
-                stale |= v == Verdict::Stale;
-                v == Verdict::Ok
-            })
+            // The response must be for this Request-URI, or a sniffed
+            // Proxy-Authorization could be replayed toward another number.
+            let for_this_uri =
+                |c: &&Credentials| Uri::parse(&c.uri).is_ok_and(|u| u.same_target(&req.uri));
+            creds
+                .iter()
+                .filter(|c| c.username == user)
+                .filter(for_this_uri)
+                .any(|c| {
+                    let v = self
+                        .switch
+                        .auth
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .verify(c, "INVITE", password, unix_now());
+                    stale |= v == Verdict::Stale;
+                    v == Verdict::Ok
+                })
         };
         for t in &cfg.trunks {
             let Some(inb) = &t.inbound else { continue };
@@ -252,6 +280,16 @@ impl Call {
             Some(u) => u.into_owned(),
             None => return self.fail_a(404, Some("No Number Dialed"), ctx),
         };
+        // The dialed number ends up in leg B's Request-URI and To: only
+        // dialable characters, so escapes like %0D%0A cannot inject headers.
+        let dialable = |c: char| c.is_ascii_alphanumeric() || "+*#._-".contains(c);
+        if dialed.is_empty() || dialed.len() > 64 || !dialed.chars().all(dialable) {
+            return self.fail_a(484, Some("Invalid Number"), ctx);
+        }
+        // §12.1.1: the dialog needs the caller's Contact.
+        if !matches!(self.a.invite.contacts(), Ok(sip::Contacts::List(l)) if !l.is_empty()) {
+            return self.fail_a(400, Some("Missing Contact"), ctx);
+        }
         let kind = match source {
             Source::User(_) => RouteSource::Users,
             Source::Trunk(_) => RouteSource::Trunks,
@@ -452,6 +490,24 @@ impl Call {
     fn on_b_answered(&mut self, tx: TxId, resp: Response, ctx: &mut Context<Self>) {
         self.cancel_no_answer(ctx);
         let Some(b) = self.b.as_mut() else { return };
+        if b.dialog.is_some() {
+            // A 2xx from a second fork (another To tag, §13.2.2.4): ACK it
+            // and end that dialog at once; the call stays with the first.
+            if let Ok(mut fork) = Dialog::uac(&b.invite, &resp) {
+                let peer = b.peer;
+                let ack = fork.request(Method::Ack, &self.switch.via(peer), 70);
+                self.shard.do_send(ShardCmd::Ack2xx { tx, peer, ack });
+                let via = self.switch.via(peer);
+                self.stray_byes.push(via.branch().unwrap_or("").to_owned());
+                let bye = fork.request(Method::Bye, &via, 70);
+                self.shard.do_send(ShardCmd::Request {
+                    peer,
+                    req: bye,
+                    owner: ctx.address(),
+                });
+            }
+            return;
+        }
         let dialog = match Dialog::uac(&b.invite, &resp) {
             Ok(d) => d,
             Err(e) => {
@@ -468,7 +524,7 @@ impl Call {
         }
         if self.cancelled || self.a.final_sent {
             // 200 crossed our CANCEL (or leg A is gone): hang leg B up.
-            return self.hangup(Some(Leg::B), ctx);
+            return self.hangup(&[Leg::B], ctx);
         }
         let mut r = response_to(&self.a.invite, 200, Some(&self.a.tag));
         r.headers.push(
@@ -482,9 +538,17 @@ impl Call {
         copy_body(&resp, &mut r);
         self.a.dialog = Dialog::uas(&self.a.invite, &self.a.tag).ok();
         self.a.final_sent = true;
-        self.answered_txs.push(self.a.tx);
+        self.kept_txs.push(self.a.tx);
         self.respond(self.a.tx, r);
         self.phase = Phase::Answered;
+        let max = self.switch.config().calls.max_duration_secs;
+        if max > 0 {
+            // Both ends may vanish without a BYE; nothing else would end the call.
+            ctx.run_later(Duration::from_secs(max as u64), |this, ctx| {
+                tracing::info!(call_id = %this.call_id_a(), "maximum call duration reached");
+                this.hangup(&[Leg::A, Leg::B], ctx);
+            });
+        }
     }
 
     fn retry_with_auth(&mut self, resp: &Response, ctx: &mut Context<Self>) {
@@ -521,6 +585,9 @@ impl Call {
         inv.headers.set(Name::CSeq, format!("{seq} INVITE"));
         inv.headers.push(aname, creds.to_header_value());
         b.invite = inv.clone();
+        // A new INVITE: §9.1 applies afresh to its provisional responses.
+        b.provisional = false;
+        b.cancel_pending = false;
         let peer = b.peer;
         self.shard.do_send(ShardCmd::Request {
             peer,
@@ -534,8 +601,27 @@ impl Call {
         if self.phase != Phase::Calling {
             return;
         }
-        self.cancel_b(ctx);
-        self.fail_a(480, Some("No Answer"), ctx);
+        if !self.a.final_sent {
+            self.a.final_sent = true;
+            let mut r = response_to(&self.a.invite, 480, Some(&self.a.tag));
+            r.reason = "No Answer".into();
+            self.respond(self.a.tx, r);
+        }
+        self.abandon_b(ctx);
+    }
+
+    /// Leg A is answered already (487 or 480): cancel leg B and wait, at
+    /// most Timer B, for its final response, so a 2xx crossing the CANCEL
+    /// is still ACKed and hung up.
+    fn abandon_b(&mut self, ctx: &mut Context<Self>) {
+        self.cancelled = true;
+        self.cancel_no_answer(ctx);
+        if self.b.is_some() && self.phase == Phase::Calling {
+            self.cancel_b(ctx);
+            ctx.run_later(Duration::from_secs(33), |_, ctx| ctx.stop());
+        } else {
+            ctx.stop();
+        }
     }
 
     fn cancel_no_answer(&mut self, ctx: &mut Context<Self>) {
@@ -609,27 +695,35 @@ impl Call {
         let Some(leg) = self.leg_of(req.call_id()) else {
             return;
         };
+        // §12.2.2: a request belongs to the dialog only with its Call-ID and
+        // both tags; anything else is 481 (and cannot end or re-route the call).
+        let matches = self.dialog_mut(leg).is_some_and(|d| d.matches(&req));
         if req.method == Method::Ack {
-            if leg == Leg::A && self.phase == Phase::Answered {
+            if matches && leg == Leg::A && self.phase == Phase::Answered {
                 self.phase = Phase::Up;
                 tracing::debug!(call_id = %self.call_id_a(), "call up");
             }
             return;
         }
         let Some(tx) = tx else { return };
-        let Some(dialog) = self.dialog_mut(leg) else {
+        let in_order = matches
+            && self
+                .dialog_mut(leg)
+                .is_some_and(|d| d.on_request(&req).is_ok());
+        if !matches || self.ended[leg as usize] {
             let r = response_to(&req, 481, Some(&new_tag()));
             return self.respond(tx, r);
-        };
-        if dialog.on_request(&req).is_err() {
+        }
+        if !in_order {
             let r = response_to(&req, 500, None);
             return self.respond(tx, r);
         }
         if req.method == Method::Bye {
             let r = response_to(&req, 200, None);
             self.respond(tx, r);
+            self.ended[leg as usize] = true;
             let other = if leg == Leg::A { Leg::B } else { Leg::A };
-            return self.hangup(Some(other), ctx);
+            return self.hangup(&[other], ctx);
         }
         if self.phase == Phase::Ending {
             let r = response_to(&req, 481, None);
@@ -657,7 +751,16 @@ impl Call {
             );
         }
         copy_body(&req, &mut out);
-        self.relays.insert(branch, (tx, from, req));
+        let sent_seq = out.cseq().map_or(0, |c| c.seq);
+        self.relays.insert(
+            branch,
+            Relay {
+                server_tx: tx,
+                from,
+                request: req,
+                sent_seq,
+            },
+        );
         self.shard.do_send(ShardCmd::Request {
             peer,
             req: out,
@@ -665,14 +768,13 @@ impl Call {
         });
     }
 
-    fn on_relay_response(
-        &mut self,
-        tx: TxId,
-        resp: Response,
-        server_tx: TxId,
-        from: Leg,
-        orig: Request,
-    ) {
+    fn on_relay_response(&mut self, tx: TxId, resp: Response, relay: Relay) {
+        let Relay {
+            server_tx,
+            from,
+            request: orig,
+            sent_seq,
+        } = relay;
         let mut r = response_to(&orig, resp.code, None);
         r.reason = resp.reason.clone();
         if resp.code < 300 && orig.method == Method::Invite {
@@ -680,41 +782,54 @@ impl Call {
             let switch = self.switch.clone();
             if let (Some(peer), Some(d)) = (self.peer_of(to), self.dialog_mut(to)) {
                 let via = switch.via(peer);
-                let ack = d.request(Method::Ack, &via, 70);
+                let mut ack = d.request(Method::Ack, &via, 70);
+                // The ACK carries the re-INVITE's CSeq, not the dialog's latest.
+                ack.headers.set(Name::CSeq, format!("{sent_seq} ACK"));
                 self.shard.do_send(ShardCmd::Ack2xx { tx, peer, ack });
+                self.kept_txs.push(tx);
             }
             r.headers.push(
                 Name::Contact,
                 format!("<{}>", self.switch.contact(self.a.peer.transport)),
             );
-            self.answered_txs.push(server_tx);
+            self.kept_txs.push(server_tx);
         }
         copy_body(&resp, &mut r);
         self.respond(server_tx, r);
     }
 
-    /// Sends BYE on `leg` (if it has a dialog) and stops when answered.
-    fn hangup(&mut self, leg: Option<Leg>, ctx: &mut Context<Self>) {
+    /// Sends BYE on each of `legs` that has a live dialog, and stops when
+    /// every BYE is answered (or after Timer F). Legs already ended (BYE
+    /// glare) are skipped.
+    fn hangup(&mut self, legs: &[Leg], ctx: &mut Context<Self>) {
+        let first = self.phase != Phase::Ending;
         self.phase = Phase::Ending;
         self.cancel_no_answer(ctx);
-        if let Some(leg) = leg {
-            if let Some(peer) = self.peer_of(leg) {
-                let via = self.switch.via(peer);
-                if let Some(d) = self.dialog_mut(leg) {
-                    let bye = d.request(Method::Bye, &via, 70);
-                    self.byes_pending += 1;
-                    self.shard.do_send(ShardCmd::Request {
-                        peer,
-                        req: bye,
-                        owner: ctx.address(),
-                    });
-                    // Give up waiting for the BYE's answer after Timer F.
-                    ctx.run_later(Duration::from_secs(33), |_, ctx| ctx.stop());
-                    return;
-                }
+        for &leg in legs {
+            if std::mem::replace(&mut self.ended[leg as usize], true) {
+                continue;
+            }
+            let Some(peer) = self.peer_of(leg) else {
+                continue;
+            };
+            let via = self.switch.via(peer);
+            if let Some(d) = self.dialog_mut(leg) {
+                let bye = d.request(Method::Bye, &via, 70);
+                self.byes_pending += 1;
+                self.shard.do_send(ShardCmd::Request {
+                    peer,
+                    req: bye,
+                    owner: ctx.address(),
+                });
             }
         }
-        ctx.stop();
+        if self.byes_pending == 0 {
+            return ctx.stop();
+        }
+        if first {
+            // Give up waiting for the BYEs' answers after Timer F.
+            ctx.run_later(Duration::from_secs(33), |_, ctx| ctx.stop());
+        }
     }
 }
 
@@ -752,7 +867,8 @@ impl Actor for Call {
         if let Some(b) = &self.b {
             call_ids.push(b.invite.call_id().unwrap_or("").to_owned());
         }
-        let txs = std::mem::take(&mut self.answered_txs);
+        let mut txs = std::mem::take(&mut self.kept_txs);
+        txs.extend(self.b.as_ref().and_then(|b| b.tx));
         self.shard.do_send(ShardCmd::Forget { call_ids, txs });
     }
 }
@@ -772,9 +888,15 @@ impl Handler<CallEvent> for Call {
                 let method = resp.cseq().map(|c| c.method).unwrap_or(Method::Options);
                 if self.relays.contains_key(&branch) {
                     if resp.code >= 200 {
-                        if let Some((server_tx, from, orig)) = self.relays.remove(&branch) {
-                            self.on_relay_response(tx, resp, server_tx, from, orig);
+                        if let Some(relay) = self.relays.remove(&branch) {
+                            self.on_relay_response(tx, resp, relay);
                         }
+                    }
+                    return;
+                }
+                if let Some(i) = self.stray_byes.iter().position(|b| *b == branch) {
+                    if resp.code >= 200 {
+                        self.stray_byes.swap_remove(i);
                     }
                     return;
                 }
@@ -795,23 +917,15 @@ impl Handler<CallEvent> for Call {
                 if self.a.final_sent {
                     return;
                 }
-                self.cancelled = true;
                 let r = response_to(&self.a.invite, 487, Some(&self.a.tag));
                 self.a.final_sent = true;
                 self.respond(self.a.tx, r);
-                if self.b.is_some() && self.phase == Phase::Calling {
-                    self.cancel_no_answer(ctx);
-                    self.cancel_b(ctx);
-                    // Wait for leg B's 487 (or a crossing 200), at most Timer B.
-                    ctx.run_later(Duration::from_secs(33), |_, ctx| ctx.stop());
-                } else {
-                    ctx.stop();
-                }
+                self.abandon_b(ctx);
             }
             CallEvent::Timeout { tx } => {
                 if self.a.tx == tx && self.phase == Phase::Answered {
-                    // §13.3.1.4: no ACK for our 2xx: end the call.
-                    return self.hangup(Some(Leg::B), ctx);
+                    // §13.3.1.4: no ACK for our 2xx: end the call, both legs.
+                    return self.hangup(&[Leg::A, Leg::B], ctx);
                 }
                 match self.phase {
                     Phase::Calling => self.fail_a(408, None, ctx),

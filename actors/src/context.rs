@@ -45,7 +45,10 @@ impl Switch {
             })
             .collect();
         let auth = DigestServer::new(config.sip.domain.clone(), secret, NONCE_TTL_SECS)
-            .with_algorithms(&algorithms);
+            .with_algorithms(&algorithms)
+            // RFC 2069-style (no qop) credentials can't be bound to a count:
+            // one use per nonce, so a sniffed one is worth one request at most.
+            .with_no_qop_max_uses(1);
         Arc::new(Switch {
             config: RwLock::new(Arc::new(config)),
             location,

@@ -144,7 +144,10 @@ impl Registrar {
             .headers
             .get_all(&Name::Authorization)
             .filter_map(|v| Credentials::parse(v).ok())
-            .find(|c| c.realm == cfg.sip.domain);
+            .find(|c| {
+                c.realm == cfg.sip.domain
+                    && Uri::parse(&c.uri).is_ok_and(|u| u.same_target(&req.uri))
+            });
         let stale = match creds {
             None => false,
             Some(c) => {

@@ -150,7 +150,11 @@ impl Shard {
         match ev {
             Event::Request { tx, req, peer } => self.on_request(tx, req, peer, ctx),
             Event::Response { tx, resp } => {
-                let done = resp.code >= 200;
+                // A client INVITE's owner outlives its first 2xx: a second
+                // fork's 2xx must reach the call too (released by Forget).
+                let invite_2xx =
+                    resp.code < 300 && resp.cseq().is_ok_and(|c| c.method == Method::Invite);
+                let done = resp.code >= 200 && !invite_2xx;
                 let owner = if done {
                     self.owners.remove(&tx)
                 } else {

@@ -264,6 +264,9 @@ pub struct Calls {
     pub max_forwards: u8,
     /// Maximum concurrent calls; default 100000.
     pub max_calls: u32,
+    /// An answered call is hung up after this many seconds (both ends may
+    /// vanish without a BYE); 0 means no limit. Default 14400 (4 h).
+    pub max_duration_secs: u32,
 }
 
 impl Default for Calls {
@@ -272,6 +275,7 @@ impl Default for Calls {
             no_answer_timeout_secs: 60,
             max_forwards: 70,
             max_calls: 100_000,
+            max_duration_secs: 14_400,
         }
     }
 }

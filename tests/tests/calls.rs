@@ -355,3 +355,83 @@ fn cancel_waits_for_the_callees_first_provisional() {
     }
     assert!(got_cancel, "CANCEL after the 180:\n{}", sw.log_tail());
 }
+
+/// Review findings: a BYE with the right Call-ID but wrong tags is 481
+/// and does not end the call; a dialed number with escaped CR/LF is
+/// refused before it reaches a trunk; an INVITE without Contact is 400;
+/// digest credentials computed for another Request-URI are not accepted.
+#[test]
+fn dialog_tags_dialed_numbers_contact_and_digest_uri_are_checked() {
+    let (_d, sw) = start(FROM_TRUNK_TO_USERS);
+    let mut callee = phone(&sw, "1003");
+    let mut caller = Ua::new("127.0.0.2", sw.addr());
+    let inv = caller.invite("5551234", "1003");
+    let tx = caller.send(inv.clone());
+    let (stx, req) = callee.request(S).unwrap();
+    let ok = callee.answer(&req, 200, "t9");
+    callee.respond(stx.unwrap(), ok);
+    let ok = caller.final_response(tx, S).pop().unwrap();
+    assert_eq!(ok.code, 200);
+    caller.ack(tx, &inv, &ok);
+    assert!(callee
+        .request(S)
+        .is_some_and(|(_, r)| r.method == Method::Ack));
+
+    // A forged BYE: same Call-ID, wrong From tag, from another address.
+    let mut forger = Ua::new("127.0.0.5", sw.addr());
+    let mut bye = caller.bye(&inv, &ok);
+    bye.headers.set(Name::From, "<sip:x@127.0.0.5>;tag=forged");
+    let ftx = forger.send(bye);
+    assert_eq!(codes(&forger.final_response(ftx, S)), vec![481]);
+    assert!(
+        callee.request(Duration::from_millis(300)).is_none(),
+        "forged BYE must not reach the callee"
+    );
+    // The real BYE still works.
+    let bye = caller.bye(&inv, &ok);
+    let btx = caller.send(bye);
+    let (cbtx, b) = callee.request(S).expect("real BYE");
+    assert_eq!(b.method, Method::Bye);
+    let r = sip::response_to(&b, 200, None);
+    callee.respond(cbtx.unwrap(), r);
+    assert_eq!(codes(&caller.final_response(btx, S)).last(), Some(&200));
+
+    // Header injection attempt through the dialed number.
+    let mut inj = caller.invite("5551234", "1003");
+    inj.uri = sip::Uri::parse(&format!("sip:00%0D%0AP-Asserted-Identity:x@{}", sw.addr())).unwrap();
+    let tx = caller.send(inj);
+    assert_eq!(codes(&caller.final_response(tx, S)).last(), Some(&484));
+
+    // No Contact.
+    let mut nc = caller.invite("5551234", "1003");
+    nc.headers.remove(&Name::Contact);
+    let tx = caller.send(nc);
+    assert_eq!(codes(&caller.final_response(tx, S)).last(), Some(&400));
+}
+
+#[test]
+fn digest_response_for_another_uri_is_refused() {
+    let mut carrier = Ua::new("127.0.0.1", "127.0.0.1:9".parse().unwrap());
+    let extra = USERS_TO_TRUNK.replace("TRUNKPORT", &carrier.local.port().to_string());
+    let (_d, sw) = start(&extra);
+    carrier.switch = sw.addr();
+    let mut caller = Ua::new("127.0.0.3", sw.addr());
+    let inv = caller.invite("1001", "90123456");
+    let tx = caller.send(inv.clone());
+    let challenge = caller.final_response(tx, S).pop().unwrap();
+    assert_eq!(challenge.code, 407);
+    // Credentials computed for a harmless number, sent with a premium one.
+    let harmless = caller.invite("1001", "1002");
+    let creds = caller.with_proxy_auth(&harmless, &challenge, "1001", "secret");
+    let mut replay = caller.invite("1001", "900900123");
+    replay.headers.push(
+        Name::ProxyAuthorization,
+        creds.headers.get(&Name::ProxyAuthorization).unwrap(),
+    );
+    let tx = caller.send(replay);
+    assert_eq!(codes(&caller.final_response(tx, S)).last(), Some(&407));
+    assert!(
+        carrier.request(Duration::from_millis(500)).is_none(),
+        "nothing may reach the trunk"
+    );
+}

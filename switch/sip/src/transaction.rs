@@ -58,6 +58,11 @@ use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+/// How long a client INVITE may stay in Proceeding, and a server
+/// transaction wait for its TU, before it is given up (guards against
+/// leaks; like a proxy's Timer C, RFC 3261 §16.6).
+const PROCEEDING_GUARD: Duration = Duration::from_secs(200);
+
 /// A transport kind (RFC 3261 §18).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Transport {
@@ -219,6 +224,8 @@ struct Tx {
     /// Server INVITE: `(Call-ID, CSeq)` index entry for the 2xx ACK.
     ack_key: Option<(String, u32)>,
     acked: bool,
+    /// Client INVITE: the To tag of the dialog the stored ACK belongs to.
+    ack_tag: Option<String>,
 }
 
 /// The transaction layer of one shard. See the module docs for the drive
@@ -363,6 +370,7 @@ impl Endpoint {
             timeout_at: None,
             ack_key: None,
             acked: false,
+            ack_tag: None,
         };
         self.txs.insert(id, tx);
         self.client_index.insert(key, id);
@@ -380,6 +388,7 @@ impl Endpoint {
         let data = Bytes::from(ack.to_bytes());
         if let Some(t) = self.txs.get_mut(&tx) {
             t.ack = Some(data.clone());
+            t.ack_tag = ack.to().ok().and_then(|to| to.tag().map(str::to_owned));
         }
         self.send(peer, data);
     }
@@ -406,9 +415,15 @@ impl Endpoint {
         match (tx.kind, tx.state) {
             (Kind::ClientInvite, State::Calling | State::Proceeding) => {
                 if code < 200 {
-                    tx.state = State::Proceeding;
-                    tx.retransmit_at = None;
-                    tx.timeout_at = None;
+                    if tx.state == State::Calling {
+                        // No RFC 3261 UAC timer ends Proceeding; a peer that
+                        // never sends a final would leak the transaction. A
+                        // guard like a proxy's Timer C (> 3 min, §16.6) ends
+                        // it with a Timeout the TU treats as 408.
+                        tx.state = State::Proceeding;
+                        tx.retransmit_at = None;
+                        self.arm(id, Timer::Timeout, now + PROCEEDING_GUARD);
+                    }
                 } else if code < 300 {
                     tx.state = State::Accepted;
                     tx.retransmit_at = None;
@@ -430,13 +445,17 @@ impl Endpoint {
                 self.events.push_back(Event::Response { tx: id, resp });
             }
             (Kind::ClientInvite, State::Accepted) if (200..300).contains(&code) => {
-                match tx.ack.clone() {
-                    Some(ack) => {
-                        let peer = tx.peer;
+                // A retransmitted 2xx gets the stored ACK; a 2xx with another
+                // To tag is a second fork (§13.2.2.4): the TU must ACK it and
+                // end that dialog, so it goes up.
+                let tag = |m: &Response| m.to().ok().and_then(|t| t.tag().map(str::to_owned));
+                match (&tx.ack, &tx.ack_tag) {
+                    (Some(ack), Some(t)) if tag(&resp).as_deref() == Some(t.as_str()) => {
+                        let (peer, ack) = (tx.peer, ack.clone());
                         self.stats.absorbed += 1;
                         self.send(peer, ack);
                     }
-                    None => self.events.push_back(Event::Response { tx: id, resp }),
+                    _ => self.events.push_back(Event::Response { tx: id, resp }),
                 }
             }
             (Kind::ClientInvite, State::Completed) if code >= 300 => {
@@ -532,7 +551,7 @@ impl Endpoint {
         });
     }
 
-    fn new_server_tx(&mut self, _now: Instant, peer: Peer, key: String, req: Request) -> TxId {
+    fn new_server_tx(&mut self, now: Instant, peer: Peer, key: String, req: Request) -> TxId {
         let id = self.new_id();
         let invite = req.method == Method::Invite;
         let tx = Tx {
@@ -556,9 +575,13 @@ impl Endpoint {
             timeout_at: None,
             ack_key: None,
             acked: false,
+            ack_tag: None,
         };
         self.txs.insert(id, tx);
         self.server_index.insert(key, id);
+        // Guard: a transaction its TU never answers is dropped (see
+        // PROCEEDING_GUARD); a final response re-arms the timer.
+        self.arm(id, Timer::Timeout, now + PROCEEDING_GUARD);
         id
     }
 
@@ -577,6 +600,13 @@ impl Endpoint {
                     self.timers.t4
                 };
                 self.arm(id, Timer::Timeout, now + wait);
+            }
+            (true, Kind::ServerInvite, State::Accepted) => {
+                // RFC 2543 peers (no branch cookie) match the INVITE's key
+                // with their 2xx ACK too.
+                self.stats.absorbed -= 1;
+                let peer = tx.peer;
+                self.on_ack_2xx(peer, req);
             }
             (true, ..) => {}
             // RFC 6026: a retransmitted INVITE in Accepted is absorbed.
@@ -615,7 +645,9 @@ impl Endpoint {
         let pending = target
             .and_then(|t| self.txs.get(&t))
             .is_some_and(|t| t.state == State::Proceeding);
-        let code = if pending { 200 } else { 481 };
+        // §9.2: any matching INVITE transaction gets 200; only a pending one
+        // is reported (after a final response the CANCEL has no effect).
+        let code = if target.is_some() { 200 } else { 481 };
         let resp = response_to(&self.txs[&id].request, code, Some(&new_tag()));
         self.respond(now, id, resp);
         if let (true, Some(invite)) = (pending, target) {
@@ -715,7 +747,7 @@ impl Endpoint {
             Timer::Timeout => {
                 t.timeout_at = None;
                 let report = match (t.kind, t.state) {
-                    (Kind::ClientInvite, State::Calling) => true,
+                    (Kind::ClientInvite, State::Calling | State::Proceeding) => true,
                     (Kind::ClientNonInvite, State::Trying | State::Proceeding) => true,
                     (Kind::ServerInvite, State::Accepted) => !t.acked,
                     _ => false,

@@ -335,6 +335,22 @@ impl Uri {
         }
     }
 
+    /// True if both URIs address the same target: for SIP URIs scheme,
+    /// user (unescaped), host and port; parameters and headers are ignored.
+    /// Used to check a digest response's `uri` against the Request-URI.
+    pub fn same_target(&self, other: &Uri) -> bool {
+        match (self, other) {
+            (Uri::Sip(a), Uri::Sip(b)) => {
+                a.secure == b.secure
+                    && a.user_decoded() == b.user_decoded()
+                    && a.host == b.host
+                    && a.port.unwrap_or(5060) == b.port.unwrap_or(5060)
+            }
+            (Uri::Other { text: a, .. }, Uri::Other { text: b, .. }) => a.eq_ignore_ascii_case(b),
+            _ => false,
+        }
+    }
+
     /// The SIP URI, mutably, if this is one.
     pub fn sip_mut(&mut self) -> Option<&mut SipUri> {
         match self {
