@@ -248,17 +248,7 @@ impl Call {
                 }
             }
         }
-        let mut r = response_to(req, 407, Some(&self.a.tag));
-        let challenges = self
-            .switch
-            .auth
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .challenges(unix_now(), stale);
-        for c in challenges {
-            r.headers.push(Name::ProxyAuthenticate, c.to_header_value());
-        }
-        Err(r)
+        Err(self.switch.challenge(req, 407, &self.a.tag, stale))
     }
 
     fn route(&mut self, ctx: &mut Context<Self>) {

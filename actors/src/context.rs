@@ -92,6 +92,32 @@ impl Switch {
         )
     }
 
+    /// A 401 (`WWW-Authenticate`) or 407 (`Proxy-Authenticate`) to `req`
+    /// carrying a challenge per configured digest algorithm.
+    pub fn challenge(
+        &self,
+        req: &sip::Request,
+        code: u16,
+        to_tag: &str,
+        stale: bool,
+    ) -> sip::Response {
+        let mut r = sip::response_to(req, code, Some(to_tag));
+        let name = if code == 407 {
+            sip::Name::ProxyAuthenticate
+        } else {
+            sip::Name::WwwAuthenticate
+        };
+        let challenges = self
+            .auth
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .challenges(unix_now(), stale);
+        for c in challenges {
+            r.headers.push(name.clone(), c.to_header_value());
+        }
+        r
+    }
+
     /// Our Contact URI for `transport`.
     pub fn contact(&self, transport: Transport) -> SipUri {
         let local = self.local_addr(transport);

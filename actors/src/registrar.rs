@@ -177,17 +177,8 @@ impl Registrar {
     }
 
     fn challenge(&self, req: &Request, stale: bool) -> Response {
-        let mut r = response_to(req, 401, Some(&sip::transaction::new_tag()));
-        let challenges = self
-            .switch
-            .auth
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .challenges(unix_now(), stale);
-        for c in challenges {
-            r.headers.push(Name::WwwAuthenticate, c.to_header_value());
-        }
-        r
+        self.switch
+            .challenge(req, 401, &sip::transaction::new_tag(), stale)
     }
 
     /// §10.3 steps 6-8.

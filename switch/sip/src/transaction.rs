@@ -228,6 +228,34 @@ struct Tx {
     ack_tag: Option<String>,
 }
 
+impl Tx {
+    fn new(
+        kind: Kind,
+        state: State,
+        key: String,
+        peer: Peer,
+        request: Request,
+        wire: Bytes,
+        t1: Duration,
+    ) -> Tx {
+        Tx {
+            kind,
+            state,
+            key,
+            peer,
+            request,
+            wire,
+            ack: None,
+            interval: t1,
+            retransmit_at: None,
+            timeout_at: None,
+            ack_key: None,
+            acked: false,
+            ack_tag: None,
+        }
+    }
+}
+
 /// The transaction layer of one shard. See the module docs for the drive
 /// loop and the state machines.
 #[derive(Debug)]
@@ -349,29 +377,20 @@ impl Endpoint {
             .unwrap_or_default();
         let key = client_key(&branch, &req.method);
         let wire = Bytes::from(req.to_bytes());
-        let tx = Tx {
-            kind: if invite {
-                Kind::ClientInvite
-            } else {
-                Kind::ClientNonInvite
-            },
-            state: if invite {
-                State::Calling
-            } else {
-                State::Trying
-            },
-            key: key.clone(),
-            peer,
-            request: req,
-            wire: wire.clone(),
-            ack: None,
-            interval: self.timers.t1,
-            retransmit_at: None,
-            timeout_at: None,
-            ack_key: None,
-            acked: false,
-            ack_tag: None,
+        let (kind, state) = if invite {
+            (Kind::ClientInvite, State::Calling)
+        } else {
+            (Kind::ClientNonInvite, State::Trying)
         };
+        let tx = Tx::new(
+            kind,
+            state,
+            key.clone(),
+            peer,
+            req,
+            wire.clone(),
+            self.timers.t1,
+        );
         self.txs.insert(id, tx);
         self.client_index.insert(key, id);
         self.send(peer, wire);
@@ -554,29 +573,20 @@ impl Endpoint {
     fn new_server_tx(&mut self, now: Instant, peer: Peer, key: String, req: Request) -> TxId {
         let id = self.new_id();
         let invite = req.method == Method::Invite;
-        let tx = Tx {
-            kind: if invite {
-                Kind::ServerInvite
-            } else {
-                Kind::ServerNonInvite
-            },
-            state: if invite {
-                State::Proceeding
-            } else {
-                State::Trying
-            },
-            key: key.clone(),
-            peer,
-            request: req,
-            wire: Bytes::new(),
-            ack: None,
-            interval: self.timers.t1,
-            retransmit_at: None,
-            timeout_at: None,
-            ack_key: None,
-            acked: false,
-            ack_tag: None,
+        let (kind, state) = if invite {
+            (Kind::ServerInvite, State::Proceeding)
+        } else {
+            (Kind::ServerNonInvite, State::Trying)
         };
+        let tx = Tx::new(
+            kind,
+            state,
+            key.clone(),
+            peer,
+            req,
+            Bytes::new(),
+            self.timers.t1,
+        );
         self.txs.insert(id, tx);
         self.server_index.insert(key, id);
         // Guard: a transaction its TU never answers is dropped (see
