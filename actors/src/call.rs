@@ -465,16 +465,14 @@ impl Call {
             return self.retry_with_auth(&resp, ctx);
         }
         self.cancel_no_answer(ctx);
-        let reason = if self.cancelled {
-            None
-        } else {
-            Some(resp.reason.clone())
-        };
         if self.cancelled {
-            ctx.stop();
-        } else {
-            self.fail_a(map_failure(code), reason.as_deref(), ctx);
+            return ctx.stop();
         }
+        // Leg B's reason phrase travels with its code; a mapped code gets
+        // its own standard phrase.
+        let code_a = map_failure(code);
+        let reason = (code_a == code).then(|| resp.reason.clone());
+        self.fail_a(code_a, reason.as_deref(), ctx);
     }
 
     fn on_b_answered(&mut self, tx: TxId, resp: Response, ctx: &mut Context<Self>) {
