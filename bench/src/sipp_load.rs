@@ -719,6 +719,27 @@ target = {{ trunk = "uas" }}
     }
 
     /// Errs (with the stderr tail) if the switch or the UAS has died.
+    /// Places `calls` zero-hold calls at `rate` (not measured) and prints
+    /// how they went.
+    fn warm_up(&mut self, rate: u32, calls: u64) -> Result<()> {
+        let run = self.spawn_uac(&UacSpec {
+            label: "warmup".into(),
+            scenario: "uac_cps.xml",
+            rate,
+            calls,
+            hold_ms: 0,
+            counts: false,
+            latency: false,
+        })?;
+        let out = self.finish_uac(run)?;
+        println!(
+            "warm-up: {} calls, {} ok, {} failed",
+            calls, out.stats.successful, out.stats.failed
+        );
+        out.explain(calls);
+        Ok(())
+    }
+
     fn check_alive(&mut self) -> Result<()> {
         if let Some(s) = self.switch.exited() {
             return Err(self.switch.died(s));
@@ -1450,21 +1471,7 @@ fn latency(common: &Common, a: &LatencyArgs) -> Result<LatencyResult> {
     let mut rig = Rig::start(common, "latency")?;
     sleep(Duration::from_millis(500));
     if a.warmup > 0 {
-        let run = rig.spawn_uac(&UacSpec {
-            label: "warmup".into(),
-            scenario: "uac_cps.xml",
-            rate: a.rate,
-            calls: a.warmup,
-            hold_ms: 0,
-            counts: false,
-            latency: false,
-        })?;
-        let out = rig.finish_uac(run)?;
-        println!(
-            "warm-up: {} calls, {} ok, {} failed",
-            a.warmup, out.stats.successful, out.stats.failed
-        );
-        out.explain(a.warmup);
+        rig.warm_up(a.rate, a.warmup)?;
         sleep(Duration::from_secs(1));
     }
     let run = rig.spawn_uac(&UacSpec {
@@ -1690,21 +1697,7 @@ fn memory(common: &Common, a: &MemoryArgs) -> Result<MemoryResult> {
     let mut rig = Rig::start(common, "memory")?;
     sleep(Duration::from_secs(1));
     if a.warmup > 0 {
-        let run = rig.spawn_uac(&UacSpec {
-            label: "warmup".into(),
-            scenario: "uac_cps.xml",
-            rate: a.rate,
-            calls: a.warmup,
-            hold_ms: 0,
-            counts: false,
-            latency: false,
-        })?;
-        let out = rig.finish_uac(run)?;
-        println!(
-            "warm-up: {} calls, {} ok, {} failed",
-            a.warmup, out.stats.successful, out.stats.failed
-        );
-        out.explain(a.warmup);
+        rig.warm_up(a.rate, a.warmup)?;
         sleep(Duration::from_secs(5));
     }
     rig.check_alive()?;
