@@ -1,0 +1,1 @@
+//! resample: being written.

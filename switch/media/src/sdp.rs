@@ -1,0 +1,1 @@
+//! sdp: being written.

@@ -1,0 +1,1 @@
+//! tone: being written.
