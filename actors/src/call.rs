@@ -296,6 +296,9 @@ impl Call {
         tracing::debug!(%dialed, %number, source = kind_name, who, route = ?route.name, "routing");
         let (uri, peer, to_host, auth, from_domain) = match &route.target {
             RouteTarget::Hangup { code } => return self.fail_a(*code, None, ctx),
+            RouteTarget::Conference(_) => {
+                return self.fail_a(503, Some("Conferences Not Available"), ctx)
+            }
             RouteTarget::Users | RouteTarget::User(_) => {
                 let user = match &route.target {
                     RouteTarget::User(u) => u.clone(),

@@ -61,6 +61,8 @@ pub struct Config {
     pub registrar: Registrar,
     /// Call limits and timers (`[calls]`).
     pub calls: Calls,
+    /// The RTP engine (`[media]`).
+    pub media: Media,
     /// Local SIP accounts (`[[users]]`).
     pub users: Vec<User>,
     /// Carrier trunks (`[[trunks]]`).
@@ -280,6 +282,68 @@ impl Default for Calls {
     }
 }
 
+/// `[media]`: the RTP engine: anchoring, ports, codecs, timeouts, recording.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Media {
+    /// Anchor media at the switch (SDP rewritten to the switch's address);
+    /// false passes SDP through untouched. Default true.
+    pub anchor: bool,
+    /// Address the RTP sockets bind to and SDP advertises; default the IP of
+    /// the first `sip.listen` address.
+    pub ip: Option<IpAddr>,
+    /// RTP port range; RTP takes even ports, RTCP the odd one above.
+    /// Default 30000..=39999.
+    pub port_min: u16,
+    /// Upper end of the RTP port range.
+    pub port_max: u16,
+    /// Codecs offered and accepted, in preference order: any of "PCMU",
+    /// "PCMA", "G722", "opus". Default all, narrowband first.
+    pub codecs: Vec<String>,
+    /// Media threads; 0 means one per core. Default 0.
+    pub workers: usize,
+    /// Hang up a call whose peer sent no RTP for this many seconds (while
+    /// not on hold); 0 never. Default 60.
+    pub timeout_secs: u32,
+    /// Record every answered call: "off", "mono" (both parties mixed) or
+    /// "stereo" (caller left, callee right). Default "off".
+    pub record: RecordMode,
+    /// Directory for recordings; default "recordings".
+    pub recordings: String,
+}
+
+/// Codec names `[media] codecs` accepts.
+pub const CODEC_NAMES: [&str; 4] = ["PCMU", "PCMA", "G722", "opus"];
+
+impl Default for Media {
+    fn default() -> Self {
+        Media {
+            anchor: true,
+            ip: None,
+            port_min: 30_000,
+            port_max: 39_999,
+            codecs: CODEC_NAMES.iter().map(|s| s.to_string()).collect(),
+            workers: 0,
+            timeout_secs: 60,
+            record: RecordMode::Off,
+            recordings: "recordings".into(),
+        }
+    }
+}
+
+/// Call recording; TOML `"off"` / `"mono"` / `"stereo"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordMode {
+    /// No recording.
+    #[default]
+    Off,
+    /// One channel, both parties mixed.
+    Mono,
+    /// Caller left, callee right.
+    Stereo,
+}
+
 /// `[[users]]`: a local SIP account.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -305,6 +369,10 @@ pub struct Trunk {
     /// Where calls to the carrier are sent.
     #[serde(default)]
     pub outbound: Option<TrunkOutbound>,
+    /// Listen for in-band DTMF tones in the carrier's audio (for carriers
+    /// that do not send RFC 4733 events). Default false.
+    #[serde(default)]
+    pub inband_dtmf: bool,
 }
 
 impl Trunk {
@@ -503,7 +571,8 @@ impl RouteSource {
     }
 }
 
-/// Route destination. TOML: `"users"`, `{ user = "1001" }`, `{ trunk = "demo" }`, `{ hangup = 404 }`.
+/// Route destination. TOML: `"users"`, `{ user = "1001" }`, `{ trunk = "demo" }`,
+/// `{ conference = "room" }`, `{ hangup = 404 }`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(from = "RawTarget")]
 pub enum RouteTarget {
@@ -513,6 +582,8 @@ pub enum RouteTarget {
     Trunk(String),
     /// The local user named by the (rewritten) dialed number.
     Users,
+    /// A conference room: every caller routed here hears all the others.
+    Conference(String),
     /// Reject with this SIP status code (`400..=699`).
     Hangup {
         /// SIP status code.
@@ -527,6 +598,7 @@ enum RawTarget {
     Users,
     User(String),
     Trunk(String),
+    Conference(String),
     Hangup(u16),
 }
 
@@ -536,6 +608,7 @@ impl From<RawTarget> for RouteTarget {
             RawTarget::Users => RouteTarget::Users,
             RawTarget::User(u) => RouteTarget::User(u),
             RawTarget::Trunk(t) => RouteTarget::Trunk(t),
+            RawTarget::Conference(c) => RouteTarget::Conference(c),
             RawTarget::Hangup(code) => RouteTarget::Hangup { code },
         }
     }

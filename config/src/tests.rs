@@ -30,6 +30,7 @@ fn embedded_default_parses() {
     assert_eq!(c.log, Log::default());
     assert_eq!(c.registrar, Registrar::default());
     assert_eq!(c.calls, Calls::default());
+    assert_eq!(c.media, Media::default());
     let names: Vec<_> = c.users.iter().map(|u| u.name.as_str()).collect();
     assert_eq!(names, ["1001", "1002", "1003"]);
     let demo = c.trunk("demo").unwrap();
@@ -38,7 +39,11 @@ fn embedded_default_parses() {
         demo.outbound.as_ref().unwrap().host,
         "127.0.0.1:5070".parse().unwrap()
     );
-    assert_eq!(c.routes.len(), 3);
+    assert_eq!(c.routes.len(), 4);
+    assert_eq!(
+        c.route_for("800", RouteSource::Users).unwrap().target,
+        RouteTarget::Conference("800".into())
+    );
     let out = c.route_for("9555", RouteSource::Users).unwrap();
     assert_eq!(out.target, RouteTarget::Trunk("demo".into()));
     assert_eq!(out.rewrite("9555"), "555");
@@ -406,4 +411,19 @@ fn digest_algorithms_parse_and_validate() {
         .unwrap_err()
         .to_string();
     assert!(e.starts_with("a.toml:3: sip.digest_algorithms"), "{e}");
+}
+
+#[test]
+fn media_errors_name_the_key() {
+    let e = Config::from_str("[media]\ncodecs = [\"PCMU\", \"GSM\"]\n", "m.toml").unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.contains("m.toml:2") && msg.contains("media.codecs[1]") && msg.contains("GSM"), "{msg}");
+    let e = Config::from_str("[media]\nport_min = 40000\nport_max = 30000\n", "m.toml").unwrap_err();
+    assert!(e.to_string().contains("media.port_max"), "{e}");
+    let e = Config::from_str(
+        "[[routes]]\nprefix = \"8\"\ntarget = { conference = \"a b\" }\n",
+        "m.toml",
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("routes[0].target"), "{e}");
 }

@@ -47,6 +47,29 @@ pub(crate) fn check(config: &Config, doc: &Doc<'_>) -> Result<(), ConfigError> {
         return Err(doc.invalid(key, msg));
     }
 
+    let m = &config.media;
+    if m.port_min < 1024 || m.port_min >= m.port_max {
+        let key = pick("media.port_min", "media.port_max");
+        return Err(doc.invalid(
+            key,
+            format!(
+                "port range {}..={} must start at 1024 or above and hold at least one even/odd pair",
+                m.port_min, m.port_max
+            ),
+        ));
+    }
+    if m.codecs.is_empty() {
+        return Err(doc.invalid("media.codecs", "at least one codec is required"));
+    }
+    for (i, c) in m.codecs.iter().enumerate() {
+        if !crate::CODEC_NAMES.iter().any(|n| n.eq_ignore_ascii_case(c)) {
+            return Err(doc.invalid(
+                format!("media.codecs[{i}]"),
+                format!("unknown codec {c:?}; known: {}", crate::CODEC_NAMES.join(", ")),
+            ));
+        }
+    }
+
     let mut seen = HashMap::new();
     for (i, user) in config.users.iter().enumerate() {
         let key = format!("users[{i}].name");
@@ -139,6 +162,14 @@ pub(crate) fn check(config: &Config, doc: &Doc<'_>) -> Result<(), ConfigError> {
                 }
                 Some(_) => {}
             },
+            RouteTarget::Conference(name)
+                if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) =>
+            {
+                return Err(doc.invalid(
+                    key,
+                    format!("conference name {name:?} must be letters, digits, '-', '_' or '.'"),
+                ));
+            }
             RouteTarget::Hangup { code } if !(400..=699).contains(code) => {
                 return Err(
                     doc.invalid(key, format!("hangup code {code} is out of range 400..=699"))
