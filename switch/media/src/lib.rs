@@ -14,6 +14,7 @@ pub mod resample;
 pub mod rtcp;
 pub mod rtp;
 pub mod sdp;
+pub mod session;
 pub mod tone;
 pub mod vad;
 pub mod wav;
