@@ -302,6 +302,9 @@ pub struct Media {
     pub codecs: Vec<String>,
     /// Media threads; 0 means one per core. Default 0.
     pub workers: usize,
+    /// Opus encoder complexity 0..=10 for transcoded legs: each step up costs
+    /// CPU per call for a little quality. Default 1.
+    pub opus_complexity: u8,
     /// Hang up a call whose peer sent no RTP for this many seconds (while
     /// not on hold); 0 never. Default 60.
     pub timeout_secs: u32,
@@ -324,6 +327,7 @@ impl Default for Media {
             port_max: 39_999,
             codecs: CODEC_NAMES.iter().map(|s| s.to_string()).collect(),
             workers: 0,
+            opus_complexity: 1,
             timeout_secs: 60,
             record: RecordMode::Off,
             recordings: "recordings".into(),

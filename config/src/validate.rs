@@ -58,6 +58,12 @@ pub(crate) fn check(config: &Config, doc: &Doc<'_>) -> Result<(), ConfigError> {
             ),
         ));
     }
+    if m.opus_complexity > 10 {
+        return Err(doc.invalid(
+            "media.opus_complexity",
+            format!("{} is out of range 0..=10", m.opus_complexity),
+        ));
+    }
     if m.codecs.is_empty() {
         return Err(doc.invalid("media.codecs", "at least one codec is required"));
     }

@@ -25,6 +25,7 @@ use crate::rtcp::RtcpState;
 use crate::rtp::{self, RxStats, StreamMap};
 use crate::sdp::Negotiated;
 use crate::tone::{ToneGen, ToneKind, ToneRegion};
+use crate::vad::{SpeechDetector, VadConfig, VadEvent};
 use crate::wav::{Player, Prompt};
 use std::io::{Seek, Write};
 use std::net::SocketAddr;
@@ -110,6 +111,13 @@ pub enum Event {
         /// The silent leg.
         leg: LegId,
     },
+    /// Speech started or ended on a leg with speech detection on.
+    Speech {
+        /// The leg.
+        leg: LegId,
+        /// What happened.
+        event: VadEvent,
+    },
     /// A prompt or tone played to a leg ended.
     PlaybackDone {
         /// The leg.
@@ -147,6 +155,8 @@ pub struct SessionConfig {
     pub jitter: JitterConfig,
     /// Call-progress tone style.
     pub tones: ToneRegion,
+    /// Opus encoder complexity (0..=10): CPU per transcoded call against quality.
+    pub opus_complexity: u8,
 }
 
 impl Default for SessionConfig {
@@ -156,6 +166,7 @@ impl Default for SessionConfig {
             cname: "switchboard".into(),
             jitter: JitterConfig::default(),
             tones: ToneRegion::default(),
+            opus_complexity: codec::OPUS_DEFAULT_COMPLEXITY,
         }
     }
 }
@@ -217,6 +228,8 @@ struct Leg {
     dtmf_in: EventReceiver,
     dtmf_out: EventSender,
     tones: Option<ToneDetector>,
+    /// Speech detection and the PCM it has not seen yet (it takes 20 ms frames).
+    vad: Option<(SpeechDetector, Vec<i16>)>,
     /// Decoded frames (core rate) for the tick: conference and recording.
     jb: JitterBuffer<Vec<i16>>,
     source: Option<Source>,
@@ -355,6 +368,7 @@ impl Session {
             dtmf_in: EventReceiver::new(8000),
             dtmf_out: EventSender::new(8000),
             tones: opts.inband_dtmf.then(|| ToneDetector::new(Rate::Nb8k)),
+            vad: None,
             jb: JitterBuffer::new(8000, self.cfg.jitter),
             source: None,
             last_rx: now,
@@ -390,7 +404,12 @@ impl Session {
         let same_codec = leg.codec() == Some(neg.codec);
         if !same_codec {
             leg.dec = Some(codec::decoder(neg.codec)?);
-            leg.enc = Some(codec::encoder(neg.codec)?);
+            leg.enc = Some(match neg.codec {
+                Codec::Opus => {
+                    codec::opus_encoder(self.cfg.opus_complexity, codec::OPUS_DEFAULT_BITRATE_BPS)?
+                }
+                c => codec::encoder(c)?,
+            });
             leg.rx = RxStats::new(neg.codec.clock_rate());
             leg.jb = JitterBuffer::new(neg.codec.clock_rate(), self.cfg.jitter);
             let clock = neg.codec.clock_rate();
@@ -398,6 +417,9 @@ impl Session {
             leg.dtmf_out = EventSender::new(clock);
             if leg.opts.inband_dtmf {
                 leg.tones = Some(ToneDetector::new(neg.codec.pcm_rate()));
+            }
+            if leg.vad.is_some() {
+                leg.vad = Some((SpeechDetector::new(neg.codec.pcm_rate(), VadConfig::default()), Vec::new()));
             }
             leg.pending.clear();
         }
@@ -521,6 +543,14 @@ impl Session {
         }
     }
 
+    /// Turns speech detection (start/end events) on or off for a leg.
+    pub fn detect_speech(&mut self, id: LegId, on: bool) {
+        if let Some(i) = self.index(id) {
+            let rate = self.legs[i].rate();
+            self.legs[i].vad = on.then(|| (SpeechDetector::new(rate, VadConfig::default()), Vec::new()));
+        }
+    }
+
     /// Sends DTMF digits to a leg as RFC 4733 events.
     pub fn send_digits(&mut self, id: LegId, digits: &str, duration_ms: u32) {
         if let Some(i) = self.index(id) {
@@ -627,7 +657,10 @@ impl Session {
             }
         }
         let needs_pcm = !is_dtmf
-            && (leg.tones.is_some() || self.recording.is_some() || self.mode == Mode::Conference);
+            && (leg.tones.is_some()
+                || leg.vad.is_some()
+                || self.recording.is_some()
+                || self.mode == Mode::Conference);
         if needs_pcm {
             self.decode_to_jb(i, hdr.seq, hdr.timestamp, payload, now);
         }
@@ -737,6 +770,18 @@ impl Session {
             if let Some(digit) = det.process(&self.scratch) {
                 self.events.push_back(Event::Digit { leg: leg.id, digit });
             }
+        }
+        if let Some((vad, pending)) = leg.vad.as_mut() {
+            pending.extend_from_slice(&self.scratch);
+            let n = leg.neg.as_ref().map_or(160, |n| n.codec.pcm_rate().frame_len());
+            let mut off = 0;
+            while pending.len() - off >= n {
+                if let Some(event) = vad.process(&pending[off..off + n]) {
+                    self.events.push_back(Event::Speech { leg: leg.id, event });
+                }
+                off += n;
+            }
+            pending.drain(..off);
         }
         if self.recording.is_some() || self.mode == Mode::Conference {
             let mut frame = Vec::with_capacity(self.core.frame_len());

@@ -419,3 +419,36 @@ fn conference_each_hears_the_other_two() {
 }
 
 use std::collections::HashMap;
+
+#[test]
+fn speech_detection_reports_start_and_end() {
+    let t0 = Instant::now();
+    let mut s = Session::new(SessionConfig::default(), 4);
+    s.add_leg(A, LegOptions::default(), t0);
+    s.configure(A, neg(Codec::Pcmu, 0, None, 4000), t0).unwrap();
+    s.detect_speech(A, true);
+    // 1 s of a voice-like signal (150 Hz buzz with harmonics), then 1.5 s silence.
+    let mut pcm: Vec<i16> = (0..8000)
+        .map(|n| {
+            let t = n as f32 / 8000.0;
+            let v: f32 = (1..12)
+                .map(|k| (2.0 * std::f32::consts::PI * 150.0 * k as f32 * t).sin() / k as f32)
+                .sum();
+            (v * 4000.0 * (1.0 + (2.0 * std::f32::consts::PI * 4.0 * t).sin()) / 2.0) as i16
+        })
+        .collect();
+    pcm.extend(vec![0; 12000]);
+    let mut out = Transmits::default();
+    let mut events = Vec::new();
+    for (i, f) in pcm.chunks(160).enumerate() {
+        let p = packet(0, i as u16, 160 * i as u32, 5, &ulaw(f));
+        s.on_rtp(A, addr(4000), &p, t0 + Duration::from_millis(20 * i as u64), &mut out);
+        while let Some(e) = s.poll_event() {
+            if let Event::Speech { event, .. } = e {
+                events.push(event);
+            }
+        }
+    }
+    assert_eq!(events.first(), Some(&VadEvent::SpeechStart), "{events:?}");
+    assert!(matches!(events.last(), Some(VadEvent::SpeechEnd { .. })), "{events:?}");
+}
