@@ -2,18 +2,23 @@
 //! (UAS); leg B is the INVITE we send to the callee (UAC). Each leg is its
 //! own dialog (RFC 3261 §12) with its own Call-ID; the actor relays
 //! provisional and final responses, ACKs, BYE and in-dialog requests
-//! between them. SDP passes through unchanged (anchored media is the
-//! media engine's job).
+//! between them. Media is anchored by default (see `anchor`): each leg's SDP
+//! names the switch, and an RTP engine session bridges, transcodes, records
+//! and reports DTMF; with `media.anchor = false` SDP passes through.
 //!
 //! Phases: `Routing` (authenticate, dialplan) → `Calling` (leg B sent) →
 //! `Answered` (200 sent to A, waiting for its ACK) → `Up` → `Ending` (BYE
 //! sent) → stopped. CANCEL from A in `Calling` cancels B and answers 487.
 
+use crate::anchor::{Anchor, Side};
 use crate::context::{call_id_for_shard, unix_now, Switch};
 use crate::registrar::lookup;
 use crate::shard::{Shard, ShardCmd};
 use actix::prelude::*;
+use bytes::Bytes;
 use config::{RouteSource, RouteTarget, TrunkAuth};
+use media::session::{Event as MediaEvent, LegOptions, Mode};
+use net::rtp_engine::SessionEvent;
 use sip::auth::{respond as digest_respond, Challenge, Credentials, Verdict};
 use sip::dialog::Dialog;
 use sip::transaction::{new_tag, Peer, Transport, TxId};
@@ -50,6 +55,11 @@ pub enum CallEvent {
         tx: TxId,
     },
 }
+
+/// An event from the call's media session.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct MediaMsg(pub SessionEvent);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -128,6 +138,12 @@ pub struct Call {
     ended: [bool; 2],
     /// Branches of BYEs sent to stray forks of leg B.
     stray_byes: Vec<String>,
+    /// Anchored media, when the switch carries the audio.
+    anchor: Option<Anchor>,
+    /// The conference room this call sits in.
+    room: Option<String>,
+    /// Digits received, in order (for the log; IVR reads them later).
+    digits: String,
 }
 
 impl Call {
@@ -161,6 +177,9 @@ impl Call {
             byes_pending: 0,
             ended: [false; 2],
             stray_byes: Vec::new(),
+            anchor: None,
+            room: None,
+            digits: String::new(),
         }
     }
 
@@ -294,11 +313,19 @@ impl Call {
             Source::Trunk(t) => ("trunk", t.as_str()),
         };
         tracing::debug!(%dialed, %number, source = kind_name, who, route = ?route.name, "routing");
+        let inband_a = match &source {
+            Source::Trunk(t) => cfg.trunk(t).is_some_and(|t| t.inband_dtmf),
+            Source::User(_) => false,
+        };
+        if let RouteTarget::Conference(room) = &route.target {
+            return self.join_room(room, inband_a, ctx);
+        }
+        if let Err(code) = self.anchor_a(None, inband_a, ctx) {
+            return self.fail_a(code, None, ctx);
+        }
         let (uri, peer, to_host, auth, from_domain) = match &route.target {
             RouteTarget::Hangup { code } => return self.fail_a(*code, None, ctx),
-            RouteTarget::Conference(_) => {
-                return self.fail_a(503, Some("Conferences Not Available"), ctx)
-            }
+            RouteTarget::Conference(_) => return,
             RouteTarget::Users | RouteTarget::User(_) => {
                 let user = match &route.target {
                     RouteTarget::User(u) => u.clone(),
@@ -349,8 +376,25 @@ impl Call {
                 )
             }
         };
-        let invite =
+        let inband_b = match &route.target {
+            RouteTarget::Trunk(t) => cfg.trunk(t).is_some_and(|t| t.inband_dtmf),
+            _ => false,
+        };
+        let body = match self.anchor.as_mut().map(|a| {
+            a.offer_b(LegOptions {
+                inband_dtmf: inband_b,
+            })
+        }) {
+            Some(Ok(b)) => Some(b),
+            Some(Err(code)) => return self.fail_a(code, None, ctx),
+            None => None,
+        };
+        let mut invite =
             self.build_b_invite(uri, peer, &number, &to_host, from_domain, &source, mf - 1);
+        if let Some(body) = body {
+            invite.headers.set(Name::ContentType, "application/sdp");
+            invite.body = body;
+        }
         self.b = Some(LegB {
             invite: invite.clone(),
             peer,
@@ -456,7 +500,19 @@ impl Call {
                     Name::Contact,
                     format!("<{}>", self.switch.contact(self.a.peer.transport)),
                 );
-                copy_body(&resp, &mut r);
+                if self.anchor.is_some() {
+                    if !resp.body().is_empty() {
+                        match self.anchor.as_mut().map(|a| a.on_b_answer(resp.body())) {
+                            Some(Ok(body)) => set_sdp(&mut r, body),
+                            Some(Err(e)) => {
+                                tracing::info!(error = %e, "unusable early-media SDP from leg B")
+                            }
+                            None => {}
+                        }
+                    }
+                } else {
+                    copy_body(&resp, &mut r);
+                }
                 self.respond(self.a.tx, r);
             }
             return;
@@ -507,6 +563,19 @@ impl Call {
             }
         };
         b.dialog = Some(dialog);
+        let answer = match self.anchor.as_mut() {
+            // The answer came in a 183 already and the 2xx does not repeat it.
+            Some(anchor) if resp.body().is_empty() && anchor.answered() => anchor.answer_a(),
+            Some(anchor) => match anchor.on_b_answer(resp.body()) {
+                Ok(body) => Some(body),
+                Err(e) => {
+                    tracing::info!(error = %e, "unusable SDP answer from leg B");
+                    None
+                }
+            },
+            None => None,
+        };
+        let Some(b) = self.b.as_mut() else { return };
         let via = self.switch.via(b.peer);
         let peer = b.peer;
         let ack = b.dialog.as_mut().map(|d| d.request(Method::Ack, &via, 70));
@@ -517,6 +586,23 @@ impl Call {
             // 200 crossed our CANCEL (or leg A is gone): hang leg B up.
             return self.hangup(&[Leg::B], ctx);
         }
+        if self.anchor.is_some() && answer.is_none() {
+            // No usable answer: the call cannot carry audio.
+            self.hangup(&[Leg::B], ctx);
+            self.a.final_sent = true;
+            let r = response_to(&self.a.invite, 488, Some(&self.a.tag));
+            return self.respond(self.a.tx, r);
+        }
+        let mut r = self.ok_for_a();
+        match answer {
+            Some(body) => set_sdp(&mut r, body),
+            None => copy_body(&resp, &mut r),
+        }
+        self.send_ok_a(r, ctx);
+    }
+
+    /// A 200 for leg A's INVITE, with our Contact and Allow.
+    fn ok_for_a(&self) -> Response {
         let mut r = response_to(&self.a.invite, 200, Some(&self.a.tag));
         r.headers.push(
             Name::Contact,
@@ -526,12 +612,18 @@ impl Call {
             Name::Allow,
             "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE",
         );
-        copy_body(&resp, &mut r);
+        r
+    }
+
+    /// Answers leg A with `r` (a 200): its dialog starts, recording and the
+    /// maximum-duration timer too.
+    fn send_ok_a(&mut self, r: Response, ctx: &mut Context<Self>) {
         self.a.dialog = Dialog::uas(&self.a.invite, &self.a.tag).ok();
         self.a.final_sent = true;
         self.kept_txs.push(self.a.tx);
         self.respond(self.a.tx, r);
         self.phase = Phase::Answered;
+        self.start_recording();
         let max = self.switch.config().calls.max_duration_secs;
         if max > 0 {
             // Both ends may vanish without a BYE; nothing else would end the call.
@@ -741,7 +833,20 @@ impl Call {
                 format!("<{}>", self.switch.contact(peer.transport)),
             );
         }
-        copy_body(&req, &mut out);
+        let side = if from == Leg::A { Side::A } else { Side::B };
+        let reoffer = match self.anchor.as_mut() {
+            Some(a) if !req.body().is_empty() && is_sdp(&req) => Some(a.reoffer(side, req.body())),
+            _ => None,
+        };
+        match reoffer {
+            Some(Ok(body)) => set_sdp(&mut out, body),
+            Some(Err(e)) => {
+                tracing::info!(error = %e, "unusable SDP in re-offer");
+                let r = response_to(&req, 488, None);
+                return self.respond(tx, r);
+            }
+            None => copy_body(&req, &mut out),
+        }
         let sent_seq = out.cseq().map_or(0, |c| c.seq);
         self.relays.insert(
             branch,
@@ -785,7 +890,20 @@ impl Call {
             );
             self.kept_txs.push(server_tx);
         }
-        copy_body(&resp, &mut r);
+        let reanswer = match self.anchor.as_mut() {
+            Some(a) if resp.code < 300 && !resp.body().is_empty() => Some(a.reanswer(resp.body())),
+            Some(a) => {
+                a.abandon_reoffer();
+                None
+            }
+            None => None,
+        };
+        match reanswer {
+            Some(Ok(body)) => set_sdp(&mut r, body),
+            Some(Err(e)) => tracing::info!(error = %e, "unusable SDP answer to a re-offer"),
+            None if self.anchor.is_none() => copy_body(&resp, &mut r),
+            None => {}
+        }
         self.respond(server_tx, r);
     }
 
@@ -794,6 +912,11 @@ impl Call {
     /// glare) are skipped.
     fn hangup(&mut self, legs: &[Leg], ctx: &mut Context<Self>) {
         let first = self.phase != Phase::Ending;
+        if first {
+            if let Some(a) = &self.anchor {
+                a.session.stop_recording();
+            }
+        }
         self.phase = Phase::Ending;
         self.cancel_no_answer(ctx);
         for &leg in legs {
@@ -822,6 +945,21 @@ impl Call {
             ctx.run_later(Duration::from_secs(33), |_, ctx| ctx.stop());
         }
     }
+}
+
+/// Sets an SDP body.
+fn set_sdp(msg: &mut impl SipMessage, body: Bytes) {
+    msg.headers_mut().set(Name::ContentType, "application/sdp");
+    *msg.body_mut() = body;
+}
+
+/// The message's body is SDP (a missing Content-Type is taken as SDP, RFC 3261 §13.2.1).
+fn is_sdp(msg: &impl SipMessage) -> bool {
+    msg.headers().get(&Name::ContentType).is_none_or(|ct| {
+        ct.trim()
+            .to_ascii_lowercase()
+            .starts_with("application/sdp")
+    })
 }
 
 /// Copies body and Content-Type from one message to another.
@@ -854,6 +992,7 @@ impl Actor for Call {
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
+        self.leave_room();
         let mut call_ids = vec![self.call_id_a()];
         if let Some(b) = &self.b {
             call_ids.push(b.invite.call_id().unwrap_or("").to_owned());
@@ -930,5 +1069,199 @@ impl Handler<CallEvent> for Call {
                 }
             }
         }
+    }
+}
+
+impl Handler<MediaMsg> for Call {
+    type Result = ();
+
+    fn handle(&mut self, MediaMsg(ev): MediaMsg, ctx: &mut Context<Self>) {
+        let call_id = self.call_id_a();
+        let side = |leg| match &self.anchor {
+            Some(a) if a.leg_a() == leg => "a",
+            Some(a) if a.leg_b() == Some(leg) => "b",
+            _ => "?",
+        };
+        match ev {
+            SessionEvent::Media(MediaEvent::Digit { leg, digit }) => {
+                self.digits.push(digit.digit);
+                tracing::info!(
+                    %call_id,
+                    leg = side(leg),
+                    digit = %digit.digit,
+                    duration_ms = digit.duration_ms,
+                    source = ?digit.source,
+                    "dtmf"
+                );
+            }
+            SessionEvent::Media(MediaEvent::MediaTimeout { leg }) => {
+                tracing::info!(%call_id, leg = side(leg), "media timeout: no RTP, hanging up");
+                if self.phase == Phase::Up || self.phase == Phase::Answered {
+                    self.hangup(&[Leg::A, Leg::B], ctx);
+                }
+            }
+            SessionEvent::Media(MediaEvent::Latched { leg, addr }) => {
+                tracing::debug!(%call_id, leg = side(leg), %addr, "RTP source latched");
+            }
+            SessionEvent::Media(MediaEvent::Speech { leg, event }) => {
+                tracing::debug!(%call_id, leg = side(leg), ?event, "speech");
+            }
+            SessionEvent::Media(MediaEvent::PlaybackDone { .. }) => {}
+            SessionEvent::Recorded { path, result } => match result {
+                Ok(info) => tracing::info!(
+                    %call_id,
+                    path = %path.display(),
+                    duration_ms = info.duration_ms,
+                    "recording saved"
+                ),
+                Err(e) => {
+                    tracing::warn!(%call_id, path = %path.display(), error = %e, "recording failed")
+                }
+            },
+        }
+    }
+}
+
+impl Call {
+    /// Anchors leg A's media in `session` (a new one when None). Without an
+    /// SDP offer (or with anchoring off) the call's SDP passes through.
+    fn anchor_a(
+        &mut self,
+        session: Option<net::rtp_engine::SessionHandle>,
+        inband_dtmf: bool,
+        ctx: &mut Context<Self>,
+    ) -> Result<(), u16> {
+        let Some(engine) = self.switch.media.clone() else {
+            return Ok(());
+        };
+        if self.a.invite.body().is_empty() || !is_sdp(&self.a.invite) {
+            tracing::debug!(call_id = %self.call_id_a(), "no SDP offer: media not anchored");
+            return Ok(());
+        }
+        let session = session.unwrap_or_else(|| {
+            let addr = ctx.address();
+            engine.session(Box::new(move |ev| addr.do_send(MediaMsg(ev))))
+        });
+        let cfg = self.switch.config();
+        let codecs = cfg
+            .media
+            .codecs
+            .iter()
+            .filter_map(|c| {
+                media::codec::Codec::ALL
+                    .into_iter()
+                    .find(|k| k.name().eq_ignore_ascii_case(c))
+            })
+            .collect();
+        let anchor = Anchor::new(
+            session,
+            engine.ip(),
+            codecs,
+            self.a.invite.body(),
+            LegOptions { inband_dtmf },
+        )?;
+        self.anchor = Some(anchor);
+        Ok(())
+    }
+
+    /// Records the answered call if the config says so.
+    fn start_recording(&mut self) {
+        let cfg = self.switch.config();
+        let layout = match cfg.media.record {
+            config::RecordMode::Off => return,
+            config::RecordMode::Mono => media::record::Layout::Mono,
+            config::RecordMode::Stereo => media::record::Layout::Stereo,
+        };
+        let Some(anchor) = &self.anchor else { return };
+        if self.room.is_some() {
+            // A room's media is shared by its callers: not one call's recording.
+            return;
+        }
+        let dir = std::path::PathBuf::from(&cfg.media.recordings);
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot create recordings directory");
+            return;
+        }
+        let safe: String = self
+            .call_id_a()
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .take(64)
+            .collect();
+        let path = dir.join(format!("{}-{safe}.wav", unix_now()));
+        let sides = anchor.leg_b().map(|b| (anchor.leg_a(), b));
+        anchor.session.record(path, layout, sides);
+    }
+
+    /// Routes the call into a conference room: answered by the switch, mixed
+    /// with everyone else in the room.
+    fn join_room(&mut self, room: &str, inband_dtmf: bool, ctx: &mut Context<Self>) {
+        let Some(engine) = self.switch.media.clone() else {
+            return self.fail_a(503, Some("Conferences Need Anchored Media"), ctx);
+        };
+        let session = {
+            let mut entry = self.switch.rooms.entry(room.to_owned()).or_insert_with(|| {
+                let switch = self.switch.clone();
+                let handle = engine.session(Box::new(move |ev| {
+                    let leg = match &ev {
+                        SessionEvent::Media(
+                            MediaEvent::Digit { leg, .. }
+                            | MediaEvent::MediaTimeout { leg }
+                            | MediaEvent::PlaybackDone { leg }
+                            | MediaEvent::Speech { leg, .. }
+                            | MediaEvent::Latched { leg, .. },
+                        ) => *leg,
+                        SessionEvent::Recorded { .. } => return,
+                    };
+                    if let Some(owner) = switch.leg_owners.get(&leg) {
+                        owner.do_send(MediaMsg(ev));
+                    }
+                }));
+                handle.set_mode(Mode::Conference);
+                (handle, 0)
+            });
+            entry.1 += 1;
+            entry.0.clone()
+        };
+        self.room = Some(room.to_owned());
+        if let Err(code) = self.anchor_a(Some(session), inband_dtmf, ctx) {
+            return self.fail_a(code, None, ctx);
+        }
+        let Some(anchor) = self.anchor.as_mut() else {
+            return self.fail_a(488, Some("Conference Needs An SDP Offer"), ctx);
+        };
+        self.switch
+            .leg_owners
+            .insert(anchor.leg_a(), ctx.address().recipient());
+        let body = match anchor.answer_locally() {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::info!(error = %e, "cannot answer for the conference");
+                return self.fail_a(488, None, ctx);
+            }
+        };
+        let mut r = self.ok_for_a();
+        set_sdp(&mut r, body);
+        self.send_ok_a(r, ctx);
+        tracing::info!(call_id = %self.call_id_a(), room, "joined conference");
+    }
+
+    /// Takes this call's leg out of its room; the last one out closes the room.
+    fn leave_room(&mut self) {
+        let Some(room) = self.room.take() else { return };
+        if let Some(a) = &self.anchor {
+            a.session.remove_leg(a.leg_a());
+            self.switch.leg_owners.remove(&a.leg_a());
+        }
+        self.switch.rooms.remove_if_mut(&room, |_, v| {
+            v.1 = v.1.saturating_sub(1);
+            v.1 == 0
+        });
     }
 }

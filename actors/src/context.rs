@@ -3,7 +3,7 @@
 
 use crate::registrar::{Location, Registrar};
 use crate::shard::Shard;
-use actix::Addr;
+use actix::{Addr, Recipient};
 use sip::auth::{Algorithm, DigestServer};
 use sip::transaction::{Peer, Transport};
 use sip::{Host, SipUri, Via};
@@ -28,12 +28,23 @@ pub struct Switch {
     pub shards: OnceLock<Vec<Addr<Shard>>>,
     /// The registrar.
     pub registrar: OnceLock<Addr<Registrar>>,
+    /// The RTP engine (None when media is not anchored).
+    pub media: Option<net::rtp_engine::RtpEngine>,
+    /// Conference rooms by name: their media session and participant count.
+    pub rooms: dashmap::DashMap<String, (net::rtp_engine::SessionHandle, usize)>,
+    /// Which call owns a leg of a shared (conference) session, for its events.
+    pub leg_owners: dashmap::DashMap<media::session::LegId, Recipient<crate::call::MediaMsg>>,
 }
 
 impl Switch {
     /// Builds the context. `shards` and `registrar` are filled in once the
     /// actors run.
-    pub fn new(config: config::Config, location: Location, sender: net::SipSender) -> Arc<Switch> {
+    pub fn new(
+        config: config::Config,
+        location: Location,
+        sender: net::SipSender,
+        media: Option<net::rtp_engine::RtpEngine>,
+    ) -> Arc<Switch> {
         let secret: [u8; 32] = rand::random();
         let algorithms: Vec<Algorithm> = config
             .sip
@@ -56,6 +67,9 @@ impl Switch {
             sender,
             shards: OnceLock::new(),
             registrar: OnceLock::new(),
+            media,
+            rooms: Default::default(),
+            leg_owners: Default::default(),
         })
     }
 

@@ -3,10 +3,12 @@
 //! ```text
 //! Root (the binary's System)
 //! ├── Shard × N     SIP transaction layer; messages dispatched by Call-ID hash
-//! │   └── Call      one B2BUA call, started on its shard's arbiter
+//! │   └── Call      one B2BUA call, started on its shard's arbiter; steers its
+//! │                 media session in the RTP engine (net::rtp_engine threads)
 //! └── Registrar     REGISTER, digest auth, location service (dashmap + store)
 //! ```
 
+mod anchor;
 pub mod call;
 pub mod context;
 pub mod registrar;

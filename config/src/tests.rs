@@ -417,8 +417,12 @@ fn digest_algorithms_parse_and_validate() {
 fn media_errors_name_the_key() {
     let e = Config::from_str("[media]\ncodecs = [\"PCMU\", \"GSM\"]\n", "m.toml").unwrap_err();
     let msg = e.to_string();
-    assert!(msg.contains("m.toml:2") && msg.contains("media.codecs[1]") && msg.contains("GSM"), "{msg}");
-    let e = Config::from_str("[media]\nport_min = 40000\nport_max = 30000\n", "m.toml").unwrap_err();
+    assert!(
+        msg.contains("m.toml:2") && msg.contains("media.codecs[1]") && msg.contains("GSM"),
+        "{msg}"
+    );
+    let e =
+        Config::from_str("[media]\nport_min = 40000\nport_max = 30000\n", "m.toml").unwrap_err();
     assert!(e.to_string().contains("media.port_max"), "{e}");
     let e = Config::from_str(
         "[[routes]]\nprefix = \"8\"\ntarget = { conference = \"a b\" }\n",

@@ -71,7 +71,10 @@ pub(crate) fn check(config: &Config, doc: &Doc<'_>) -> Result<(), ConfigError> {
         if !crate::CODEC_NAMES.iter().any(|n| n.eq_ignore_ascii_case(c)) {
             return Err(doc.invalid(
                 format!("media.codecs[{i}]"),
-                format!("unknown codec {c:?}; known: {}", crate::CODEC_NAMES.join(", ")),
+                format!(
+                    "unknown codec {c:?}; known: {}",
+                    crate::CODEC_NAMES.join(", ")
+                ),
             ));
         }
     }
@@ -169,7 +172,10 @@ pub(crate) fn check(config: &Config, doc: &Doc<'_>) -> Result<(), ConfigError> {
                 Some(_) => {}
             },
             RouteTarget::Conference(name)
-                if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) =>
+                if name.is_empty()
+                    || !name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) =>
             {
                 return Err(doc.invalid(
                     key,

@@ -22,6 +22,18 @@ impl Baresip {
     /// Starts a phone registered as `user`/`password` at the switch on
     /// `switch_port`, auto-answering, playing `wav` as its microphone.
     pub fn start(dir: &Path, user: &str, password: &str, switch_port: u16, wav: &Path) -> Baresip {
+        Baresip::start_with(dir, user, password, switch_port, wav, "PCMU,PCMA")
+    }
+
+    /// Like [`Baresip::start`], offering only `codecs` (e.g. "opus", "PCMU").
+    pub fn start_with(
+        dir: &Path,
+        user: &str,
+        password: &str,
+        switch_port: u16,
+        wav: &Path,
+        codecs: &str,
+    ) -> Baresip {
         crate::require("baresip");
         std::fs::create_dir_all(dir).unwrap();
         let sip_port = crate::free_port("127.0.0.1");
@@ -32,7 +44,7 @@ impl Baresip {
         std::fs::write(
             dir.join("accounts"),
             format!(
-                "<sip:{user}@127.0.0.1:{switch_port}>;auth_pass={password};answermode=auto;regint=60;audio_codecs=PCMU,PCMA\n"
+                "<sip:{user}@127.0.0.1:{switch_port}>;auth_pass={password};answermode=auto;regint=60;audio_codecs={codecs}\n"
             ),
         )
         .unwrap();
@@ -40,7 +52,7 @@ impl Baresip {
             dir.join("config"),
             format!(
                 "sip_listen 127.0.0.1:{sip_port}\nnet_interface 127.0.0.1\naudio_player alsa,null\naudio_alert alsa,null\n\
-                 audio_source aufile,{wav}\nrtp_ports {rtp}-{}\nmodule_path /usr/lib/baresip/modules\nmodule g711.so\n\
+                 audio_source aufile,{wav}\nrtp_ports {rtp}-{}\nmodule_path /usr/lib/baresip/modules\nmodule g711.so\nmodule opus.so\nmodule g722.so\n\
                  module aufile.so\nmodule alsa.so\nmodule sndfile.so\nmodule_app account.so\nmodule_app menu.so\n\
                  module_app ctrl_tcp.so\nctrl_tcp_listen 127.0.0.1:{ctrl_port}\nsnd_path {rec}\n",
                 rtp + 40,
@@ -99,5 +111,26 @@ impl Drop for Baresip {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl Baresip {
+    /// The recordings `sndfile` wrote: (heard, sent) WAVs of the last call.
+    pub fn recordings(&self) -> (Option<PathBuf>, Option<PathBuf>) {
+        let mut dec = None;
+        let mut enc = None;
+        if let Ok(rd) = std::fs::read_dir(self.dir.join("rec")) {
+            let mut files: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
+            files.sort();
+            for f in files {
+                let name = f.file_name().unwrap().to_string_lossy().to_string();
+                if name.ends_with("-dec.wav") {
+                    dec = Some(f);
+                } else if name.ends_with("-enc.wav") {
+                    enc = Some(f);
+                }
+            }
+        }
+        (dec, enc)
     }
 }

@@ -3,6 +3,7 @@
 //! transaction endpoint over a real UDP socket.
 
 pub mod baresip;
+pub mod rtp;
 pub mod sipp;
 pub mod switch;
 pub mod ua;
@@ -77,12 +78,74 @@ pub fn heavy_lock() -> std::fs::File {
 
 /// Writes a mono 8 kHz WAV of a 440 Hz tone, `secs` long (sox).
 pub fn tone_wav(path: &std::path::Path, secs: u32) {
+    tone_wav_hz(path, secs, 440);
+}
+
+/// Writes a mono 8 kHz WAV of a `hz` tone at half scale, `secs` long (sox).
+pub fn tone_wav_hz(path: &std::path::Path, secs: u32, hz: u32) {
+    tone_wav_at(path, secs, hz, 8000, 1);
+}
+
+/// Writes a WAV of a `hz` tone at half scale, `secs` long, at `rate` with
+/// `channels` (baresip's file source needs the codec's rate: 48 kHz for Opus).
+pub fn tone_wav_at(path: &std::path::Path, secs: u32, hz: u32, rate: u32, channels: u32) {
     require("sox");
     let ok = std::process::Command::new("sox")
-        .args(["-n", "-r", "8000", "-c", "1", "-b", "16"])
+        .args([
+            "-n",
+            "-r",
+            &rate.to_string(),
+            "-c",
+            &channels.to_string(),
+            "-b",
+            "16",
+        ])
         .arg(path)
-        .args(["synth", &secs.to_string(), "sine", "440", "vol", "0.5"])
+        .args([
+            "synth",
+            &secs.to_string(),
+            "sine",
+            &hz.to_string(),
+            "vol",
+            "0.5",
+        ])
         .status()
         .is_ok_and(|s| s.success());
     assert!(ok, "sox failed to write {}", path.display());
+}
+
+/// What `sox FILE -n stat` says about a WAV.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SoxStat {
+    /// Length in seconds.
+    pub seconds: f64,
+    /// RMS amplitude (full scale 1.0).
+    pub rms: f64,
+    /// sox's rough frequency estimate in Hz.
+    pub freq: f64,
+}
+
+/// Runs `sox FILE [trim START LEN] -n stat` and reads its figures.
+pub fn sox_stat(path: &std::path::Path, trim: Option<(f64, f64)>) -> SoxStat {
+    require("sox");
+    let mut cmd = std::process::Command::new("sox");
+    // The first channel: sox's frequency estimate is meant for one channel.
+    cmd.arg(path).arg("-n").args(["remix", "1"]);
+    if let Some((start, len)) = trim {
+        cmd.args(["trim", &start.to_string(), &len.to_string()]);
+    }
+    let out = cmd.arg("stat").output().expect("run sox");
+    let text = String::from_utf8_lossy(&out.stderr).to_string();
+    let get = |key: &str| {
+        text.lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split(':').nth(1))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    SoxStat {
+        seconds: get("Length (seconds)"),
+        rms: get("RMS     amplitude"),
+        freq: get("Rough   frequency"),
+    }
 }

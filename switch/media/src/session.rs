@@ -396,7 +396,12 @@ impl Session {
 
     /// Applies an offer/answer result to a leg: its codec, payload types,
     /// where to send, direction (hold). Codecs are rebuilt only when they change.
-    pub fn configure(&mut self, id: LegId, neg: Negotiated, now: Instant) -> Result<(), CodecError> {
+    pub fn configure(
+        &mut self,
+        id: LegId,
+        neg: Negotiated,
+        now: Instant,
+    ) -> Result<(), CodecError> {
         let Some(i) = self.index(id) else {
             return Ok(());
         };
@@ -419,7 +424,10 @@ impl Session {
                 leg.tones = Some(ToneDetector::new(neg.codec.pcm_rate()));
             }
             if leg.vad.is_some() {
-                leg.vad = Some((SpeechDetector::new(neg.codec.pcm_rate(), VadConfig::default()), Vec::new()));
+                leg.vad = Some((
+                    SpeechDetector::new(neg.codec.pcm_rate(), VadConfig::default()),
+                    Vec::new(),
+                ));
             }
             leg.pending.clear();
         }
@@ -428,7 +436,11 @@ impl Session {
         let moved = leg.neg.as_ref().is_none_or(|n| n.remote != neg.remote);
         if moved {
             leg.dest = Some(neg.remote);
-            leg.dest_rtcp = Some(if neg.rtcp_mux { neg.remote } else { neg.remote_rtcp });
+            leg.dest_rtcp = Some(if neg.rtcp_mux {
+                neg.remote
+            } else {
+                neg.remote_rtcp
+            });
             leg.latched = false;
         }
         if !leg.receives() || moved {
@@ -547,7 +559,8 @@ impl Session {
     pub fn detect_speech(&mut self, id: LegId, on: bool) {
         if let Some(i) = self.index(id) {
             let rate = self.legs[i].rate();
-            self.legs[i].vad = on.then(|| (SpeechDetector::new(rate, VadConfig::default()), Vec::new()));
+            self.legs[i].vad =
+                on.then(|| (SpeechDetector::new(rate, VadConfig::default()), Vec::new()));
         }
     }
 
@@ -602,7 +615,14 @@ impl Session {
     }
 
     /// An RTP (or, with rtcp-mux, RTCP) packet arrived on leg `id`'s RTP socket.
-    pub fn on_rtp(&mut self, id: LegId, from: SocketAddr, pkt: &[u8], now: Instant, out: &mut Transmits) {
+    pub fn on_rtp(
+        &mut self,
+        id: LegId,
+        from: SocketAddr,
+        pkt: &[u8],
+        now: Instant,
+        out: &mut Transmits,
+    ) {
         let Some(i) = self.index(id) else { return };
         if rtp::is_rtcp(pkt) {
             return self.on_rtcp(id, from, pkt, now);
@@ -630,7 +650,10 @@ impl Session {
                 } else {
                     leg.dest_rtcp = Some(from);
                 }
-                self.events.push_back(Event::Latched { leg: id, addr: from });
+                self.events.push_back(Event::Latched {
+                    leg: id,
+                    addr: from,
+                });
             }
         } else if leg.dest != Some(from) {
             leg.stats.dropped += 1;
@@ -665,7 +688,9 @@ impl Session {
             self.decode_to_jb(i, hdr.seq, hdr.timestamp, payload, now);
         }
         // The bridge.
-        let Mode::Bridge(a, b) = self.mode else { return };
+        let Mode::Bridge(a, b) = self.mode else {
+            return;
+        };
         let other = if a == id {
             b
         } else if b == id {
@@ -684,7 +709,13 @@ impl Session {
             // Same clock: relay the event; otherwise it is regenerated at its end.
             if let Some(pt) = dneg.dtmf_pt {
                 if dneg.codec.clock_rate() == neg.codec.clock_rate() {
-                    let (seq, ts, m) = dst.out.map(hdr.ssrc, hdr.seq, hdr.timestamp, now, dneg.codec.clock_rate());
+                    let (seq, ts, m) = dst.out.map(
+                        hdr.ssrc,
+                        hdr.seq,
+                        hdr.timestamp,
+                        now,
+                        dneg.codec.clock_rate(),
+                    );
                     let ssrc = dst.out.ssrc();
                     dst.sent(ts, now, payload.len());
                     out.push(dst.id, false, dest, |buf| {
@@ -700,7 +731,13 @@ impl Session {
             return;
         }
         if dneg.codec == neg.codec {
-            let (seq, ts, m) = dst.out.map(hdr.ssrc, hdr.seq, hdr.timestamp, now, neg.codec.clock_rate());
+            let (seq, ts, m) = dst.out.map(
+                hdr.ssrc,
+                hdr.seq,
+                hdr.timestamp,
+                now,
+                neg.codec.clock_rate(),
+            );
             let ssrc = dst.out.ssrc();
             dst.sent(ts, now, payload.len());
             out.push(dst.id, false, dest, |buf| {
@@ -721,7 +758,14 @@ impl Session {
             }
         }
         src.to_core.process(&self.scratch, &mut dst.pending);
-        Self::flush_pending(dst, self.core, &mut self.scratch2, &mut self.payload, now, out);
+        Self::flush_pending(
+            dst,
+            self.core,
+            &mut self.scratch2,
+            &mut self.payload,
+            now,
+            out,
+        );
     }
 
     /// Encodes whole frames of a leg's pending core-rate PCM and sends them.
@@ -746,7 +790,9 @@ impl Session {
             if enc.encode(pcm, payload).is_err() {
                 continue;
             }
-            let (seq, ts) = dst.out.next_own(neg.codec.ts_per_frame(), now, neg.codec.clock_rate());
+            let (seq, ts) = dst
+                .out
+                .next_own(neg.codec.ts_per_frame(), now, neg.codec.clock_rate());
             let ssrc = dst.out.ssrc();
             dst.sent(ts, now, payload.len());
             out.push(dst.id, false, dest, |buf| {
@@ -773,7 +819,10 @@ impl Session {
         }
         if let Some((vad, pending)) = leg.vad.as_mut() {
             pending.extend_from_slice(&self.scratch);
-            let n = leg.neg.as_ref().map_or(160, |n| n.codec.pcm_rate().frame_len());
+            let n = leg
+                .neg
+                .as_ref()
+                .map_or(160, |n| n.codec.pcm_rate().frame_len());
             let mut off = 0;
             while pending.len() - off >= n {
                 if let Some(event) = vad.process(&pending[off..off + n]) {
@@ -817,7 +866,9 @@ impl Session {
     }
 
     fn check_timeouts(&mut self, now: Instant) {
-        let Some(to) = self.cfg.media_timeout else { return };
+        let Some(to) = self.cfg.media_timeout else {
+            return;
+        };
         for l in &mut self.legs {
             if l.receives() && !l.timed_out && now.duration_since(l.last_rx) >= to {
                 l.timed_out = true;
@@ -857,19 +908,29 @@ impl Session {
             if l.dtmf_out.is_idle() {
                 continue;
             }
-            let (Some(neg), Some(dest)) = (l.neg.clone(), l.dest) else { continue };
+            let (Some(neg), Some(dest)) = (l.neg.clone(), l.dest) else {
+                continue;
+            };
             let Some(pt) = neg.dtmf_pt else {
                 // No telephone-event on this leg: nothing we can send.
                 l.dtmf_out = EventSender::new(neg.codec.clock_rate());
                 continue;
             };
-            let Some((p, new_event)) = l.dtmf_out.next_packet() else { continue };
+            let Some((p, new_event)) = l.dtmf_out.next_packet() else {
+                continue;
+            };
             // Every packet of an event carries its start timestamp (RFC 4733 §2.5.1.2).
-            let advance = if new_event { neg.codec.ts_per_frame() } else { 0 };
+            let advance = if new_event {
+                neg.codec.ts_per_frame()
+            } else {
+                0
+            };
             let (seq, ts) = l.out.next_own(advance, now, neg.codec.clock_rate());
             let ssrc = l.out.ssrc();
             l.sent(ts, now, p.payload.len());
-            out.push(l.id, false, dest, |buf| rtp::write(buf, p.marker, pt, seq, ts, ssrc, &p.payload));
+            out.push(l.id, false, dest, |buf| {
+                rtp::write(buf, p.marker, pt, seq, ts, ssrc, &p.payload)
+            });
         }
     }
 
@@ -934,14 +995,23 @@ impl Session {
                 continue;
             }
             l.pending.extend_from_slice(&self.mixed[k]);
-            Self::flush_pending(l, self.core, &mut self.scratch2, &mut self.payload, now, out);
+            Self::flush_pending(
+                l,
+                self.core,
+                &mut self.scratch2,
+                &mut self.payload,
+                now,
+                out,
+            );
         }
     }
 
     /// Prompts and tones: one frame per playing leg.
     fn play_tick(&mut self, now: Instant, out: &mut Transmits) {
         for l in &mut self.legs {
-            let Some(src) = l.source.as_mut() else { continue };
+            let Some(src) = l.source.as_mut() else {
+                continue;
+            };
             self.scratch.clear();
             let more = match src {
                 Source::Prompt(p) => p.next_frame(&mut self.scratch),
@@ -965,11 +1035,15 @@ impl Session {
             if enc.encode(&self.scratch, &mut self.payload).is_err() {
                 continue;
             }
-            let (seq, ts) = l.out.next_own(neg.codec.ts_per_frame(), now, neg.codec.clock_rate());
+            let (seq, ts) = l
+                .out
+                .next_own(neg.codec.ts_per_frame(), now, neg.codec.clock_rate());
             let ssrc = l.out.ssrc();
             l.sent(ts, now, self.payload.len());
             let payload = &self.payload;
-            out.push(l.id, false, dest, |buf| rtp::write(buf, false, neg.pt, seq, ts, ssrc, payload));
+            out.push(l.id, false, dest, |buf| {
+                rtp::write(buf, false, neg.pt, seq, ts, ssrc, payload)
+            });
         }
     }
 }

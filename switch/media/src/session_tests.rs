@@ -70,7 +70,13 @@ fn same_codec_is_relayed_with_our_header() {
     let mut ssrc_out = None;
     for i in 0..10u16 {
         let p = packet(0, 100 + i, 1000 + 160 * i as u32, 0xAAAA, &[i as u8; 160]);
-        s.on_rtp(A, addr(4000), &p, t0 + Duration::from_millis(20 * i as u64), &mut out);
+        s.on_rtp(
+            A,
+            addr(4000),
+            &p,
+            t0 + Duration::from_millis(20 * i as u64),
+            &mut out,
+        );
         let got = sent(&out);
         assert_eq!(got.len(), 1);
         let (leg, dest, h, payload) = &got[0];
@@ -82,7 +88,13 @@ fn same_codec_is_relayed_with_our_header() {
     }
     // A telephone-event is relayed with B's payload type and reported.
     let ev = packet(101, 110, 2600, 0xAAAA, &[5, 0x8a, 0x01, 0x40]);
-    s.on_rtp(A, addr(4000), &ev, t0 + Duration::from_millis(220), &mut out);
+    s.on_rtp(
+        A,
+        addr(4000),
+        &ev,
+        t0 + Duration::from_millis(220),
+        &mut out,
+    );
     assert_eq!(sent(&out)[0].2.payload_type, 96);
     match s.poll_event() {
         Some(Event::Digit { leg: A, digit }) => assert_eq!(digit.digit, '5'),
@@ -101,12 +113,28 @@ fn latches_onto_the_source_and_drops_strangers() {
     let mut out = Transmits::default();
     // B is behind NAT: its packets come from 6000, not the SDP's 5000.
     s.on_rtp(B, addr(6000), &packet(0, 1, 0, 9, &[0; 160]), t0, &mut out);
-    assert_eq!(s.poll_event(), Some(Event::Latched { leg: B, addr: addr(6000) }));
+    assert_eq!(
+        s.poll_event(),
+        Some(Event::Latched {
+            leg: B,
+            addr: addr(6000)
+        })
+    );
     out.clear();
     s.on_rtp(A, addr(4000), &packet(0, 1, 0, 8, &[0; 160]), t0, &mut out);
-    assert_eq!(sent(&out)[0].1, addr(6000), "A's audio goes where B really is");
+    assert_eq!(
+        sent(&out)[0].1,
+        addr(6000),
+        "A's audio goes where B really is"
+    );
     out.clear();
-    s.on_rtp(B, addr(7000), &packet(0, 2, 160, 9, &[0; 160]), t0, &mut out);
+    s.on_rtp(
+        B,
+        addr(7000),
+        &packet(0, 2, 160, 9, &[0; 160]),
+        t0,
+        &mut out,
+    );
     assert!(out.is_empty(), "a third party cannot inject audio");
     assert_eq!(s.stats(B).unwrap().dropped, 1);
 }
@@ -132,7 +160,14 @@ fn malformed_packets_are_counted_never_relayed() {
     bad_ext[15] = 0xff;
     let mut bad_csrc = good[..20].to_vec();
     bad_csrc[0] |= 0x0f;
-    for p in [&good[..5], &bad_version, &bad_padding, &bad_ext, &bad_csrc, &[][..]] {
+    for p in [
+        &good[..5],
+        &bad_version,
+        &bad_padding,
+        &bad_ext,
+        &bad_csrc,
+        &[][..],
+    ] {
         s.on_rtp(A, addr(4000), p, t0, &mut out);
     }
     assert!(out.is_empty());
@@ -169,14 +204,24 @@ fn pcmu_to_opus_is_transcoded_at_the_right_clock() {
     let mut packets = Vec::new();
     for (i, frame) in tone.chunks(160).enumerate() {
         let p = packet(0, i as u16, 160 * i as u32, 9, &ulaw(frame));
-        s.on_rtp(A, addr(4000), &p, t0 + Duration::from_millis(20 * i as u64), &mut out);
+        s.on_rtp(
+            A,
+            addr(4000),
+            &p,
+            t0 + Duration::from_millis(20 * i as u64),
+            &mut out,
+        );
         packets.extend(sent(&out));
         out.clear();
     }
     assert_eq!(packets.len(), 50, "one Opus packet per 20 ms");
     for w in packets.windows(2) {
         assert_eq!(w[0].2.payload_type, 111);
-        assert_eq!(w[1].2.timestamp.wrapping_sub(w[0].2.timestamp), 960, "48 kHz clock");
+        assert_eq!(
+            w[1].2.timestamp.wrapping_sub(w[0].2.timestamp),
+            960,
+            "48 kHz clock"
+        );
     }
     let mut dec = codec::decoder(Codec::Opus).unwrap();
     let mut pcm = Vec::new();
@@ -186,7 +231,10 @@ fn pcmu_to_opus_is_transcoded_at_the_right_clock() {
     let tail = &pcm[pcm.len() / 2..];
     let level = level_dbfs(tail);
     assert!((level + 12.0).abs() < 2.0, "level {level:.1} dBFS");
-    assert!(tone_share(tail, 16_000, 1000.0) > 0.9, "it is the 1 kHz tone");
+    assert!(
+        tone_share(tail, 16_000, 1000.0) > 0.9,
+        "it is the 1 kHz tone"
+    );
 }
 
 #[test]
@@ -205,7 +253,13 @@ fn opus_to_pcmu_the_other_way() {
         let mut payload = Vec::new();
         enc.encode(frame, &mut payload).unwrap();
         let p = packet(111, i as u16, 960 * i as u32, 9, &payload);
-        s.on_rtp(B, addr(5000), &p, t0 + Duration::from_millis(20 * i as u64), &mut out);
+        s.on_rtp(
+            B,
+            addr(5000),
+            &p,
+            t0 + Duration::from_millis(20 * i as u64),
+            &mut out,
+        );
         for (leg, _, h, payload) in sent(&out) {
             assert_eq!((leg, h.payload_type, payload.len()), (A, 0, 160));
             pcm.extend(payload.iter().map(|&b| g711::ulaw_decode(b)));
@@ -239,7 +293,11 @@ fn media_timeout_only_for_legs_that_should_send() {
     assert_eq!(s.poll_event(), None);
     s.on_tick(t0 + Duration::from_secs(5), SystemTime::now(), &mut out);
     assert_eq!(s.poll_event(), Some(Event::MediaTimeout { leg: A }));
-    assert_eq!(s.poll_event(), None, "B is not expected to send: no timeout");
+    assert_eq!(
+        s.poll_event(),
+        None,
+        "B is not expected to send: no timeout"
+    );
     s.on_tick(t0 + Duration::from_secs(9), SystemTime::now(), &mut out);
     assert_eq!(s.poll_event(), None, "reported once");
 }
@@ -273,7 +331,11 @@ fn digits_go_out_as_rfc4733_events() {
     let mut out = Transmits::default();
     let mut got = Vec::new();
     for i in 0..40u64 {
-        s.on_tick(t0 + Duration::from_millis(20 * i), SystemTime::now(), &mut out);
+        s.on_tick(
+            t0 + Duration::from_millis(20 * i),
+            SystemTime::now(),
+            &mut out,
+        );
         got.extend(sent(&out));
         out.clear();
     }
@@ -285,7 +347,9 @@ fn digits_go_out_as_rfc4733_events() {
         .map(|d| d.digit)
         .collect();
     assert_eq!(digits, "7#");
-    assert!(got.iter().all(|(leg, _, h, _)| *leg == A && h.payload_type == 101));
+    assert!(got
+        .iter()
+        .all(|(leg, _, h, _)| *leg == A && h.payload_type == 101));
 }
 
 #[test]
@@ -304,7 +368,13 @@ fn inband_tones_are_detected_on_a_trunk_leg() {
     for (i, f) in pcm.chunks(160).enumerate() {
         let payload: Vec<u8> = f.iter().map(|&x| g711::alaw_encode(x)).collect();
         let p = packet(8, i as u16, 160 * i as u32, 5, &payload);
-        s.on_rtp(A, addr(4000), &p, t0 + Duration::from_millis(20 * i as u64), &mut out);
+        s.on_rtp(
+            A,
+            addr(4000),
+            &p,
+            t0 + Duration::from_millis(20 * i as u64),
+            &mut out,
+        );
     }
     let mut digits = String::new();
     while let Some(e) = s.poll_event() {
@@ -352,11 +422,23 @@ fn stereo_recording_keeps_the_timeline_and_both_sides() {
     // 2 s of ticks; A talks throughout, B only in the second half.
     for i in 0..100usize {
         let now = t0 + Duration::from_millis(20 * i as u64);
-        let pa = packet(0, i as u16, 160 * i as u32, 1, &ulaw(&ta[160 * i..160 * (i + 1)]));
+        let pa = packet(
+            0,
+            i as u16,
+            160 * i as u32,
+            1,
+            &ulaw(&ta[160 * i..160 * (i + 1)]),
+        );
         s.on_rtp(A, addr(4000), &pa, now, &mut out);
         if i >= 50 {
             let k = i - 50;
-            let pb = packet(0, k as u16, 160 * k as u32, 2, &ulaw(&tb[160 * k..160 * (k + 1)]));
+            let pb = packet(
+                0,
+                k as u16,
+                160 * k as u32,
+                2,
+                &ulaw(&tb[160 * k..160 * (k + 1)]),
+            );
             s.on_rtp(B, addr(5000), &pb, now, &mut out);
         }
         s.on_tick(now, SystemTime::now(), &mut out);
@@ -370,9 +452,18 @@ fn stereo_recording_keeps_the_timeline_and_both_sides() {
     let samples: Vec<i16> = r.samples::<i16>().map(Result::unwrap).collect();
     let left: Vec<i16> = samples.iter().step_by(2).copied().collect();
     let right: Vec<i16> = samples.iter().skip(1).step_by(2).copied().collect();
-    assert!(tone_share(&left[8000..], 8000, 500.0) > 0.8, "caller on the left");
-    assert!(level_dbfs(&right[..7000]) < -60.0, "callee silent in the first second");
-    assert!(tone_share(&right[10000..], 8000, 1500.0) > 0.8, "callee on the right");
+    assert!(
+        tone_share(&left[8000..], 8000, 500.0) > 0.8,
+        "caller on the left"
+    );
+    assert!(
+        level_dbfs(&right[..7000]) < -60.0,
+        "callee silent in the first second"
+    );
+    assert!(
+        tone_share(&right[10000..], 8000, 1500.0) > 0.8,
+        "callee on the right"
+    );
 }
 
 #[test]
@@ -382,17 +473,27 @@ fn conference_each_hears_the_other_two() {
     let freqs = [(A, 400.0f32, 4000u16), (B, 1000.0, 5000), (C, 2200.0, 6000)];
     for (id, _, port) in freqs {
         s.add_leg(id, LegOptions::default(), t0);
-        s.configure(id, neg(Codec::Pcmu, 0, None, port), t0).unwrap();
+        s.configure(id, neg(Codec::Pcmu, 0, None, port), t0)
+            .unwrap();
     }
     s.set_mode(Mode::Conference);
     assert!(s.needs_tick());
-    let tones: Vec<Vec<i16>> = freqs.iter().map(|f| sine(f.1, Rate::Nb8k, 2000, -15.0)).collect();
+    let tones: Vec<Vec<i16>> = freqs
+        .iter()
+        .map(|f| sine(f.1, Rate::Nb8k, 2000, -15.0))
+        .collect();
     let mut heard: HashMap<LegId, Vec<i16>> = HashMap::new();
     let mut out = Transmits::default();
     for i in 0..100usize {
         let now = t0 + Duration::from_millis(20 * i as u64);
         for (k, (id, _, port)) in freqs.iter().enumerate() {
-            let p = packet(0, i as u16, 160 * i as u32, *id as u32, &ulaw(&tones[k][160 * i..160 * (i + 1)]));
+            let p = packet(
+                0,
+                i as u16,
+                160 * i as u32,
+                *id as u32,
+                &ulaw(&tones[k][160 * i..160 * (i + 1)]),
+            );
             s.on_rtp(*id, addr(*port), &p, now, &mut out);
         }
         s.on_tick(now, SystemTime::now(), &mut out);
@@ -442,7 +543,13 @@ fn speech_detection_reports_start_and_end() {
     let mut events = Vec::new();
     for (i, f) in pcm.chunks(160).enumerate() {
         let p = packet(0, i as u16, 160 * i as u32, 5, &ulaw(f));
-        s.on_rtp(A, addr(4000), &p, t0 + Duration::from_millis(20 * i as u64), &mut out);
+        s.on_rtp(
+            A,
+            addr(4000),
+            &p,
+            t0 + Duration::from_millis(20 * i as u64),
+            &mut out,
+        );
         while let Some(e) = s.poll_event() {
             if let Event::Speech { event, .. } = e {
                 events.push(event);
@@ -450,5 +557,8 @@ fn speech_detection_reports_start_and_end() {
         }
     }
     assert_eq!(events.first(), Some(&VadEvent::SpeechStart), "{events:?}");
-    assert!(matches!(events.last(), Some(VadEvent::SpeechEnd { .. })), "{events:?}");
+    assert!(
+        matches!(events.last(), Some(VadEvent::SpeechEnd { .. })),
+        "{events:?}"
+    );
 }

@@ -139,7 +139,10 @@ impl RtpEngine {
         let first = cfg.port_min.saturating_add(cfg.port_min & 1);
         let mut ports: VecDeque<u16> = (first..cfg.port_max).step_by(2).collect();
         if ports.is_empty() {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty RTP port range"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "empty RTP port range",
+            ));
         }
         // Start at a random place: two switches sharing a range (tests, a
         // restart while old sockets linger) don't fight over the same ports.
@@ -199,7 +202,13 @@ impl RtpEngine {
     /// Takes a free even port and binds RTP and RTCP sockets on it.
     fn bind_pair(&self) -> io::Result<(u16, std::net::UdpSocket, std::net::UdpSocket)> {
         let ip = self.inner.cfg.ip;
-        let tries = self.inner.ports.lock().map(|p| p.len()).unwrap_or(0).min(64);
+        let tries = self
+            .inner
+            .ports
+            .lock()
+            .map(|p| p.len())
+            .unwrap_or(0)
+            .min(64);
         for _ in 0..tries {
             let Some(port) = self.inner.ports.lock().ok().and_then(|mut p| p.pop_front()) else {
                 break;
@@ -248,7 +257,10 @@ impl SessionHandle {
         };
         if let Err(mpsc::error::SendError(Cmd::AddLeg { port, .. })) = self.tx.send(cmd) {
             release_port(&self.engine.inner, port);
-            return Err(io::Error::new(io::ErrorKind::BrokenPipe, "media session ended"));
+            return Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "media session ended",
+            ));
         }
         Ok(LegInfo { id, port })
     }
@@ -285,7 +297,9 @@ impl SessionHandle {
 
     /// Sends RFC 4733 digits to a leg.
     pub fn send_digits(&self, leg: LegId, digits: &str, duration_ms: u32) {
-        let _ = self.tx.send(Cmd::Digits(leg, digits.to_owned(), duration_ms));
+        let _ = self
+            .tx
+            .send(Cmd::Digits(leg, digits.to_owned(), duration_ms));
     }
 
     /// Turns speech start/end detection on or off for a leg.
@@ -521,7 +535,9 @@ impl Counts {
     fn publish(&mut self, stats: &EngineStats) {
         stats.rx_packets.fetch_add(self.rx, Ordering::Relaxed);
         stats.tx_packets.fetch_add(self.tx, Ordering::Relaxed);
-        stats.tx_dropped.fetch_add(self.tx_dropped, Ordering::Relaxed);
+        stats
+            .tx_dropped
+            .fetch_add(self.tx_dropped, Ordering::Relaxed);
         *self = Counts::default();
     }
 }

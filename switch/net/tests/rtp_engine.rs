@@ -37,7 +37,20 @@ fn neg(remote: SocketAddr) -> Negotiated {
 }
 
 fn rtp(seq: u16, pt: u8, payload: &[u8]) -> Vec<u8> {
-    let mut v = vec![0x80, pt, (seq >> 8) as u8, seq as u8, 0, 0, 0, seq as u8, 1, 2, 3, 4];
+    let mut v = vec![
+        0x80,
+        pt,
+        (seq >> 8) as u8,
+        seq as u8,
+        0,
+        0,
+        0,
+        seq as u8,
+        1,
+        2,
+        3,
+        4,
+    ];
     v.extend_from_slice(payload);
     v
 }
@@ -51,7 +64,10 @@ fn relays_between_two_legs_and_reports_events() {
     }));
     let a = s.add_leg(LegOptions::default()).unwrap();
     let b = s.add_leg(LegOptions::default()).unwrap();
-    assert!(a.port % 2 == 0 && b.port % 2 == 0 && a.port != b.port, "even ports: {a:?} {b:?}");
+    assert!(
+        a.port.is_multiple_of(2) && b.port.is_multiple_of(2) && a.port != b.port,
+        "even ports: {a:?} {b:?}"
+    );
     assert!((41000..41099).contains(&a.port));
     let pa = UdpSocket::bind("127.0.0.1:0").unwrap();
     let pb = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -69,7 +85,8 @@ fn relays_between_two_legs_and_reports_events() {
         assert_eq!(&buf[12..n], &[i as u8; 160]);
     }
     // A digit (RFC 4733, end bit) is reported.
-    pa.send_to(&rtp(20, 101, &[9, 0x8a, 0, 160]), a_addr).unwrap();
+    pa.send_to(&rtp(20, 101, &[9, 0x8a, 0, 160]), a_addr)
+        .unwrap();
     let digit = (0..50).find_map(|_| match rx.recv_timeout(Duration::from_millis(100)) {
         Ok(SessionEvent::Media(Event::Digit { leg, digit })) if leg == a.id => Some(digit.digit),
         _ => None,
@@ -92,8 +109,16 @@ fn relays_between_two_legs_and_reports_events() {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert_eq!(e.stats().sessions.load(std::sync::atomic::Ordering::Relaxed), 0);
-    assert!(UdpSocket::bind(("127.0.0.1", a.port)).is_ok(), "port released");
+    assert_eq!(
+        e.stats()
+            .sessions
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+    assert!(
+        UdpSocket::bind(("127.0.0.1", a.port)).is_ok(),
+        "port released"
+    );
 }
 
 #[test]
@@ -121,12 +146,7 @@ fn garbage_on_media_ports_is_dropped_and_the_call_goes_on() {
     s.set_mode(Mode::Bridge(a.id, b.id));
     let a_addr: SocketAddr = format!("127.0.0.1:{}", a.port).parse().unwrap();
     let rtcp_addr: SocketAddr = format!("127.0.0.1:{}", a.port + 1).parse().unwrap();
-    let mut bad = vec![
-        vec![],
-        vec![0x80],
-        vec![0x40; 40],
-        rtp(1, 0, &[0; 3]),
-    ];
+    let mut bad = vec![vec![], vec![0x80], vec![0x40; 40], rtp(1, 0, &[0; 3])];
     bad[3][0] |= 0x20; // padding count larger than the payload
     *bad[3].last_mut().unwrap() = 99;
     for p in &bad {
@@ -135,7 +155,9 @@ fn garbage_on_media_ports_is_dropped_and_the_call_goes_on() {
     }
     pa.send_to(&rtp(2, 0, &[7; 160]), a_addr).unwrap();
     let mut buf = [0u8; 1500];
-    let (n, _) = pb.recv_from(&mut buf).expect("the good packet still gets through");
+    let (n, _) = pb
+        .recv_from(&mut buf)
+        .expect("the good packet still gets through");
     assert_eq!(&buf[12..n], &[7; 160]);
     let stats = tokio::runtime::Builder::new_current_thread()
         .enable_all()

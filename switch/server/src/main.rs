@@ -110,8 +110,10 @@ fn init_logging(cfg: &config::Config, flag: Option<LogFormat>) {
         Some(LogFormat::Human) => false,
         None => cfg.log.format == config::LogFormat::Json,
     };
+    // Colours only on a terminal: log files and journald get plain text.
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     if json {
         b.json().init();
@@ -178,7 +180,12 @@ async fn start(
         .await
         .map_err(|_| "transport start was cancelled".to_string())?
         .map_err(|e| format!("cannot listen: {e}"))?;
-    let switch = Switch::new(cfg.clone(), location, sender);
+    let media = if cfg.media.anchor {
+        Some(start_media(&cfg)?)
+    } else {
+        None
+    };
+    let switch = Switch::new(cfg.clone(), location, sender, media);
     let shards: Vec<Addr<Shard>> = arbiters
         .iter()
         .enumerate()
@@ -218,4 +225,43 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
+}
+
+/// Starts the RTP engine per `[media]`.
+fn start_media(cfg: &config::Config) -> Result<net::rtp_engine::RtpEngine, String> {
+    let m = &cfg.media;
+    let ip = match m.ip {
+        Some(ip) => ip,
+        None => {
+            let ip = cfg.sip.listen[0].addr.ip();
+            if ip.is_unspecified() {
+                return Err(format!(
+                    "sip.listen[0] is {ip}: set media.ip to the address peers should send RTP to"
+                ));
+            }
+            ip
+        }
+    };
+    let workers = if m.workers == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        m.workers
+    };
+    let session = media::session::SessionConfig {
+        media_timeout: (m.timeout_secs > 0)
+            .then(|| std::time::Duration::from_secs(m.timeout_secs as u64)),
+        cname: format!("switchboard@{ip}"),
+        opus_complexity: m.opus_complexity,
+        ..Default::default()
+    };
+    let engine = net::rtp_engine::RtpEngine::start(net::rtp_engine::RtpConfig {
+        ip,
+        port_min: m.port_min,
+        port_max: m.port_max,
+        workers,
+        session,
+    })
+    .map_err(|e| format!("cannot start the RTP engine: {e}"))?;
+    tracing::info!(%ip, ports = %format!("{}-{}", m.port_min, m.port_max), workers, "media anchored");
+    Ok(engine)
 }

@@ -1,0 +1,300 @@
+//! Anchored media for one call: the SDP each leg sees names the switch's
+//! address, and the RTP engine's session connects the legs.
+//!
+//! Offer/answer per RFC 3264, done separately on each leg:
+//! - Initial INVITE (offer from A): A's offer is checked against our codecs
+//!   (488 if none), leg B gets our own offer listing A's codecs first (so B
+//!   picks one A speaks and no transcoding is needed) and then the others.
+//! - B's answer (in 18x or 2xx): accepted on leg B, then A's offer is
+//!   answered preferring B's codec; if A did not offer it, the session
+//!   transcodes.
+//! - Re-INVITE/UPDATE with an offer from either side (hold, resume, new
+//!   address): the other leg gets a fresh offer with the same direction; its
+//!   answer updates that leg and yields the answer to the offerer.
+
+use bytes::Bytes;
+use media::codec::Codec;
+use media::sdp::{self, Direction, Local, Negotiated, Origin, Sdp, SdpError};
+use media::session::{LegId, LegOptions, Mode};
+use net::rtp_engine::{LegInfo, SessionHandle};
+use std::net::IpAddr;
+
+/// Which side of the B2BUA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Side {
+    A,
+    B,
+}
+
+/// An offer in flight through the switch (re-INVITE/UPDATE).
+struct Pending {
+    from: Side,
+    offer: Sdp,
+    /// What we offered to the other side.
+    local_to: Local,
+}
+
+struct LegMedia {
+    info: LegInfo,
+    origin: Origin,
+    neg: Option<Negotiated>,
+}
+
+/// The media of one call.
+pub(crate) struct Anchor {
+    pub(crate) session: SessionHandle,
+    ip: IpAddr,
+    codecs: Vec<Codec>,
+    a: LegMedia,
+    b: Option<LegMedia>,
+    /// A's initial offer, answered once B's answer is known.
+    offer_a: Option<Sdp>,
+    /// Our offer on leg B.
+    local_b: Option<Local>,
+    /// Our answer to A's INVITE, repeated in every 18x/2xx.
+    answer_a: Option<Bytes>,
+    pending: Option<Pending>,
+}
+
+fn direction_of(s: &Sdp) -> Direction {
+    s.audio.direction
+}
+
+impl Anchor {
+    /// A session with leg A; `offer` is A's SDP.
+    pub(crate) fn new(
+        session: SessionHandle,
+        ip: IpAddr,
+        codecs: Vec<Codec>,
+        offer: &[u8],
+        opts_a: LegOptions,
+    ) -> Result<Anchor, u16> {
+        let offer = sdp::parse(offer).map_err(|e| {
+            tracing::info!(error = %e, "unusable SDP offer");
+            488u16
+        })?;
+        if !offer
+            .audio
+            .formats
+            .iter()
+            .any(|f| codecs.contains(&f.codec))
+        {
+            return Err(488);
+        }
+        let info = session.add_leg(opts_a).map_err(|e| {
+            tracing::warn!(error = %e, "no RTP port for leg A");
+            503u16
+        })?;
+        Ok(Anchor {
+            session,
+            ip,
+            codecs,
+            a: LegMedia {
+                info,
+                origin: Origin::new(rand::random::<u32>() as u64),
+                neg: None,
+            },
+            b: None,
+            offer_a: Some(offer),
+            local_b: None,
+            answer_a: None,
+            pending: None,
+        })
+    }
+
+    /// Leg A's id in the session.
+    pub(crate) fn leg_a(&self) -> LegId {
+        self.a.info.id
+    }
+
+    /// Leg B's id, once it exists.
+    pub(crate) fn leg_b(&self) -> Option<LegId> {
+        self.b.as_ref().map(|b| b.info.id)
+    }
+
+    fn leg(&mut self, side: Side) -> Option<&mut LegMedia> {
+        match side {
+            Side::A => Some(&mut self.a),
+            Side::B => self.b.as_mut(),
+        }
+    }
+
+    /// `first` (if configured) and then the other configured codecs.
+    fn prefer(&self, first: &[Codec]) -> Vec<Codec> {
+        let mut v: Vec<Codec> = first
+            .iter()
+            .copied()
+            .filter(|c| self.codecs.contains(c))
+            .collect();
+        for c in &self.codecs {
+            if !v.contains(c) {
+                v.push(*c);
+            }
+        }
+        v
+    }
+
+    fn local(&self, port: u16, codecs: Vec<Codec>, direction: Direction) -> Local {
+        Local {
+            addr: self.ip,
+            port,
+            codecs,
+            telephone_event: true,
+            ptime: 20,
+            direction,
+        }
+    }
+
+    /// Leg A has its answer (from an early-media 18x or the 2xx).
+    pub(crate) fn answered(&self) -> bool {
+        self.answer_a.is_some()
+    }
+
+    /// Our answer to A's offer, once made.
+    pub(crate) fn answer_a(&self) -> Option<Bytes> {
+        self.answer_a.clone()
+    }
+
+    /// Adds leg B and returns our offer for its INVITE.
+    pub(crate) fn offer_b(&mut self, opts_b: LegOptions) -> Result<Bytes, u16> {
+        let offer_a = self.offer_a.as_ref().ok_or(500u16)?;
+        let first: Vec<Codec> = offer_a.audio.formats.iter().map(|f| f.codec).collect();
+        let direction = direction_of(offer_a);
+        let info = self.session.add_leg(opts_b).map_err(|e| {
+            tracing::warn!(error = %e, "no RTP port for leg B");
+            503u16
+        })?;
+        let local = self.local(info.port, self.prefer(&first), direction);
+        let mut origin = Origin::new(rand::random::<u32>() as u64);
+        let body = sdp::offer(&local, &mut origin);
+        self.b = Some(LegMedia {
+            info,
+            origin,
+            neg: None,
+        });
+        self.local_b = Some(local);
+        Ok(Bytes::from(body))
+    }
+
+    /// B's answer (first SDP in an 18x or the 2xx): configures leg B and
+    /// returns our answer to A (the same one for every later response).
+    pub(crate) fn on_b_answer(&mut self, body: &[u8]) -> Result<Bytes, SdpError> {
+        let answer = sdp::parse(body)?;
+        let local_b = self.local_b.as_ref().ok_or(SdpError::NoAudio)?;
+        let neg_b = sdp::accept_answer(&answer, local_b)?;
+        let b = self.b.as_mut().ok_or(SdpError::NoAudio)?;
+        let changed = b.neg.as_ref() != Some(&neg_b);
+        b.neg = Some(neg_b.clone());
+        if changed {
+            self.session.configure(b.info.id, neg_b.clone());
+        }
+        if let Some(body) = &self.answer_a {
+            return Ok(body.clone());
+        }
+        let offer_a = self.offer_a.as_ref().ok_or(SdpError::NoAudio)?;
+        let local_a = self.local(
+            self.a.info.port,
+            self.prefer(&[neg_b.codec]),
+            direction_of(&answer),
+        );
+        let (body, neg_a) = sdp::answer(offer_a, &local_a, &mut self.a.origin, true)?;
+        if neg_a.codec != neg_b.codec {
+            tracing::debug!(a = ?neg_a.codec, b = ?neg_b.codec, "transcoding");
+        }
+        self.session.configure(self.a.info.id, neg_a.clone());
+        self.a.neg = Some(neg_a);
+        if let Some(b) = self.leg_b() {
+            self.session.set_mode(Mode::Bridge(self.a.info.id, b));
+        }
+        let body = Bytes::from(body);
+        self.answer_a = Some(body.clone());
+        Ok(body)
+    }
+
+    /// Answers A's offer on our own (the call ends at the switch: a
+    /// conference, a prompt) and returns the answer.
+    pub(crate) fn answer_locally(&mut self) -> Result<Bytes, SdpError> {
+        let offer_a = self.offer_a.as_ref().ok_or(SdpError::NoAudio)?;
+        let local_a = self.local(self.a.info.port, self.codecs.clone(), Direction::SendRecv);
+        let (body, neg_a) = sdp::answer(offer_a, &local_a, &mut self.a.origin, false)?;
+        self.session.configure(self.a.info.id, neg_a.clone());
+        self.a.neg = Some(neg_a);
+        let body = Bytes::from(body);
+        self.answer_a = Some(body.clone());
+        Ok(body)
+    }
+
+    /// An offer from `from` in a re-INVITE/UPDATE: returns the offer to send
+    /// to the other side.
+    pub(crate) fn reoffer(&mut self, from: Side, body: &[u8]) -> Result<Bytes, SdpError> {
+        let offer = sdp::parse(body)?;
+        let to = match from {
+            Side::A => Side::B,
+            Side::B => Side::A,
+        };
+        let current = self.leg(to).and_then(|l| l.neg.as_ref().map(|n| n.codec));
+        let mut first: Vec<Codec> = current.into_iter().collect();
+        first.extend(offer.audio.formats.iter().map(|f| f.codec));
+        let codecs = self.prefer(&first);
+        let direction = direction_of(&offer);
+        let ip = self.ip;
+        let leg = self.leg(to).ok_or(SdpError::NoAudio)?;
+        let local = Local {
+            addr: ip,
+            port: leg.info.port,
+            codecs,
+            telephone_event: true,
+            ptime: 20,
+            direction,
+        };
+        let out = sdp::offer(&local, &mut leg.origin);
+        self.pending = Some(Pending {
+            from,
+            offer,
+            local_to: local,
+        });
+        Ok(Bytes::from(out))
+    }
+
+    /// The other side's answer to [`Anchor::reoffer`]: updates both legs and
+    /// returns the answer for the offerer.
+    pub(crate) fn reanswer(&mut self, body: &[u8]) -> Result<Bytes, SdpError> {
+        let p = self.pending.take().ok_or(SdpError::NoAudio)?;
+        let answer = sdp::parse(body)?;
+        let neg_to = sdp::accept_answer(&answer, &p.local_to)?;
+        let to = match p.from {
+            Side::A => Side::B,
+            Side::B => Side::A,
+        };
+        let session = self.session.clone();
+        if let Some(l) = self.leg(to) {
+            session.configure(l.info.id, neg_to.clone());
+            l.neg = Some(neg_to.clone());
+        }
+        let current = self
+            .leg(p.from)
+            .and_then(|l| l.neg.as_ref().map(|n| n.codec));
+        let mut first: Vec<Codec> = current.into_iter().collect();
+        first.push(neg_to.codec);
+        let codecs = self.prefer(&first);
+        let ip = self.ip;
+        let leg = self.leg(p.from).ok_or(SdpError::NoAudio)?;
+        let local = Local {
+            addr: ip,
+            port: leg.info.port,
+            codecs,
+            telephone_event: true,
+            ptime: 20,
+            direction: direction_of(&answer),
+        };
+        let (out, neg_from) = sdp::answer(&p.offer, &local, &mut leg.origin, true)?;
+        session.configure(leg.info.id, neg_from.clone());
+        leg.neg = Some(neg_from);
+        Ok(Bytes::from(out))
+    }
+
+    /// The re-offer failed (error response): forget it.
+    pub(crate) fn abandon_reoffer(&mut self) {
+        self.pending = None;
+    }
+}
