@@ -298,6 +298,8 @@ pub struct Session {
     frames: Vec<Vec<i16>>,
     mixed: Vec<Vec<i16>>,
     ssrc_seed: u32,
+    /// Malformed packets not yet taken by [`Session::take_malformed`].
+    malformed: u64,
 }
 
 fn two_mut<T>(v: &mut [T], i: usize, j: usize) -> (&mut T, &mut T) {
@@ -328,7 +330,13 @@ impl Session {
             frames: Vec::new(),
             mixed: Vec::new(),
             ssrc_seed,
+            malformed: 0,
         }
+    }
+
+    /// Malformed packets (RTP, RTCP, undecodable payloads) since the last call.
+    pub fn take_malformed(&mut self) -> u64 {
+        std::mem::take(&mut self.malformed)
     }
 
     fn index(&self, id: LegId) -> Option<usize> {
@@ -631,6 +639,7 @@ impl Session {
             Ok(h) => h,
             Err(_) => {
                 self.legs[i].stats.malformed += 1;
+                self.malformed += 1;
                 return;
             }
         };
@@ -754,6 +763,7 @@ impl Session {
         if let Some(dec) = src.dec.as_mut() {
             if dec.decode(payload, &mut self.scratch).is_err() {
                 src.stats.malformed += 1;
+                self.malformed += 1;
                 return;
             }
         }
@@ -810,6 +820,7 @@ impl Session {
         self.scratch.clear();
         if dec.decode(payload, &mut self.scratch).is_err() {
             leg.stats.malformed += 1;
+            self.malformed += 1;
             return;
         }
         if let Some(det) = leg.tones.as_mut() {
@@ -848,7 +859,10 @@ impl Session {
                 leg.stats.rtcp_rx += 1;
                 leg.rtcp.on_received(&r, now);
             }
-            Err(_) => leg.stats.malformed += 1,
+            Err(_) => {
+                leg.stats.malformed += 1;
+                self.malformed += 1;
+            }
         }
     }
 

@@ -57,6 +57,8 @@ pub struct EngineStats {
     pub tx_packets: AtomicU64,
     /// Packets the kernel refused (socket buffer full).
     pub tx_dropped: AtomicU64,
+    /// Malformed packets dropped (short, bad version, bad lengths, undecodable).
+    pub malformed: AtomicU64,
 }
 
 struct Inner {
@@ -471,12 +473,14 @@ async fn run_session(s: Spawn) {
         }
         send_all(&socks, &mut out, &mut counts);
         if counts.rx + counts.tx >= 256 {
+            counts.malformed += session.take_malformed();
             counts.publish(&engine.stats);
         }
         while let Some(ev) = session.poll_event() {
             events(SessionEvent::Media(ev));
         }
     }
+    counts.malformed += session.take_malformed();
     counts.publish(&engine.stats);
     finish_recording(&mut session, &mut recording, &events);
     for s in socks {
@@ -529,6 +533,7 @@ struct Counts {
     rx: u64,
     tx: u64,
     tx_dropped: u64,
+    malformed: u64,
 }
 
 impl Counts {
@@ -538,6 +543,7 @@ impl Counts {
         stats
             .tx_dropped
             .fetch_add(self.tx_dropped, Ordering::Relaxed);
+        stats.malformed.fetch_add(self.malformed, Ordering::Relaxed);
         *self = Counts::default();
     }
 }

@@ -167,4 +167,26 @@ fn garbage_on_media_ports_is_dropped_and_the_call_goes_on() {
         .unwrap();
     assert!(stats.malformed >= 6, "malformed counted: {stats:?}");
     assert_eq!(stats.rx_packets, 1);
+    drop(s);
+    let mut total = 0;
+    for _ in 0..50 {
+        total = e
+            .stats()
+            .malformed
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if total >= 6 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        total >= 6,
+        "engine-wide count: {total}, sessions {}, rx {}",
+        e.stats()
+            .sessions
+            .load(std::sync::atomic::Ordering::Relaxed),
+        e.stats()
+            .rx_packets
+            .load(std::sync::atomic::Ordering::Relaxed)
+    );
 }
