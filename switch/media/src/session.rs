@@ -232,6 +232,11 @@ struct Leg {
     vad: Option<(SpeechDetector, Vec<i16>)>,
     /// Decoded frames (core rate) for the tick: conference and recording.
     jb: JitterBuffer<Vec<i16>>,
+    /// Core-rate audio not yet a whole 20 ms frame, its timestamp, and the
+    /// timestamp the next packet should have to continue it.
+    jb_pend: Vec<i16>,
+    jb_pend_ts: u32,
+    jb_next_ts: u32,
     source: Option<Source>,
     last_rx: Instant,
     timed_out: bool,
@@ -378,6 +383,9 @@ impl Session {
             tones: opts.inband_dtmf.then(|| ToneDetector::new(Rate::Nb8k)),
             vad: None,
             jb: JitterBuffer::new(8000, self.cfg.jitter),
+            jb_pend: Vec::new(),
+            jb_pend_ts: 0,
+            jb_next_ts: 0,
             source: None,
             last_rx: now,
             timed_out: false,
@@ -466,6 +474,7 @@ impl Session {
         for l in &mut self.legs {
             l.pending.clear();
             l.jb.reset();
+            l.jb_pend.clear();
         }
         self.update_core();
     }
@@ -518,6 +527,7 @@ impl Session {
         });
         for l in &mut self.legs {
             l.jb.reset();
+            l.jb_pend.clear();
         }
         Ok(())
     }
@@ -844,10 +854,31 @@ impl Session {
             pending.drain(..off);
         }
         if self.recording.is_some() || self.mode == Mode::Conference {
-            let mut frame = Vec::with_capacity(self.core.frame_len());
-            leg.to_core.process(&self.scratch, &mut frame);
-            leg.jb.push(seq, ts, now, frame);
+            // The tick takes 20 ms frames; packets may carry 10, 30, 60 ms.
+            // Cut the audio into 20 ms frames numbered by timestamp (so
+            // reordered packets still sort) and keep the rest for the next packet.
+            let Some(codec) = leg.codec() else { return };
+            let step = codec.ts_per_frame();
+            let n = self.core.frame_len();
+            if leg.jb_pend.is_empty() || leg.jb_next_ts != ts {
+                leg.jb_pend.clear();
+                leg.jb_pend_ts = ts;
+            }
+            let units = self.scratch.len() as u64 * codec.clock_rate() as u64
+                / codec.pcm_rate().hz() as u64;
+            leg.jb_next_ts = ts.wrapping_add(units as u32);
+            leg.to_core.process(&self.scratch, &mut leg.jb_pend);
+            let mut off = 0;
+            while leg.jb_pend.len() - off >= n {
+                let frame = leg.jb_pend[off..off + n].to_vec();
+                let fts = leg.jb_pend_ts;
+                leg.jb.push((fts / step) as u16, fts, now, frame);
+                leg.jb_pend_ts = fts.wrapping_add(step);
+                off += n;
+            }
+            leg.jb_pend.drain(..off);
         }
+        let _ = seq;
     }
 
     /// An RTCP packet arrived on leg `id`'s RTCP socket.

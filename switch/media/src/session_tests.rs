@@ -562,3 +562,52 @@ fn speech_detection_reports_start_and_end() {
         "{events:?}"
     );
 }
+
+#[test]
+fn recording_a_30ms_ptime_leg_keeps_its_audio_whole() {
+    let t0 = Instant::now();
+    let mut s = bridged(
+        neg(Codec::Pcma, 8, None, 4000),
+        neg(Codec::Pcma, 8, None, 5000),
+        t0,
+    );
+    let file = Shared::default();
+    s.start_recording(Box::new(file.clone()), Layout::Stereo, Some((A, B)))
+        .unwrap();
+    let tone = sine(700.0, Rate::Nb8k, 2100, -10.0);
+    let mut out = Transmits::default();
+    // Packets of 30 ms (sipp's g711a.pcap style) against a 20 ms tick.
+    let mut next_packet = 0usize;
+    for tick in 0..100u64 {
+        let now = t0 + Duration::from_millis(20 * tick);
+        while (next_packet as u64) * 30 <= tick * 20 && next_packet < 70 {
+            let k = next_packet;
+            let payload: Vec<u8> = tone[240 * k..240 * (k + 1)]
+                .iter()
+                .map(|&x| g711::alaw_encode(x))
+                .collect();
+            let p = packet(8, k as u16, 240 * k as u32, 1, &payload);
+            s.on_rtp(A, addr(4000), &p, now, &mut out);
+            next_packet += 1;
+        }
+        s.on_tick(now, SystemTime::now(), &mut out);
+        out.clear();
+    }
+    let info = s.stop_recording().unwrap().unwrap();
+    assert_eq!(info.duration_ms, 2000);
+    let bytes = file.0.lock().unwrap().get_ref().clone();
+    let mut r = hound::WavReader::new(Cursor::new(bytes)).unwrap();
+    let samples: Vec<i16> = r.samples::<i16>().map(Result::unwrap).collect();
+    let left: Vec<i16> = samples.iter().step_by(2).copied().collect();
+    let mid = &left[4000..14000];
+    assert!(
+        tone_share(mid, 8000, 700.0) > 0.95,
+        "clean tone: {}",
+        tone_share(mid, 8000, 700.0)
+    );
+    assert!(
+        (level_dbfs(mid) + 10.0).abs() < 1.0,
+        "level {}",
+        level_dbfs(mid)
+    );
+}
