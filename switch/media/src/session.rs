@@ -220,6 +220,7 @@ struct Leg {
     peer_ssrc: Option<u32>,
     dec: Option<Box<dyn Decoder>>,
     enc: Option<Box<dyn Encoder>>,
+    opus_complexity: u8,
     /// The leg's PCM converted to the session's core rate and back.
     to_core: Resampler,
     from_core: Resampler,
@@ -246,6 +247,27 @@ struct Leg {
 }
 
 impl Leg {
+    /// The leg's decoder, built on first use.
+    fn decoder(&mut self) -> Option<&mut Box<dyn Decoder>> {
+        if self.dec.is_none() {
+            self.dec = codec::decoder(self.codec()?).ok();
+        }
+        self.dec.as_mut()
+    }
+
+    /// The leg's encoder, built on first use.
+    fn encoder(&mut self) -> Option<&mut Box<dyn Encoder>> {
+        if self.enc.is_none() {
+            self.enc = match self.codec()? {
+                Codec::Opus => {
+                    codec::opus_encoder(self.opus_complexity, codec::OPUS_DEFAULT_BITRATE_BPS).ok()
+                }
+                c => codec::encoder(c).ok(),
+            };
+        }
+        self.enc.as_mut()
+    }
+
     /// Books a packet sent to this leg.
     fn sent(&mut self, ts: u32, now: Instant, payload_len: usize) {
         self.stats.tx_packets += 1;
@@ -375,6 +397,7 @@ impl Session {
             peer_ssrc: None,
             dec: None,
             enc: None,
+            opus_complexity: self.cfg.opus_complexity,
             to_core: Resampler::new(Rate::Nb8k, self.core),
             from_core: Resampler::new(self.core, Rate::Nb8k),
             pending: Vec::new(),
@@ -424,13 +447,13 @@ impl Session {
         let leg = &mut self.legs[i];
         let same_codec = leg.codec() == Some(neg.codec);
         if !same_codec {
-            leg.dec = Some(codec::decoder(neg.codec)?);
-            leg.enc = Some(match neg.codec {
-                Codec::Opus => {
-                    codec::opus_encoder(self.cfg.opus_complexity, codec::OPUS_DEFAULT_BITRATE_BPS)?
-                }
-                c => codec::encoder(c)?,
-            });
+            // Built on first use: a relayed leg never needs them (an Opus
+            // encoder and decoder are ~40 KiB).
+            leg.dec = None;
+            leg.enc = None;
+            leg.opus_complexity = self.cfg.opus_complexity;
+            // Fail here, not on the first packet, if the codec cannot be built.
+            codec::decoder(neg.codec)?;
             leg.rx = RxStats::new(neg.codec.clock_rate());
             leg.jb = JitterBuffer::new(neg.codec.clock_rate(), self.cfg.jitter);
             let clock = neg.codec.clock_rate();
@@ -770,7 +793,7 @@ impl Session {
         // other leg's rate and codec.
         self.scratch.clear();
         let (src, dst) = two_mut(&mut self.legs, i, j);
-        if let Some(dec) = src.dec.as_mut() {
+        if let Some(dec) = src.decoder() {
             if dec.decode(payload, &mut self.scratch).is_err() {
                 src.stats.malformed += 1;
                 self.malformed += 1;
@@ -806,7 +829,7 @@ impl Session {
             dst.from_core.process(&dst.pending[off..off + n], pcm);
             off += n;
             payload.clear();
-            let Some(enc) = dst.enc.as_mut() else { break };
+            let Some(enc) = dst.encoder() else { break };
             if enc.encode(pcm, payload).is_err() {
                 continue;
             }
@@ -826,7 +849,7 @@ impl Session {
     /// runs the in-band DTMF detector on it.
     fn decode_to_jb(&mut self, i: usize, seq: u16, ts: u32, payload: &[u8], now: Instant) {
         let leg = &mut self.legs[i];
-        let Some(dec) = leg.dec.as_mut() else { return };
+        let Some(dec) = leg.decoder() else { return };
         self.scratch.clear();
         if dec.decode(payload, &mut self.scratch).is_err() {
             leg.stats.malformed += 1;
@@ -995,7 +1018,7 @@ impl Session {
                     present[k] = true;
                 }
                 Pop::Missing => {
-                    if let Some(dec) = l.dec.as_mut() {
+                    if let Some(dec) = l.decoder() {
                         self.scratch.clear();
                         dec.conceal(&mut self.scratch);
                         l.to_core.process(&self.scratch, f);
@@ -1073,9 +1096,10 @@ impl Session {
             if !l.sends() {
                 continue;
             }
-            let (Some(neg), Some(dest), Some(enc)) = (l.neg.clone(), l.dest, l.enc.as_mut()) else {
+            let (Some(neg), Some(dest)) = (l.neg.clone(), l.dest) else {
                 continue;
             };
+            let Some(enc) = l.encoder() else { continue };
             self.payload.clear();
             if enc.encode(&self.scratch, &mut self.payload).is_err() {
                 continue;
