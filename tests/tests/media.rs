@@ -77,7 +77,11 @@ fn sipp_pcap_audio_arrives_unchanged_through_the_anchor() {
     let sw_addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let mut callee = Ua::new("127.0.0.1", sw_addr);
     let extra = to_far(callee.local);
-    let sw = SwitchProc::start(dir.path(), port, &media_config(port, dir.path(), "", &extra));
+    let sw = SwitchProc::start(
+        dir.path(),
+        port,
+        &media_config(port, dir.path(), "", &extra),
+    );
     let peer = RtpPeer::bind();
 
     let uac_dir = dir.path().to_path_buf();
@@ -214,7 +218,11 @@ fn rtp_echo_through_the_switch_both_ways() {
     let port = e2e::free_port("127.0.0.1");
     let sw_addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let extra = to_far(format!("127.0.0.1:{}", uas.port));
-    let _sw = SwitchProc::start(dir.path(), port, &media_config(port, dir.path(), "", &extra));
+    let _sw = SwitchProc::start(
+        dir.path(),
+        port,
+        &media_config(port, dir.path(), "", &extra),
+    );
     let mut caller = Ua::new("127.0.0.2", sw_addr);
     let peer = RtpPeer::bind();
     let mut invite = caller.invite("carrier", "5550100");
@@ -270,7 +278,11 @@ fn dtmf_rfc4733_and_inband_all_sixteen_digits() {
         "[[trunks]]\nname = \"tones\"\ninband_dtmf = true\ninbound = {{ from = [\"127.0.0.3\"] }}\n\n{}",
         to_far(callee.local)
     );
-    let sw = SwitchProc::start(dir.path(), port, &media_config(port, dir.path(), "", &extra));
+    let sw = SwitchProc::start(
+        dir.path(),
+        port,
+        &media_config(port, dir.path(), "", &extra),
+    );
     let mut caller = Ua::new("127.0.0.3", sw_addr);
     let peer = RtpPeer::bind();
     let far = RtpPeer::bind();
