@@ -11,29 +11,25 @@
 //! - `memory`: switch RSS per established (held) call.
 //! - `all`: the three, then a summary.
 
+use bench::procs::{clk_tck, cpu_ticks, rss_kib, spawn_switch, tail, udp_drops, Proc};
+use bench::{Result, Rng};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::fs::{self, File};
+use std::fs;
 use std::io::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, ExitStatus, Stdio};
+use std::process::{Command, ExitCode};
 use std::thread::sleep;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-type Result<T> = std::result::Result<T, String>;
+use std::time::{Duration, Instant};
 
 const UAC_CPS: &str = include_str!("../scenarios/uac_cps.xml");
 const UAC_LATENCY: &str = include_str!("../scenarios/uac_latency.xml");
 const UAC_HOLD: &str = include_str!("../scenarios/uac_hold.xml");
 const UAS: &str = include_str!("../scenarios/uas.xml");
-
-/// The switch binary of this workspace's release build.
-const DEFAULT_SWITCH_BIN: &str =
-    concat!(env!("CARGO_MANIFEST_DIR"), "/../target/release/switchboard");
 
 /// sipp's socket buffer size (bytes); the kernel caps it at net.core.{r,w}mem_max.
 const BUFF_SIZE: &str = "4194304";
@@ -195,12 +191,9 @@ struct AllArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let mut common = cli.common;
-    if common.switch_bin.is_none() {
-        common.switch_bin = Some(
-            std::env::var_os("SWITCHBOARD_BIN")
-                .map_or_else(|| PathBuf::from(DEFAULT_SWITCH_BIN), PathBuf::from),
-        );
-    }
+    common
+        .switch_bin
+        .get_or_insert_with(bench::default_switch_bin);
     let mut report = Report {
         common: Some(common.clone()),
         ..Report::default()
@@ -295,13 +288,7 @@ fn main() -> ExitCode {
         }
     };
     if let Some(path) = &common.json {
-        match serde_json::to_string_pretty(&report) {
-            Ok(s) => match fs::write(path, s + "\n") {
-                Ok(()) => println!("results written to {}", path.display()),
-                Err(e) => eprintln!("sipp-load: cannot write {}: {e}", path.display()),
-            },
-            Err(e) => eprintln!("sipp-load: cannot encode results: {e}"),
-        }
+        bench::write_json("sipp-load", path, &report);
     }
     if ok {
         ExitCode::SUCCESS
@@ -335,106 +322,9 @@ struct Report {
 }
 
 // ---------------------------------------------------------------------------------------
-// Processes
+// Files (Proc, tail and the /proc readers are in bench::procs)
 
-/// A child process that is stopped (SIGTERM, then SIGKILL after 3 s) when dropped.
-struct Proc {
-    name: String,
-    child: Option<Child>,
-    pid: u32,
-    stderr: PathBuf,
-}
-
-impl Proc {
-    fn spawn(name: &str, mut cmd: Command, cwd: &Path) -> Result<Proc> {
-        let stdout = cwd.join(format!("{name}.stdout"));
-        let stderr = cwd.join(format!("{name}.stderr"));
-        let out = File::create(&stdout)
-            .map_err(|e| format!("cannot create {}: {e}", stdout.display()))?;
-        let err = File::create(&stderr)
-            .map_err(|e| format!("cannot create {}: {e}", stderr.display()))?;
-        cmd.current_dir(cwd)
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err);
-        let child = cmd
-            .spawn()
-            .map_err(|e| format!("cannot run {}: {e}", cmd.get_program().to_string_lossy()))?;
-        Ok(Proc {
-            name: name.to_string(),
-            pid: child.id(),
-            child: Some(child),
-            stderr,
-        })
-    }
-
-    /// The exit status if the process has ended.
-    fn exited(&mut self) -> Option<ExitStatus> {
-        self.child
-            .as_mut()
-            .and_then(|c| c.try_wait().ok().flatten())
-    }
-
-    fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.pid.to_string())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        let until = Instant::now() + Duration::from_secs(3);
-        while Instant::now() < until {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
-            }
-            sleep(Duration::from_millis(20));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-
-    fn died(&mut self, status: ExitStatus) -> String {
-        let hint = if status.success() {
-            " (a clean exit: it was most likely sent SIGTERM/SIGINT by something else)"
-        } else {
-            ""
-        };
-        format!(
-            "{} (pid {}) exited: {status}{hint}\n--- {} stderr tail ---\n{}\n--- end ---",
-            self.name,
-            self.pid,
-            self.name,
-            tail(&self.stderr, 40)
-        )
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// The last `lines` lines of a file (from its last 64 KiB).
-fn tail(path: &Path, lines: usize) -> String {
-    let Ok(data) = fs::read(path) else {
-        return format!("(cannot read {})", path.display());
-    };
-    let start = data.len().saturating_sub(64 * 1024);
-    let text = String::from_utf8_lossy(&data[start..]);
-    let v: Vec<&str> = text.lines().collect();
-    if v.is_empty() {
-        return "(empty)".into();
-    }
-    v[v.len().saturating_sub(lines)..].join("\n")
-}
-
+/// The first `lines` lines of a file (from its first 64 KiB).
 fn head(path: &Path, lines: usize) -> String {
     let Ok(data) = fs::read(path) else {
         return format!("(cannot read {})", path.display());
@@ -457,79 +347,13 @@ fn find_file(dir: &Path, suffix: &str) -> Option<PathBuf> {
         })
 }
 
-/// VmRSS and VmHWM of a process, in KiB.
-fn rss_kib(pid: u32) -> Result<(u64, u64)> {
-    let s = fs::read_to_string(format!("/proc/{pid}/status"))
-        .map_err(|e| format!("cannot read /proc/{pid}/status: {e}"))?;
-    let field = |name: &str| -> Option<u64> {
-        s.lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-    };
-    match (field("VmRSS:"), field("VmHWM:")) {
-        (Some(rss), Some(hwm)) => Ok((rss, hwm)),
-        _ => Err(format!("no VmRSS in /proc/{pid}/status")),
-    }
-}
-
-/// User + system CPU time of a process, in clock ticks.
-fn cpu_ticks(pid: u32) -> Option<u64> {
-    let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after "(comm)": state is field 3; utime and stime are fields 14 and 15.
-    let rest = &s[s.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
-}
-
-/// Datagrams the kernel dropped (receive buffer full) on UDP sockets bound to `port`.
-fn udp_drops(port: u16) -> Option<u64> {
-    let text = fs::read_to_string("/proc/net/udp").ok()?;
-    let mut total = 0;
-    for line in text.lines().skip(1) {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        let local_port = f.get(1)?.rsplit(':').next()?;
-        if u16::from_str_radix(local_port, 16).ok()? == port {
-            total += f.last()?.parse::<u64>().ok()?;
-        }
-    }
-    Some(total)
-}
-
-fn clk_tck() -> u64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .filter(|&t| t > 0)
-        .unwrap_or(100)
-}
-
 // ---------------------------------------------------------------------------------------
 // Ports
-
-struct Rng(u64);
-
-impl Rng {
-    fn new() -> Rng {
-        let t = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-        Rng(t ^ (u64::from(std::process::id()) << 32) | 1)
-    }
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
 
 /// A random port in 20000-40000 that binds for both UDP and TCP on `ip`.
 fn pick_port(ip: IpAddr, rng: &mut Rng, taken: &mut Vec<u16>) -> Result<u16> {
     for _ in 0..500 {
-        let port = 20_000 + (rng.next() % 20_000) as u16;
+        let port = 20_000 + (rng.next_u64() % 20_000) as u16;
         if taken.contains(&port) {
             continue;
         }
@@ -575,28 +399,8 @@ struct Rig {
 
 impl Rig {
     fn start(common: &Common, mode: &str) -> Result<Rig> {
-        let switch_bin = common
-            .switch_bin
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_SWITCH_BIN));
-        if !switch_bin.exists() {
-            return Err(format!(
-                "switch binary {} not found (build it: cargo build --release -p switchboard, or pass --switch-bin)",
-                switch_bin.display()
-            ));
-        }
-        let tmp = tempfile::Builder::new()
-            .prefix(&format!("sipp-load-{mode}-"))
-            .tempdir()
-            .map_err(|e| format!("cannot create a temporary directory: {e}"))?;
-        let dir = tmp.path().to_path_buf();
-        let tmp = if common.keep_files {
-            let _ = tmp.keep();
-            println!("files kept in {}", dir.display());
-            None
-        } else {
-            Some(tmp)
-        };
+        let switch_bin = bench::switch_bin(common.switch_bin.as_deref())?;
+        let (dir, tmp) = bench::work_dir(&format!("sipp-load-{mode}-"), common.keep_files)?;
         let scenarios = dir.join("scenarios");
         fs::create_dir_all(&scenarios)
             .map_err(|e| format!("cannot create {}: {e}", scenarios.display()))?;
@@ -611,7 +415,7 @@ impl Rig {
         }
 
         let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
-        let mut rng = Rng::new();
+        let mut rng = Rng::seeded();
         let mut taken = Vec::new();
         let switch_port = pick_port(lo, &mut rng, &mut taken)?;
         let uas_port = pick_port(lo, &mut rng, &mut taken)?;
@@ -652,19 +456,7 @@ target = {{ trunk = "uas" }}
             uac_ip = common.uac_ip,
             uas_tr = common.uas_transport.name(),
         );
-        let config_path = dir.join("switchboard.toml");
-        fs::write(&config_path, config)
-            .map_err(|e| format!("cannot write {}: {e}", config_path.display()))?;
-
-        let sw_dir = dir.join("switch");
-        fs::create_dir_all(&sw_dir)
-            .map_err(|e| format!("cannot create {}: {e}", sw_dir.display()))?;
-        let mut cmd = Command::new(&switch_bin);
-        cmd.arg("run")
-            .arg("--config")
-            .arg(&config_path)
-            .env_remove("RUST_LOG");
-        let mut switch = Proc::spawn("switch", cmd, &sw_dir)?;
+        let mut switch = spawn_switch(Command::new(&switch_bin), &dir, &config)?;
         let sw_addr = SocketAddr::new(lo, switch_port);
         wait_ready(
             &mut switch,
@@ -756,7 +548,8 @@ target = {{ trunk = "uas" }}
 
     /// UDP receive-buffer drops so far on the switch's and the UAS's ports.
     fn drops(&self) -> (Option<u64>, Option<u64>) {
-        (udp_drops(self.switch_port), udp_drops(self.uas_port))
+        let on = |port: u16| udp_drops(|a| a.port() == port);
+        (on(self.switch_port), on(self.uas_port))
     }
 
     fn spawn_uac(&mut self, spec: &UacSpec) -> Result<UacRun> {
@@ -874,25 +667,9 @@ fn open_call_limit(spec: &UacSpec) -> u64 {
 }
 
 fn wait_ready(p: &mut Proc, addrs: &[(SocketAddr, Transport)]) -> Result<()> {
-    let until = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(s) = p.exited() {
-            return Err(p.died(s));
-        }
-        if addrs.iter().all(|&(a, t)| is_bound(a, t)) {
-            return Ok(());
-        }
-        if Instant::now() >= until {
-            return Err(format!(
-                "{} (pid {}) did not bind {:?} within 20 s; stderr tail:\n{}",
-                p.name,
-                p.pid,
-                addrs,
-                tail(&p.stderr, 20)
-            ));
-        }
-        sleep(Duration::from_millis(50));
-    }
+    p.wait_bound(&format!("{addrs:?}"), || {
+        addrs.iter().all(|&(a, t)| is_bound(a, t))
+    })
 }
 
 struct UacSpec {
