@@ -224,6 +224,20 @@ impl Anchor {
         Ok(body)
     }
 
+    /// A new offer from A when the switch itself is the other end (a
+    /// conference): answered here, keeping A's codec if it still offers it.
+    pub(crate) fn answer_reoffer_locally(&mut self, body: &[u8]) -> Result<Bytes, SdpError> {
+        let offer = sdp::parse(body)?;
+        let current: Vec<Codec> = self.a.neg.as_ref().map(|n| n.codec).into_iter().collect();
+        let local = self.local(self.a.info.port, self.prefer(&current), Direction::SendRecv);
+        let (out, neg) = sdp::answer(&offer, &local, &mut self.a.origin, true)?;
+        self.session.configure(self.a.info.id, neg.clone());
+        self.a.neg = Some(neg);
+        let out = Bytes::from(out);
+        self.answer_a = Some(out.clone());
+        Ok(out)
+    }
+
     /// An offer from `from` in a re-INVITE/UPDATE: returns the offer to send
     /// to the other side.
     pub(crate) fn reoffer(&mut self, from: Side, body: &[u8]) -> Result<Bytes, SdpError> {

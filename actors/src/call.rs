@@ -812,6 +812,11 @@ impl Call {
             let r = response_to(&req, 481, None);
             return self.respond(tx, r);
         }
+        if self.b.is_none() {
+            // The call ends at the switch (a conference room): nobody to
+            // relay to, so the switch answers itself.
+            return self.answer_in_dialog(tx, req);
+        }
         self.relay(leg, tx, req, ctx);
     }
 
@@ -1250,6 +1255,42 @@ impl Call {
         set_sdp(&mut r, body);
         self.send_ok_a(r, ctx);
         tracing::info!(call_id = %self.call_id_a(), room, "joined conference");
+    }
+
+    /// Answers an in-dialog request from leg A when there is no leg B: a
+    /// re-INVITE/UPDATE offer (hold, resume, session refresh) is answered
+    /// from the switch's side; anything else gets 200.
+    fn answer_in_dialog(&mut self, tx: TxId, req: Request) {
+        let mut r = response_to(&req, 200, None);
+        if matches!(req.method, Method::Invite | Method::Update) {
+            r.headers.push(
+                Name::Contact,
+                format!("<{}>", self.switch.contact(self.a.peer.transport)),
+            );
+            if let Some(anchor) = self.anchor.as_mut() {
+                let body = if !req.body().is_empty() && is_sdp(&req) {
+                    match anchor.answer_reoffer_locally(req.body()) {
+                        Ok(b) => Some(b),
+                        Err(e) => {
+                            tracing::info!(error = %e, "unusable SDP in re-offer");
+                            return self.respond(tx, response_to(&req, 488, None));
+                        }
+                    }
+                } else if req.method == Method::Invite {
+                    // An INVITE without an offer: our current description.
+                    anchor.answer_a()
+                } else {
+                    None
+                };
+                if let Some(body) = body {
+                    set_sdp(&mut r, body);
+                }
+            }
+            if req.method == Method::Invite {
+                self.kept_txs.push(tx);
+            }
+        }
+        self.respond(tx, r);
     }
 
     /// Takes this call's leg out of its room; the last one out closes the room.

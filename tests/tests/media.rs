@@ -748,7 +748,38 @@ fn conference_of_three_each_hears_the_other_two() {
                 assert!(*share > 0.25, "party {i} hears party {k}");
             }
         }
-        let bye = ua.bye(invite, ok);
+        if i == 0 {
+            // A re-INVITE (hold) in the room is answered by the switch itself.
+            let mut d = sip::dialog::Dialog::uac(invite, ok).unwrap();
+            let via = sip::Via::new(
+                "UDP",
+                sip::Host::Ip(ua.local.ip()),
+                Some(ua.local.port()),
+                &sip::transaction::new_branch(),
+            );
+            let mut re = d.request(Method::Invite, &via, 70);
+            re.headers.set(Name::CSeq, "50 INVITE");
+            re.headers
+                .push(Name::Contact, format!("<sip:carrier@{}>", ua.local));
+            re.headers.push(Name::ContentType, "application/sdp");
+            re.body = sdp(peer.port, "0 101", &format!("{PCMU}a=sendonly\r\n"));
+            let tx = ua.send(re.clone());
+            let r = ua
+                .final_response(tx, Duration::from_secs(5))
+                .pop()
+                .expect("answer");
+            assert_eq!(r.code, 200);
+            let text = String::from_utf8_lossy(r.body()).to_string();
+            assert!(text.contains("a=recvonly"), "hold answered: {text}");
+            assert_eq!(
+                sdp_addr(r.body()),
+                sdp_addr(ok.body()),
+                "same media address"
+            );
+            ua.ack(tx, &re, &r);
+        }
+        let mut bye = ua.bye(invite, ok);
+        bye.headers.set(Name::CSeq, "100 BYE");
         let btx = ua.send(bye);
         assert_eq!(
             ua.final_response(btx, Duration::from_secs(5))
