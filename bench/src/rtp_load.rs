@@ -94,6 +94,9 @@ struct Common {
     /// The switch's `[media] workers` (RTP threads) [default: the switch's, one per core].
     #[arg(long, global = true)]
     workers: Option<usize>,
+    /// The switch's `[media] opus_complexity` (0..=10) [default: the switch's].
+    #[arg(long, global = true)]
+    opus_complexity: Option<u8>,
     /// Pin the switch to CPU 0 and this generator to the other CPUs (with `taskset`): the
     /// switch's capacity on exactly one core, without the generator competing for it.
     #[arg(long, global = true)]
@@ -1353,9 +1356,12 @@ impl Rig {
         let addr = |s: &UdpSocket| s.local_addr().map_err(|e| e.to_string());
         let callee_sip = addr(&sip_b)?;
 
-        let workers = common
+        let mut workers = common
             .workers
             .map_or(String::new(), |w| format!("workers = {w}\n"));
+        if let Some(c) = common.opus_complexity {
+            workers.push_str(&format!("opus_complexity = {c}\n"));
+        }
         let config = format!(
             r#"[sip]
 listen = ["udp:127.0.0.1:{switch_port}"]
