@@ -268,6 +268,28 @@ impl Leg {
         self.enc.as_mut()
     }
 
+    /// Relays `pkt` (described by `hdr`) to this leg as payload type `pt`,
+    /// on our SSRC with sequence and timestamp mapped (RFC 3550 §7 translator).
+    fn relay(
+        &mut self,
+        pkt: &[u8],
+        hdr: &rtp::RtpHeader,
+        pt: u8,
+        dest: SocketAddr,
+        now: Instant,
+        out: &mut Transmits,
+    ) {
+        let clock = self.codec().map_or(8000, |c| c.clock_rate());
+        let (seq, ts, m) = self.out.map(hdr.ssrc, hdr.seq, hdr.timestamp, now, clock);
+        let ssrc = self.out.ssrc();
+        self.sent(ts, now, hdr.payload_len);
+        out.push(self.id, false, dest, |buf| {
+            let start = buf.len();
+            buf.extend_from_slice(pkt);
+            rtp::rewrite(&mut buf[start..], pt, seq, ts, ssrc, m);
+        });
+    }
+
     /// Books a packet sent to this leg.
     fn sent(&mut self, ts: u32, now: Instant, payload_len: usize) {
         self.stats.tx_packets += 1;
@@ -716,8 +738,10 @@ impl Session {
         }
         leg.rx.on_packet(hdr.seq, hdr.timestamp, now);
         let payload = hdr.payload(pkt);
+        let mut digit_now = None;
         if is_dtmf {
-            if let Some(digit) = leg.dtmf_in.on_packet(hdr.timestamp, hdr.marker, payload) {
+            digit_now = leg.dtmf_in.on_packet(hdr.timestamp, hdr.marker, payload);
+            if let Some(digit) = digit_now {
                 self.events.push_back(Event::Digit { leg: id, digit });
             }
         }
@@ -751,42 +775,15 @@ impl Session {
             // Same clock: relay the event; otherwise it is regenerated at its end.
             if let Some(pt) = dneg.dtmf_pt {
                 if dneg.codec.clock_rate() == neg.codec.clock_rate() {
-                    let (seq, ts, m) = dst.out.map(
-                        hdr.ssrc,
-                        hdr.seq,
-                        hdr.timestamp,
-                        now,
-                        dneg.codec.clock_rate(),
-                    );
-                    let ssrc = dst.out.ssrc();
-                    dst.sent(ts, now, payload.len());
-                    out.push(dst.id, false, dest, |buf| {
-                        let start = buf.len();
-                        buf.extend_from_slice(pkt);
-                        rtp::rewrite(&mut buf[start..], pt, seq, ts, ssrc, m);
-                    });
-                } else if let Some(Event::Digit { digit, .. }) = self.events.back() {
-                    let d = digit.digit;
-                    let _ = dst.dtmf_out.push(d, digit.duration_ms.max(40));
+                    dst.relay(pkt, &hdr, pt, dest, now, out);
+                } else if let Some(digit) = digit_now {
+                    let _ = dst.dtmf_out.push(digit.digit, digit.duration_ms.max(40));
                 }
             }
             return;
         }
         if dneg.codec == neg.codec {
-            let (seq, ts, m) = dst.out.map(
-                hdr.ssrc,
-                hdr.seq,
-                hdr.timestamp,
-                now,
-                neg.codec.clock_rate(),
-            );
-            let ssrc = dst.out.ssrc();
-            dst.sent(ts, now, payload.len());
-            out.push(dst.id, false, dest, |buf| {
-                let start = buf.len();
-                buf.extend_from_slice(pkt);
-                rtp::rewrite(&mut buf[start..], dneg.pt, seq, ts, ssrc, m);
-            });
+            dst.relay(pkt, &hdr, dneg.pt, dest, now, out);
             return;
         }
         // Transcode: decode, to the core rate, then frame by frame to the
