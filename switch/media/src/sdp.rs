@@ -438,11 +438,7 @@ pub fn answer(
             .find(|f| local.codecs.contains(&f.codec))
     }
     .ok_or(SdpError::NoCommonCodec)?;
-    let dtmf_pt = if local.telephone_event {
-        audio.telephone_event_at(chosen.codec.clock_rate())
-    } else {
-        None
-    };
+    let dtmf_pt = telephone_event_for(audio, local, chosen.codec);
 
     let mut formats = vec![codec_line(chosen.pt, chosen.codec)];
     if let Some(pt) = dtmf_pt {
@@ -541,6 +537,14 @@ fn offer_payload_types(local: &Local) -> OfferPayloadTypes {
     (codecs, dtmf)
 }
 
+/// The telephone-event payload type both sides use with `codec`, if any.
+fn telephone_event_for(audio: &Audio, local: &Local, codec: Codec) -> Option<u8> {
+    local
+        .telephone_event
+        .then(|| audio.telephone_event_at(codec.clock_rate()))
+        .flatten()
+}
+
 /// RFC 3264 §6 as the offerer: what the answer to our `local` offer agreed
 /// (error if it names nothing we offered). We send the first answered codec
 /// we offered (RFC 3264 §7), with the answer's payload type.
@@ -551,11 +555,7 @@ pub fn accept_answer(answer: &Sdp, local: &Local) -> Result<Negotiated, SdpError
         .iter()
         .find(|f| local.codecs.contains(&f.codec))
         .ok_or(SdpError::NoCommonCodec)?;
-    let dtmf_pt = if local.telephone_event {
-        audio.telephone_event_at(chosen.codec.clock_rate())
-    } else {
-        None
-    };
+    let dtmf_pt = telephone_event_for(audio, local, chosen.codec);
     let remote = audio.rtp_addr();
     // We did not offer rtcp-mux, so an answer cannot turn it on (RFC 5761 §5.1.1).
     Ok(Negotiated {

@@ -405,17 +405,30 @@ impl Seek for Shared {
     }
 }
 
-#[test]
-fn stereo_recording_keeps_the_timeline_and_both_sides() {
+/// Two bridged legs of `codec` (payload type `pt`), recorded in stereo.
+fn recorded_bridge(codec: Codec, pt: u8) -> (Session, Shared, Instant) {
     let t0 = Instant::now();
-    let mut s = bridged(
-        neg(Codec::Pcmu, 0, None, 4000),
-        neg(Codec::Pcmu, 0, None, 5000),
-        t0,
-    );
+    let mut s = bridged(neg(codec, pt, None, 4000), neg(codec, pt, None, 5000), t0);
     let file = Shared::default();
     s.start_recording(Box::new(file.clone()), Layout::Stereo, Some((A, B)))
         .unwrap();
+    (s, file, t0)
+}
+
+/// The left and right channels of the stereo WAV written into `file`.
+fn stereo_channels(file: &Shared) -> (Vec<i16>, Vec<i16>) {
+    let bytes = file.0.lock().unwrap().get_ref().clone();
+    let mut r = hound::WavReader::new(Cursor::new(bytes)).unwrap();
+    assert_eq!(r.spec().channels, 2);
+    let samples: Vec<i16> = r.samples::<i16>().map(Result::unwrap).collect();
+    let left = samples.iter().step_by(2).copied().collect();
+    let right = samples.iter().skip(1).step_by(2).copied().collect();
+    (left, right)
+}
+
+#[test]
+fn stereo_recording_keeps_the_timeline_and_both_sides() {
+    let (mut s, file, t0) = recorded_bridge(Codec::Pcmu, 0);
     let ta = sine(500.0, Rate::Nb8k, 2000, -10.0);
     let tb = sine(1500.0, Rate::Nb8k, 1000, -10.0);
     let mut out = Transmits::default();
@@ -446,12 +459,7 @@ fn stereo_recording_keeps_the_timeline_and_both_sides() {
     }
     let info = s.stop_recording().unwrap().unwrap();
     assert_eq!(info.duration_ms, 2000, "one 20 ms frame per tick");
-    let bytes = file.0.lock().unwrap().get_ref().clone();
-    let mut r = hound::WavReader::new(Cursor::new(bytes)).unwrap();
-    assert_eq!(r.spec().channels, 2);
-    let samples: Vec<i16> = r.samples::<i16>().map(Result::unwrap).collect();
-    let left: Vec<i16> = samples.iter().step_by(2).copied().collect();
-    let right: Vec<i16> = samples.iter().skip(1).step_by(2).copied().collect();
+    let (left, right) = stereo_channels(&file);
     assert!(
         tone_share(&left[8000..], 8000, 500.0) > 0.8,
         "caller on the left"
@@ -565,15 +573,7 @@ fn speech_detection_reports_start_and_end() {
 
 #[test]
 fn recording_a_30ms_ptime_leg_keeps_its_audio_whole() {
-    let t0 = Instant::now();
-    let mut s = bridged(
-        neg(Codec::Pcma, 8, None, 4000),
-        neg(Codec::Pcma, 8, None, 5000),
-        t0,
-    );
-    let file = Shared::default();
-    s.start_recording(Box::new(file.clone()), Layout::Stereo, Some((A, B)))
-        .unwrap();
+    let (mut s, file, t0) = recorded_bridge(Codec::Pcma, 8);
     let tone = sine(700.0, Rate::Nb8k, 2100, -10.0);
     let mut out = Transmits::default();
     // Packets of 30 ms (sipp's g711a.pcap style) against a 20 ms tick.
@@ -595,10 +595,7 @@ fn recording_a_30ms_ptime_leg_keeps_its_audio_whole() {
     }
     let info = s.stop_recording().unwrap().unwrap();
     assert_eq!(info.duration_ms, 2000);
-    let bytes = file.0.lock().unwrap().get_ref().clone();
-    let mut r = hound::WavReader::new(Cursor::new(bytes)).unwrap();
-    let samples: Vec<i16> = r.samples::<i16>().map(Result::unwrap).collect();
-    let left: Vec<i16> = samples.iter().step_by(2).copied().collect();
+    let (left, _) = stereo_channels(&file);
     let mid = &left[4000..14000];
     assert!(
         tone_share(mid, 8000, 700.0) > 0.95,
