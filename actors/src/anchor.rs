@@ -11,6 +11,13 @@
 //! - Re-INVITE/UPDATE with an offer from either side (hold, resume, new
 //!   address): the other leg gets a fresh offer with the same direction; its
 //!   answer updates that leg and yields the answer to the offerer.
+//! - Delayed offer (INVITE without SDP, §5 of RFC 3264 via RFC 3261
+//!   §13.2.1): leg B gets our offer with our codecs; once B answers, our
+//!   offer to A goes in the 2xx (never in an unreliable 18x) and A's answer
+//!   arrives in its ACK.
+//! - Extra legs (a three-way call's third party): the switch offers, the
+//!   party answers, and later offers from it are answered here; the session
+//!   mixes all legs while one is present.
 
 use bytes::Bytes;
 use media::codec::Codec;
@@ -51,9 +58,14 @@ pub(crate) struct Anchor {
     offer_a: Option<Sdp>,
     /// Our offer on leg B.
     local_b: Option<Local>,
-    /// Our answer to A's INVITE, repeated in every 18x/2xx.
+    /// Our answer to A's INVITE, repeated in every 18x/2xx (with a delayed
+    /// offer: our offer to A, sent in the 2xx).
     answer_a: Option<Bytes>,
+    /// Delayed offer: what we offered A, until its ACK answers.
+    local_a: Option<Local>,
     pending: Option<Pending>,
+    /// Extra legs (third parties), with what we offered each.
+    extra: Vec<(LegMedia, Local)>,
 }
 
 fn direction_of(s: &Sdp) -> Direction {
@@ -81,6 +93,26 @@ impl Anchor {
         {
             return Err(488);
         }
+        Anchor::with_leg_a(session, ip, codecs, Some(offer), opts_a)
+    }
+
+    /// A session with leg A for an INVITE without an offer (delayed offer).
+    pub(crate) fn delayed(
+        session: SessionHandle,
+        ip: IpAddr,
+        codecs: Vec<Codec>,
+        opts_a: LegOptions,
+    ) -> Result<Anchor, u16> {
+        Anchor::with_leg_a(session, ip, codecs, None, opts_a)
+    }
+
+    fn with_leg_a(
+        session: SessionHandle,
+        ip: IpAddr,
+        codecs: Vec<Codec>,
+        offer_a: Option<Sdp>,
+        opts_a: LegOptions,
+    ) -> Result<Anchor, u16> {
         let info = session.add_leg(opts_a).map_err(|e| {
             tracing::warn!(error = %e, "no RTP port for leg A");
             503u16
@@ -95,11 +127,23 @@ impl Anchor {
                 neg: None,
             },
             b: None,
-            offer_a: Some(offer),
+            offer_a,
             local_b: None,
             answer_a: None,
+            local_a: None,
             pending: None,
+            extra: Vec::new(),
         })
+    }
+
+    /// Leg A sent no offer: its answer is expected in the ACK.
+    pub(crate) fn is_delayed(&self) -> bool {
+        self.offer_a.is_none()
+    }
+
+    /// Leg A has answered our offer (always true unless delayed).
+    pub(crate) fn a_answered(&self) -> bool {
+        self.a.neg.is_some()
     }
 
     /// Leg A's id in the session.
@@ -157,9 +201,13 @@ impl Anchor {
 
     /// Adds leg B and returns our offer for its INVITE.
     pub(crate) fn offer_b(&mut self, opts_b: LegOptions) -> Result<Bytes, u16> {
-        let offer_a = self.offer_a.as_ref().ok_or(500u16)?;
-        let first: Vec<Codec> = offer_a.audio.formats.iter().map(|f| f.codec).collect();
-        let direction = direction_of(offer_a);
+        let (first, direction) = match &self.offer_a {
+            Some(offer_a) => (
+                offer_a.audio.formats.iter().map(|f| f.codec).collect(),
+                direction_of(offer_a),
+            ),
+            None => (Vec::new(), Direction::SendRecv),
+        };
         let info = self.session.add_leg(opts_b).map_err(|e| {
             tracing::warn!(error = %e, "no RTP port for leg B");
             503u16
@@ -191,24 +239,135 @@ impl Anchor {
         if let Some(body) = &self.answer_a {
             return Ok(body.clone());
         }
-        let offer_a = self.offer_a.as_ref().ok_or(SdpError::NoAudio)?;
+        let Some(offer_a) = self.offer_a.as_ref() else {
+            // Delayed offer: our offer to A, preferring B's codec.
+            let local_a = self.local(
+                self.a.info.port,
+                self.prefer(&[neg_b.codec]),
+                direction_of(&answer),
+            );
+            let body = Bytes::from(sdp::offer(&local_a, &mut self.a.origin));
+            self.local_a = Some(local_a);
+            self.answer_a = Some(body.clone());
+            return Ok(body);
+        };
         let local_a = self.local(
             self.a.info.port,
             self.prefer(&[neg_b.codec]),
             direction_of(&answer),
         );
         let (body, neg_a) = sdp::answer(offer_a, &local_a, &mut self.a.origin, true)?;
-        if neg_a.codec != neg_b.codec {
-            tracing::debug!(a = ?neg_a.codec, b = ?neg_b.codec, "transcoding");
+        self.bridge_a(neg_a);
+        let body = Bytes::from(body);
+        self.answer_a = Some(body.clone());
+        Ok(body)
+    }
+
+    /// Delayed offer: A's answer (from its ACK) to the offer in our 2xx.
+    pub(crate) fn on_a_answer(&mut self, body: &[u8]) -> Result<(), SdpError> {
+        let answer = sdp::parse(body)?;
+        let local_a = self.local_a.take().ok_or(SdpError::NoAudio)?;
+        let neg_a = sdp::accept_answer(&answer, &local_a)?;
+        self.bridge_a(neg_a);
+        Ok(())
+    }
+
+    /// Leg A's media is negotiated: configure it and bridge it with B.
+    fn bridge_a(&mut self, neg_a: Negotiated) {
+        if let Some(neg_b) = self.b.as_ref().and_then(|b| b.neg.as_ref()) {
+            if neg_a.codec != neg_b.codec {
+                tracing::debug!(a = ?neg_a.codec, b = ?neg_b.codec, "transcoding");
+            }
         }
         self.session.configure(self.a.info.id, neg_a.clone());
         self.a.neg = Some(neg_a);
         if let Some(b) = self.leg_b() {
             self.session.set_mode(Mode::Bridge(self.a.info.id, b));
         }
-        let body = Bytes::from(body);
-        self.answer_a = Some(body.clone());
-        Ok(body)
+    }
+
+    /// Adds an extra leg (a third party) and returns its id and our offer,
+    /// with the caller's codec first so it is relayed where it can be.
+    pub(crate) fn offer_extra(&mut self, opts: LegOptions) -> Result<(LegId, Bytes), u16> {
+        let current: Vec<Codec> = self.a.neg.as_ref().map(|n| n.codec).into_iter().collect();
+        let info = self.session.add_leg(opts).map_err(|e| {
+            tracing::warn!(error = %e, "no RTP port for an extra leg");
+            503u16
+        })?;
+        let local = self.local(info.port, self.prefer(&current), Direction::SendRecv);
+        let mut origin = Origin::new(rand::random::<u32>() as u64);
+        let body = sdp::offer(&local, &mut origin);
+        let id = info.id;
+        self.extra.push((
+            LegMedia {
+                info,
+                origin,
+                neg: None,
+            },
+            local,
+        ));
+        Ok((id, Bytes::from(body)))
+    }
+
+    /// The extra leg's answer to our offer: it joins the mix.
+    pub(crate) fn on_extra_answer(&mut self, leg: LegId, body: &[u8]) -> Result<(), SdpError> {
+        let answer = sdp::parse(body)?;
+        let (m, local) = self
+            .extra
+            .iter_mut()
+            .find(|(m, _)| m.info.id == leg)
+            .ok_or(SdpError::NoAudio)?;
+        let neg = sdp::accept_answer(&answer, local)?;
+        self.session.configure(leg, neg.clone());
+        m.neg = Some(neg);
+        self.session.set_mode(Mode::Conference);
+        Ok(())
+    }
+
+    /// A new offer from an extra leg (hold, refresh): answered here.
+    pub(crate) fn answer_extra_reoffer(
+        &mut self,
+        leg: LegId,
+        body: &[u8],
+    ) -> Result<Bytes, SdpError> {
+        let offer = sdp::parse(body)?;
+        let i = self
+            .extra
+            .iter()
+            .position(|(m, _)| m.info.id == leg)
+            .ok_or(SdpError::NoAudio)?;
+        let current: Vec<Codec> = self.extra[i]
+            .0
+            .neg
+            .as_ref()
+            .map(|n| n.codec)
+            .into_iter()
+            .collect();
+        let local = self.local(
+            self.extra[i].0.info.port,
+            self.prefer(&current),
+            Direction::SendRecv,
+        );
+        let m = &mut self.extra[i].0;
+        let (out, neg) = sdp::answer(&offer, &local, &mut m.origin, true)?;
+        self.session.configure(leg, neg.clone());
+        m.neg = Some(neg);
+        Ok(Bytes::from(out))
+    }
+
+    /// Drops an extra leg; without extra legs the call is a bridge again.
+    pub(crate) fn remove_extra(&mut self, leg: LegId) {
+        let Some(i) = self.extra.iter().position(|(m, _)| m.info.id == leg) else {
+            return;
+        };
+        self.extra.remove(i);
+        self.session.remove_leg(leg);
+        let joined = self.extra.iter().any(|(m, _)| m.neg.is_some());
+        if !joined {
+            if let Some(b) = self.leg_b() {
+                self.session.set_mode(Mode::Bridge(self.a.info.id, b));
+            }
+        }
     }
 
     /// Answers A's offer on our own (the call ends at the switch: a

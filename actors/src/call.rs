@@ -10,6 +10,8 @@
 //! `Answered` (200 sent to A, waiting for its ACK) → `Up` → `Ending` (BYE
 //! sent) → stopped. CANCEL from A in `Calling` cancels B and answers 487.
 
+mod features;
+
 use crate::anchor::{Anchor, Side};
 use crate::context::{call_id_for_shard, unix_now, Switch};
 use crate::registrar::lookup;
@@ -17,7 +19,7 @@ use crate::shard::{Shard, ShardCmd};
 use actix::prelude::*;
 use bytes::Bytes;
 use config::{RouteSource, RouteTarget, TrunkAuth};
-use media::session::{Event as MediaEvent, LegOptions, Mode};
+use media::session::{Event as MediaEvent, LegId, LegOptions, Mode};
 use net::rtp_engine::SessionEvent;
 use sip::auth::{respond as digest_respond, Challenge, Credentials, Verdict};
 use sip::dialog::Dialog;
@@ -25,7 +27,7 @@ use sip::transaction::{new_tag, Peer, Transport, TxId};
 use sip::{response_to, Host, Method, Name, NameAddr, Request, Response, SipMessage, SipUri, Uri};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What the shard forwards to a call.
 #[derive(Message)]
@@ -70,10 +72,54 @@ enum Phase {
     Ending,
 }
 
+/// Recording control for one call (feature codes now, the control socket later).
+#[derive(Message, Debug, Clone, Copy, PartialEq, Eq)]
+#[rtype(result = "Result<(), String>")]
+pub enum RecordCmd {
+    /// Start recording (stereo, or mono if `[media] record = "mono"`).
+    Start,
+    /// Stop and close the file.
+    Stop,
+    /// Write silence until resumed.
+    Pause,
+    /// Record audio again.
+    Resume,
+}
+
+/// Where this call's recording stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rec {
+    Off,
+    On,
+    Paused,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Leg {
     A,
     B,
+    /// The third party of a three-way call.
+    C,
+}
+
+/// Where a route sends a number.
+struct Dest {
+    uri: Uri,
+    peer: Peer,
+    to_host: String,
+    auth: Option<TrunkAuth>,
+    from_domain: Option<String>,
+    inband_dtmf: bool,
+}
+
+/// Feature-code digits a user leg has dialed.
+#[derive(Default)]
+struct Keys {
+    digits: String,
+    last: Option<Instant>,
+    /// After the three-way code: the number so far.
+    number: Option<String>,
+    timer: Option<SpawnHandle>,
 }
 
 /// Who placed the call.
@@ -102,6 +148,21 @@ struct LegB {
     cancel_pending: bool,
     auth: Option<TrunkAuth>,
     auth_tried: bool,
+}
+
+impl LegB {
+    fn new(invite: Request, peer: Peer, auth: Option<TrunkAuth>) -> LegB {
+        LegB {
+            invite,
+            peer,
+            tx: None,
+            dialog: None,
+            provisional: false,
+            cancel_pending: false,
+            auth,
+            auth_tried: false,
+        }
+    }
 }
 
 /// An in-dialog request relayed to the other leg.
@@ -135,7 +196,7 @@ pub struct Call {
     kept_txs: Vec<TxId>,
     byes_pending: usize,
     /// Legs whose dialog is over (BYE sent or received), by `Leg as usize`.
-    ended: [bool; 2],
+    ended: [bool; 3],
     /// Branches of BYEs sent to stray forks of leg B.
     stray_byes: Vec<String>,
     /// Anchored media, when the switch carries the audio.
@@ -144,6 +205,21 @@ pub struct Call {
     room: Option<String>,
     /// Digits received, in order (for the log; IVR reads them later).
     digits: String,
+    /// Who placed the call, once routed.
+    source: Option<Source>,
+    /// The local user leg B rings, if it is one.
+    b_user: Option<String>,
+    /// Feature codes being dialed on legs A and B.
+    keys: [Keys; 2],
+    /// This call's recording.
+    rec: Rec,
+    /// A three-way call's third party (same shape as leg B) and its media leg.
+    c: Option<LegB>,
+    c_media: Option<LegId>,
+    c_no_answer: Option<SpawnHandle>,
+    /// Third parties that are gone: their Call-IDs and transactions are
+    /// released at the end, and a late 2xx is still ACKed and hung up.
+    c_done: Vec<LegB>,
 }
 
 impl Call {
@@ -175,11 +251,19 @@ impl Call {
             relays: HashMap::new(),
             kept_txs: Vec::new(),
             byes_pending: 0,
-            ended: [false; 2],
+            ended: [false; 3],
             stray_byes: Vec::new(),
             anchor: None,
             room: None,
             digits: String::new(),
+            source: None,
+            b_user: None,
+            keys: Default::default(),
+            rec: Rec::Off,
+            c: None,
+            c_media: None,
+            c_no_answer: None,
+            c_done: Vec::new(),
         }
     }
 
@@ -323,63 +407,16 @@ impl Call {
         if let Err(code) = self.anchor_a(None, inband_a, ctx) {
             return self.fail_a(code, None, ctx);
         }
-        let (uri, peer, to_host, auth, from_domain) = match &route.target {
-            RouteTarget::Hangup { code } => return self.fail_a(*code, None, ctx),
-            RouteTarget::Conference(_) => return,
-            RouteTarget::Users | RouteTarget::User(_) => {
-                let user = match &route.target {
-                    RouteTarget::User(u) => u.clone(),
-                    _ => number.clone(),
-                };
-                if cfg.user(&user).is_none() {
-                    return self.fail_a(404, None, ctx);
-                }
-                let Some(binding) = lookup(&self.switch.location, &user).into_iter().next() else {
-                    return self.fail_a(480, Some("Not Registered"), ctx);
-                };
-                let Ok(uri) = Uri::parse(&binding.contact) else {
-                    return self.fail_a(480, Some("Bad Contact"), ctx);
-                };
-                let host = self
-                    .switch
-                    .local_addr(binding.peer().transport)
-                    .ip()
-                    .to_string();
-                (uri, binding.peer(), host, None, None)
-            }
-            RouteTarget::Trunk(name) => {
-                let Some(out) = cfg.trunk(name).and_then(|t| t.outbound.clone()) else {
-                    return self.fail_a(503, Some("Trunk Unavailable"), ctx);
-                };
-                let transport = match out.transport {
-                    config::Transport::Udp => Transport::Udp,
-                    config::Transport::Tcp => Transport::Tcp,
-                };
-                let mut u = SipUri::new(
-                    Some(&number),
-                    Host::Ip(out.host.ip()),
-                    Some(out.host.port()),
-                );
-                if transport == Transport::Tcp {
-                    u.set_param("transport", Some("tcp"));
-                }
-                let peer = Peer {
-                    transport,
-                    addr: out.host,
-                };
-                (
-                    Uri::Sip(u),
-                    peer,
-                    out.host.ip().to_string(),
-                    out.auth.clone(),
-                    out.from_domain.clone(),
-                )
-            }
+        let dest = match self.resolve(&route.target, &number) {
+            Ok(d) => d,
+            Err((code, reason)) => return self.fail_a(code, reason, ctx),
         };
-        let inband_b = match &route.target {
-            RouteTarget::Trunk(t) => cfg.trunk(t).is_some_and(|t| t.inband_dtmf),
-            _ => false,
+        self.b_user = match &route.target {
+            RouteTarget::User(u) => Some(u.clone()),
+            RouteTarget::Users => Some(number.clone()),
+            _ => None,
         };
+        let inband_b = dest.inband_dtmf;
         let body = match self.anchor.as_mut().map(|a| {
             a.offer_b(LegOptions {
                 inband_dtmf: inband_b,
@@ -389,22 +426,14 @@ impl Call {
             Some(Err(code)) => return self.fail_a(code, None, ctx),
             None => None,
         };
-        let mut invite =
-            self.build_b_invite(uri, peer, &number, &to_host, from_domain, &source, mf - 1);
+        let peer = dest.peer;
+        let mut invite = self.build_b_invite(&dest, &number, &source, mf - 1);
         if let Some(body) = body {
             invite.headers.set(Name::ContentType, "application/sdp");
             invite.body = body;
         }
-        self.b = Some(LegB {
-            invite: invite.clone(),
-            peer,
-            tx: None,
-            dialog: None,
-            provisional: false,
-            cancel_pending: false,
-            auth,
-            auth_tried: false,
-        });
+        self.source = Some(source);
+        self.b = Some(LegB::new(invite.clone(), peer, dest.auth));
         let call_id = invite.call_id().unwrap_or("").to_owned();
         self.shard.do_send(ShardCmd::Adopt {
             call_id,
@@ -420,17 +449,91 @@ impl Call {
         self.no_answer = Some(ctx.run_later(timeout, |this, ctx| this.on_no_answer(ctx)));
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Where a route target sends `number`: a registered user's contact or
+    /// a trunk's outbound host. Conference and hang-up targets are not
+    /// destinations (the caller handles them first).
+    fn resolve(
+        &self,
+        target: &RouteTarget,
+        number: &str,
+    ) -> Result<Dest, (u16, Option<&'static str>)> {
+        let cfg = self.switch.config();
+        match target {
+            RouteTarget::Hangup { code } => Err((*code, None)),
+            RouteTarget::Conference(_) => Err((404, None)),
+            RouteTarget::Users | RouteTarget::User(_) => {
+                let user = match target {
+                    RouteTarget::User(u) => u.as_str(),
+                    _ => number,
+                };
+                if cfg.user(user).is_none() {
+                    return Err((404, None));
+                }
+                let Some(binding) = lookup(&self.switch.location, user).into_iter().next() else {
+                    return Err((480, Some("Not Registered")));
+                };
+                let Ok(uri) = Uri::parse(&binding.contact) else {
+                    return Err((480, Some("Bad Contact")));
+                };
+                let host = self
+                    .switch
+                    .local_addr(binding.peer().transport)
+                    .ip()
+                    .to_string();
+                Ok(Dest {
+                    uri,
+                    peer: binding.peer(),
+                    to_host: host,
+                    auth: None,
+                    from_domain: None,
+                    inband_dtmf: false,
+                })
+            }
+            RouteTarget::Trunk(name) => {
+                let trunk = cfg.trunk(name);
+                let Some(out) = trunk.and_then(|t| t.outbound.clone()) else {
+                    return Err((503, Some("Trunk Unavailable")));
+                };
+                let transport = match out.transport {
+                    config::Transport::Udp => Transport::Udp,
+                    config::Transport::Tcp => Transport::Tcp,
+                };
+                let mut u =
+                    SipUri::new(Some(number), Host::Ip(out.host.ip()), Some(out.host.port()));
+                if transport == Transport::Tcp {
+                    u.set_param("transport", Some("tcp"));
+                }
+                Ok(Dest {
+                    uri: Uri::Sip(u),
+                    peer: Peer {
+                        transport,
+                        addr: out.host,
+                    },
+                    to_host: out.host.ip().to_string(),
+                    auth: out.auth.clone(),
+                    from_domain: out.from_domain.clone(),
+                    inband_dtmf: trunk.is_some_and(|t| t.inband_dtmf),
+                })
+            }
+        }
+    }
+
+    /// An INVITE to `dest` for `number`, from the caller (`source`).
     fn build_b_invite(
         &self,
-        uri: Uri,
-        peer: Peer,
+        dest: &Dest,
         number: &str,
-        to_host: &str,
-        from_domain: Option<String>,
         source: &Source,
         max_forwards: u8,
     ) -> Request {
+        let Dest {
+            uri,
+            peer,
+            to_host,
+            from_domain,
+            ..
+        } = dest;
+        let (uri, peer, from_domain) = (uri.clone(), *peer, from_domain.clone());
         let cfg = self.switch.config();
         let a_from = self.a.invite.from().ok();
         let local = self.switch.local_addr(peer.transport);
@@ -501,9 +604,13 @@ impl Call {
                     format!("<{}>", self.switch.contact(self.a.peer.transport)),
                 );
                 if self.anchor.is_some() {
+                    // With a delayed offer ours goes in the 2xx only: an
+                    // unreliable 18x cannot carry it (RFC 3261 §13.2.1).
+                    let delayed = self.anchor.as_ref().is_some_and(Anchor::is_delayed);
                     if !resp.body().is_empty() {
                         match self.anchor.as_mut().map(|a| a.on_b_answer(resp.body())) {
-                            Some(Ok(body)) => set_sdp(&mut r, body),
+                            Some(Ok(body)) if !delayed => set_sdp(&mut r, body),
+                            Some(Ok(_)) => {}
                             Some(Err(e)) => {
                                 tracing::info!(error = %e, "unusable early-media SDP from leg B")
                             }
@@ -521,7 +628,7 @@ impl Call {
             return self.on_b_answered(tx, resp, ctx);
         }
         if (code == 401 || code == 407) && !b.auth_tried && b.auth.is_some() && !self.cancelled {
-            return self.retry_with_auth(&resp, ctx);
+            return self.retry_with_auth(Leg::B, &resp, ctx);
         }
         self.cancel_no_answer(ctx);
         if self.cancelled {
@@ -540,20 +647,8 @@ impl Call {
         if b.dialog.is_some() {
             // A 2xx from a second fork (another To tag, §13.2.2.4): ACK it
             // and end that dialog at once; the call stays with the first.
-            if let Ok(mut fork) = Dialog::uac(&b.invite, &resp) {
-                let peer = b.peer;
-                let ack = fork.request(Method::Ack, &self.switch.via(peer), 70);
-                self.shard.do_send(ShardCmd::Ack2xx { tx, peer, ack });
-                let via = self.switch.via(peer);
-                self.stray_byes.push(via.branch().unwrap_or("").to_owned());
-                let bye = fork.request(Method::Bye, &via, 70);
-                self.shard.do_send(ShardCmd::Request {
-                    peer,
-                    req: bye,
-                    owner: ctx.address(),
-                });
-            }
-            return;
+            let (invite, peer) = (b.invite.clone(), b.peer);
+            return self.ack_and_bye(&invite, peer, tx, &resp, ctx);
         }
         let dialog = match Dialog::uac(&b.invite, &resp) {
             Ok(d) => d,
@@ -601,6 +696,37 @@ impl Call {
         self.send_ok_a(r, ctx);
     }
 
+    /// ACKs a 2xx we do not want (a second fork, a third party that comes
+    /// too late) and ends that dialog with a BYE whose answer is absorbed.
+    fn ack_and_bye(
+        &mut self,
+        invite: &Request,
+        peer: Peer,
+        tx: TxId,
+        resp: &Response,
+        ctx: &mut Context<Self>,
+    ) {
+        let Ok(mut dialog) = Dialog::uac(invite, resp) else {
+            return;
+        };
+        let ack = dialog.request(Method::Ack, &self.switch.via(peer), 70);
+        self.shard.do_send(ShardCmd::Ack2xx { tx, peer, ack });
+        self.bye_aside(&mut dialog, peer, ctx);
+    }
+
+    /// Sends a BYE outside the call's own hang-up (its answer does not
+    /// count towards `byes_pending`).
+    fn bye_aside(&mut self, dialog: &mut Dialog, peer: Peer, ctx: &mut Context<Self>) {
+        let via = self.switch.via(peer);
+        self.stray_byes.push(via.branch().unwrap_or("").to_owned());
+        let bye = dialog.request(Method::Bye, &via, 70);
+        self.shard.do_send(ShardCmd::Request {
+            peer,
+            req: bye,
+            owner: ctx.address(),
+        });
+    }
+
     /// A 200 for leg A's INVITE, with our Contact and Allow.
     fn ok_for_a(&self) -> Response {
         let mut r = response_to(&self.a.invite, 200, Some(&self.a.tag));
@@ -623,7 +749,9 @@ impl Call {
         self.kept_txs.push(self.a.tx);
         self.respond(self.a.tx, r);
         self.phase = Phase::Answered;
-        self.start_recording();
+        if let Err(e) = self.start_recording(false) {
+            tracing::debug!(call_id = %self.call_id_a(), error = %e, "not recorded");
+        }
         let max = self.switch.config().calls.max_duration_secs;
         if max > 0 {
             // Both ends may vanish without a BYE; nothing else would end the call.
@@ -634,9 +762,11 @@ impl Call {
         }
     }
 
-    fn retry_with_auth(&mut self, resp: &Response, ctx: &mut Context<Self>) {
-        let Some(b) = self.b.as_mut() else { return };
+    fn retry_with_auth(&mut self, leg: Leg, resp: &Response, ctx: &mut Context<Self>) {
+        let via = self.peer_of(leg).map(|p| self.switch.via(p));
+        let Some(b) = self.out_mut(leg) else { return };
         let Some(auth) = b.auth.clone() else { return };
+        let Some(via) = via else { return };
         b.auth_tried = true;
         let (hname, aname) = if resp.code == 401 {
             (Name::WwwAuthenticate, Name::Authorization)
@@ -648,6 +778,10 @@ impl Call {
             .get_all(&hname)
             .find_map(|v| Challenge::parse(v).ok())
         else {
+            if leg == Leg::C {
+                tracing::info!(call_id = %self.call_id_a(), "three-way: trunk authentication failed");
+                return self.drop_c(ctx);
+            }
             return self.fail_a(503, Some("Trunk Authentication Failed"), ctx);
         };
         let uri = b.invite.uri.to_string();
@@ -662,8 +796,7 @@ impl Call {
         );
         let mut inv = b.invite.clone();
         inv.headers.remove(&Name::Via);
-        inv.headers
-            .push_front(Name::Via, self.switch.via(b.peer).to_string());
+        inv.headers.push_front(Name::Via, via.to_string());
         let seq = inv.cseq().map_or(1, |c| c.seq) + 1;
         inv.headers.set(Name::CSeq, format!("{seq} INVITE"));
         inv.headers.push(aname, creds.to_header_value());
@@ -716,7 +849,12 @@ impl Call {
     /// CANCEL leg B's INVITE (§9.1: same branch, R-URI, Call-ID, From, To,
     /// CSeq number).
     fn cancel_b(&mut self, ctx: &mut Context<Self>) {
-        let Some(b) = self.b.as_mut() else { return };
+        self.cancel_out(Leg::B, ctx)
+    }
+
+    /// CANCEL leg B's or C's INVITE.
+    fn cancel_out(&mut self, leg: Leg, ctx: &mut Context<Self>) {
+        let Some(b) = self.out_mut(leg) else { return };
         if !b.provisional {
             b.cancel_pending = true;
             return;
@@ -755,15 +893,30 @@ impl Call {
             .is_some_and(|b| b.invite.call_id() == Some(call_id))
         {
             Some(Leg::B)
+        } else if self
+            .c
+            .as_ref()
+            .is_some_and(|c| c.invite.call_id() == Some(call_id))
+        {
+            Some(Leg::C)
         } else {
             None
+        }
+    }
+
+    /// Leg B or C (the legs the switch called).
+    fn out_mut(&mut self, leg: Leg) -> Option<&mut LegB> {
+        match leg {
+            Leg::A => None,
+            Leg::B => self.b.as_mut(),
+            Leg::C => self.c.as_mut(),
         }
     }
 
     fn dialog_mut(&mut self, leg: Leg) -> Option<&mut Dialog> {
         match leg {
             Leg::A => self.a.dialog.as_mut(),
-            Leg::B => self.b.as_mut().and_then(|b| b.dialog.as_mut()),
+            _ => self.out_mut(leg).and_then(|b| b.dialog.as_mut()),
         }
     }
 
@@ -771,6 +924,7 @@ impl Call {
         match leg {
             Leg::A => Some(self.a.peer),
             Leg::B => self.b.as_ref().map(|b| b.peer),
+            Leg::C => self.c.as_ref().map(|c| c.peer),
         }
     }
 
@@ -785,6 +939,7 @@ impl Call {
             if matches && leg == Leg::A && self.phase == Phase::Answered {
                 self.phase = Phase::Up;
                 tracing::debug!(call_id = %self.call_id_a(), "call up");
+                self.on_ack_answer(&req, ctx);
             }
             return;
         }
@@ -805,6 +960,10 @@ impl Call {
             let r = response_to(&req, 200, None);
             self.respond(tx, r);
             self.ended[leg as usize] = true;
+            if leg == Leg::C {
+                tracing::info!(call_id = %self.call_id_a(), "three-way: third party hung up");
+                return self.drop_c(ctx);
+            }
             let other = if leg == Leg::A { Leg::B } else { Leg::A };
             return self.hangup(&[other], ctx);
         }
@@ -812,10 +971,11 @@ impl Call {
             let r = response_to(&req, 481, None);
             return self.respond(tx, r);
         }
-        if self.b.is_none() {
-            // The call ends at the switch (a conference room): nobody to
-            // relay to, so the switch answers itself.
-            return self.answer_in_dialog(tx, req);
+        if self.b.is_none() || leg == Leg::C {
+            // The call ends at the switch (a conference room), or the
+            // request is the third party's: nobody to relay to, so the
+            // switch answers itself.
+            return self.answer_in_dialog(leg, tx, req);
         }
         self.relay(leg, tx, req, ctx);
     }
@@ -919,11 +1079,27 @@ impl Call {
         let first = self.phase != Phase::Ending;
         if first {
             if let Some(a) = &self.anchor {
-                a.session.stop_recording();
+                if self.rec != Rec::Off {
+                    a.session.stop_recording();
+                }
             }
+            self.rec = Rec::Off;
         }
         self.phase = Phase::Ending;
         self.cancel_no_answer(ctx);
+        // A three-way call's third party goes with the call.
+        let ringing_c = self.c.as_ref().is_some_and(|c| c.dialog.is_none());
+        if ringing_c {
+            self.cancel_out(Leg::C, ctx);
+            self.drop_c(ctx);
+        }
+        let with_c: Vec<Leg>;
+        let legs = if self.c.is_some() && !legs.contains(&Leg::C) {
+            with_c = legs.iter().copied().chain([Leg::C]).collect();
+            &with_c[..]
+        } else {
+            legs
+        };
         for &leg in legs {
             if std::mem::replace(&mut self.ended[leg as usize], true) {
                 continue;
@@ -999,11 +1175,10 @@ impl Actor for Call {
     fn stopped(&mut self, _: &mut Context<Self>) {
         self.leave_room();
         let mut call_ids = vec![self.call_id_a()];
-        if let Some(b) = &self.b {
-            call_ids.push(b.invite.call_id().unwrap_or("").to_owned());
-        }
+        let outs = || self.b.iter().chain(&self.c).chain(&self.c_done);
+        call_ids.extend(outs().map(|b| b.invite.call_id().unwrap_or("").to_owned()));
         let mut txs = std::mem::take(&mut self.kept_txs);
-        txs.extend(self.b.as_ref().and_then(|b| b.tx));
+        txs.extend(outs().filter_map(|b| b.tx));
         self.shard.do_send(ShardCmd::Forget { call_ids, txs });
     }
 }
@@ -1038,6 +1213,20 @@ impl Handler<CallEvent> for Call {
                 match method {
                     Method::Invite if self.leg_of(resp.call_id()) == Some(Leg::B) => {
                         self.on_b_response(tx, resp, ctx)
+                    }
+                    Method::Invite if self.leg_of(resp.call_id()) == Some(Leg::C) => {
+                        self.on_c_response(tx, resp, ctx)
+                    }
+                    Method::Invite if (200..300).contains(&resp.code) => {
+                        // A third party that answers after it was given up.
+                        let late = self
+                            .c_done
+                            .iter()
+                            .find(|c| c.invite.call_id() == resp.call_id())
+                            .map(|c| (c.invite.clone(), c.peer));
+                        if let Some((invite, peer)) = late {
+                            self.ack_and_bye(&invite, peer, tx, &resp, ctx);
+                        }
                     }
                     Method::Bye if resp.code >= 200 => {
                         self.byes_pending = self.byes_pending.saturating_sub(1);
@@ -1077,19 +1266,34 @@ impl Handler<CallEvent> for Call {
     }
 }
 
+impl Handler<RecordCmd> for Call {
+    type Result = Result<(), String>;
+
+    fn handle(&mut self, cmd: RecordCmd, _: &mut Context<Self>) -> Self::Result {
+        self.record_cmd(cmd)
+    }
+}
+
 impl Handler<MediaMsg> for Call {
     type Result = ();
 
     fn handle(&mut self, MediaMsg(ev): MediaMsg, ctx: &mut Context<Self>) {
         let call_id = self.call_id_a();
+        let c_media = self.c_media;
         let side = |leg| match &self.anchor {
             Some(a) if a.leg_a() == leg => "a",
             Some(a) if a.leg_b() == Some(leg) => "b",
+            _ if c_media == Some(leg) => "c",
             _ => "?",
         };
         match ev {
             SessionEvent::Media(MediaEvent::Digit { leg, digit }) => {
                 self.digits.push(digit.digit);
+                let from = match &self.anchor {
+                    Some(a) if a.leg_a() == leg => Some(Leg::A),
+                    Some(a) if a.leg_b() == Some(leg) => Some(Leg::B),
+                    _ => None,
+                };
                 tracing::info!(
                     %call_id,
                     leg = side(leg),
@@ -1098,6 +1302,18 @@ impl Handler<MediaMsg> for Call {
                     source = ?digit.source,
                     "dtmf"
                 );
+                if let Some(from) = from {
+                    self.on_feature_digit(from, digit.digit, ctx);
+                }
+            }
+            SessionEvent::Media(MediaEvent::MediaTimeout { leg }) if c_media == Some(leg) => {
+                tracing::info!(%call_id, "three-way: media timeout, hanging up the third party");
+                let peer = self.peer_of(Leg::C);
+                let dialog = self.c.as_mut().and_then(|c| c.dialog.take());
+                if let (Some(mut d), Some(peer)) = (dialog, peer) {
+                    self.bye_aside(&mut d, peer, ctx);
+                }
+                self.drop_c(ctx);
             }
             SessionEvent::Media(MediaEvent::MediaTimeout { leg }) => {
                 tracing::info!(%call_id, leg = side(leg), "media timeout: no RTP, hanging up");
@@ -1139,8 +1355,9 @@ impl Call {
         let Some(engine) = self.switch.media.clone() else {
             return Ok(());
         };
-        if self.a.invite.body().is_empty() || !is_sdp(&self.a.invite) {
-            tracing::debug!(call_id = %self.call_id_a(), "no SDP offer: media not anchored");
+        let delayed = self.a.invite.body().is_empty();
+        if !delayed && !is_sdp(&self.a.invite) {
+            tracing::debug!(call_id = %self.call_id_a(), "body is not SDP: media not anchored");
             return Ok(());
         }
         let session = session.unwrap_or_else(|| {
@@ -1158,34 +1375,60 @@ impl Call {
                     .find(|k| k.name().eq_ignore_ascii_case(c))
             })
             .collect();
-        let anchor = Anchor::new(
-            session,
-            engine.ip(),
-            codecs,
-            self.a.invite.body(),
-            LegOptions { inband_dtmf },
-        )?;
+        let opts = LegOptions { inband_dtmf };
+        let anchor = if delayed {
+            Anchor::delayed(session, engine.ip(), codecs, opts)?
+        } else {
+            Anchor::new(session, engine.ip(), codecs, self.a.invite.body(), opts)?
+        };
         self.anchor = Some(anchor);
         Ok(())
     }
 
-    /// Records the answered call if the config says so.
-    fn start_recording(&mut self) {
+    /// Delayed offer: leg A's answer to the offer in our 2xx comes in its
+    /// ACK (RFC 3261 §13.2.1). Without a usable one the call has no audio
+    /// and is hung up.
+    fn on_ack_answer(&mut self, ack: &Request, ctx: &mut Context<Self>) {
+        let Some(anchor) = self.anchor.as_mut() else {
+            return;
+        };
+        if !anchor.is_delayed() || anchor.a_answered() || self.room.is_some() {
+            return;
+        }
+        let result = if ack.body().is_empty() || !is_sdp(ack) {
+            Err("the ACK carries no SDP answer".to_owned())
+        } else {
+            anchor.on_a_answer(ack.body()).map_err(|e| e.to_string())
+        };
+        if let Err(e) = result {
+            tracing::info!(call_id = %self.call_id_a(), error = %e, "delayed offer not answered: hanging up");
+            self.hangup(&[Leg::A, Leg::B], ctx);
+        }
+    }
+
+    /// Records the call: on answer if the config says so (`on_demand`
+    /// false), or when asked (stereo unless the config says mono).
+    fn start_recording(&mut self, on_demand: bool) -> Result<(), String> {
         let cfg = self.switch.config();
         let layout = match cfg.media.record {
-            config::RecordMode::Off => return,
+            config::RecordMode::Off if !on_demand => return Ok(()),
             config::RecordMode::Mono => media::record::Layout::Mono,
-            config::RecordMode::Stereo => media::record::Layout::Stereo,
+            config::RecordMode::Off | config::RecordMode::Stereo => media::record::Layout::Stereo,
         };
-        let Some(anchor) = &self.anchor else { return };
+        let Some(anchor) = &self.anchor else {
+            return Err("the call's media is not anchored".into());
+        };
         if self.room.is_some() {
             // A room's media is shared by its callers: not one call's recording.
-            return;
+            return Err("a conference room is not recorded per call".into());
+        }
+        if self.rec != Rec::Off {
+            return Err("already recording".into());
         }
         let dir = std::path::PathBuf::from(&cfg.media.recordings);
         if let Err(e) = std::fs::create_dir_all(&dir) {
             tracing::warn!(dir = %dir.display(), error = %e, "cannot create recordings directory");
-            return;
+            return Err(format!("cannot create {}: {e}", dir.display()));
         }
         let safe: String = self
             .call_id_a()
@@ -1201,7 +1444,10 @@ impl Call {
             .collect();
         let path = dir.join(format!("{}-{safe}.wav", unix_now()));
         let sides = anchor.leg_b().map(|b| (anchor.leg_a(), b));
+        tracing::info!(call_id = %self.call_id_a(), path = %path.display(), "recording started");
         anchor.session.record(path, layout, sides);
+        self.rec = Rec::On;
+        Ok(())
     }
 
     /// Routes the call into a conference room: answered by the switch, mixed
@@ -1260,23 +1506,31 @@ impl Call {
     /// Answers an in-dialog request from leg A when there is no leg B: a
     /// re-INVITE/UPDATE offer (hold, resume, session refresh) is answered
     /// from the switch's side; anything else gets 200.
-    fn answer_in_dialog(&mut self, tx: TxId, req: Request) {
+    fn answer_in_dialog(&mut self, leg: Leg, tx: TxId, req: Request) {
         let mut r = response_to(&req, 200, None);
         if matches!(req.method, Method::Invite | Method::Update) {
+            let transport = self
+                .peer_of(leg)
+                .map_or(self.a.peer.transport, |p| p.transport);
             r.headers.push(
                 Name::Contact,
-                format!("<{}>", self.switch.contact(self.a.peer.transport)),
+                format!("<{}>", self.switch.contact(transport)),
             );
+            let c_media = self.c_media.filter(|_| leg == Leg::C);
             if let Some(anchor) = self.anchor.as_mut() {
                 let body = if !req.body().is_empty() && is_sdp(&req) {
-                    match anchor.answer_reoffer_locally(req.body()) {
+                    let answered = match c_media {
+                        Some(m) => anchor.answer_extra_reoffer(m, req.body()),
+                        None => anchor.answer_reoffer_locally(req.body()),
+                    };
+                    match answered {
                         Ok(b) => Some(b),
                         Err(e) => {
                             tracing::info!(error = %e, "unusable SDP in re-offer");
                             return self.respond(tx, response_to(&req, 488, None));
                         }
                     }
-                } else if req.method == Method::Invite {
+                } else if req.method == Method::Invite && c_media.is_none() {
                     // An INVITE without an offer: our current description.
                     anchor.answer_a()
                 } else {

@@ -63,6 +63,8 @@ pub struct Config {
     pub calls: Calls,
     /// The RTP engine (`[media]`).
     pub media: Media,
+    /// In-call feature codes (`[features]`).
+    pub features: Features,
     /// Local SIP accounts (`[[users]]`).
     pub users: Vec<User>,
     /// Carrier trunks (`[[trunks]]`).
@@ -313,6 +315,51 @@ pub struct Media {
     pub record: RecordMode,
     /// Directory for recordings; default "recordings".
     pub recordings: String,
+}
+
+/// `[features]`: in-call feature codes a local user dials as DTMF (RFC 4733
+/// or in-band) during an answered call. Never honoured from a trunk's leg,
+/// so a caller from outside cannot record or dial out. An empty code turns
+/// its feature off. The digits also reach the other party, as on any PBX
+/// that does not hold DTMF back.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Features {
+    /// Start or stop recording this call; default "*1".
+    pub record: String,
+    /// Pause or resume this call's recording (e.g. while a card number is
+    /// read out; the paused span is silence); default "*2".
+    pub record_pause: String,
+    /// Add a third party to the call: the code, the number, then "#" (or a
+    /// pause of `inter_digit_secs`); the three are mixed. Default "*3".
+    pub three_way: String,
+    /// Seconds allowed between the digits of a code or number; default 3.
+    pub inter_digit_secs: u32,
+}
+
+impl Default for Features {
+    fn default() -> Self {
+        Features {
+            record: "*1".into(),
+            record_pause: "*2".into(),
+            three_way: "*3".into(),
+            inter_digit_secs: 3,
+        }
+    }
+}
+
+impl Features {
+    /// The configured codes with their key names (empty ones left out).
+    pub fn codes(&self) -> Vec<(&'static str, &str)> {
+        [
+            ("record", self.record.as_str()),
+            ("record_pause", self.record_pause.as_str()),
+            ("three_way", self.three_way.as_str()),
+        ]
+        .into_iter()
+        .filter(|(_, c)| !c.is_empty())
+        .collect()
+    }
 }
 
 /// Codec names `[media] codecs` accepts.

@@ -431,3 +431,25 @@ fn media_errors_name_the_key() {
     .unwrap_err();
     assert!(e.to_string().contains("routes[0].target"), "{e}");
 }
+
+#[test]
+fn feature_codes_validate() {
+    let c = Config::embedded_default();
+    assert_eq!(c.features, Features::default());
+    assert_eq!(c.features.codes().len(), 3);
+    let msg = assert_at("[features]\nrecord = \"*1x\"\n", 2, "features.record");
+    assert!(msg.contains("DTMF digits"), "{msg}");
+    let msg = assert_at(
+        "[features]\nrecord = \"*1\"\nthree_way = \"*12\"\n",
+        3,
+        "features.three_way",
+    );
+    assert!(msg.contains("features.record"), "{msg}");
+    assert_at(
+        "[features]\ninter_digit_secs = 0\n",
+        2,
+        "features.inter_digit_secs",
+    );
+    let off = Config::from_str("[features]\nthree_way = \"\"\n", "t.toml").unwrap();
+    assert_eq!(off.features.codes().len(), 2);
+}

@@ -47,6 +47,33 @@ pub(crate) fn check(config: &Config, doc: &Doc<'_>) -> Result<(), ConfigError> {
         return Err(doc.invalid(key, msg));
     }
 
+    let f = &config.features;
+    let codes = f.codes();
+    for (i, (key, code)) in codes.iter().enumerate() {
+        let path = format!("features.{key}");
+        if code.len() > 8 || !code.chars().all(|c| "0123456789*#ABCD".contains(c)) {
+            return Err(doc.invalid(
+                path,
+                format!("{code:?} must be 1 to 8 DTMF digits (0-9, *, #, A-D)"),
+            ));
+        }
+        if let Some((other, _)) = codes[..i]
+            .iter()
+            .find(|(_, o)| o.starts_with(*code) || code.starts_with(*o))
+        {
+            return Err(doc.invalid(
+                path,
+                format!("{code:?} clashes with features.{other} (one is a prefix of the other)"),
+            ));
+        }
+    }
+    if f.inter_digit_secs == 0 || f.inter_digit_secs > 30 {
+        return Err(doc.invalid(
+            "features.inter_digit_secs",
+            format!("{} is out of range 1..=30", f.inter_digit_secs),
+        ));
+    }
+
     let m = &config.media;
     if m.port_min < 1024 || m.port_min >= m.port_max {
         let key = pick("media.port_min", "media.port_max");

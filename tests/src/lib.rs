@@ -3,6 +3,7 @@
 //! transaction endpoint over a real UDP socket.
 
 pub mod baresip;
+pub mod media;
 pub mod rtp;
 pub mod sipp;
 pub mod switch;

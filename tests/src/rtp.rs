@@ -257,3 +257,73 @@ pub fn event_payload(code: u8, end: bool, duration: u16) -> Vec<u8> {
     v.extend_from_slice(&duration.to_be_bytes());
     v
 }
+
+/// An outgoing RTP stream (one SSRC) whose sequence numbers and timestamps
+/// continue from one burst of audio or DTMF to the next, paced in real time.
+pub struct Sender {
+    sock: UdpSocket,
+    dest: SocketAddr,
+    ssrc: u32,
+    seq: u16,
+    ts: u32,
+    first: bool,
+}
+
+impl Sender {
+    /// A stream from `peer`'s socket to `dest`.
+    pub fn new(peer: &RtpPeer, dest: SocketAddr, ssrc: u32) -> Sender {
+        Sender {
+            sock: peer.sock.try_clone().unwrap(),
+            dest,
+            ssrc,
+            seq: 1000,
+            ts: 5000,
+            first: true,
+        }
+    }
+
+    fn send(&mut self, pt: u8, marker: bool, ts: u32, payload: &[u8]) {
+        let p = build(pt, marker || self.first, self.seq, ts, self.ssrc, payload);
+        self.first = false;
+        self.seq = self.seq.wrapping_add(1);
+        let _ = self.sock.send_to(&p, self.dest);
+    }
+
+    /// Sends `frames` of 20 ms (`ts_step` per frame) at 50 per second.
+    pub fn audio(&mut self, pt: u8, ts_step: u32, frames: &[Vec<u8>]) {
+        let start = Instant::now();
+        for (i, f) in frames.iter().enumerate() {
+            let at = start + Duration::from_millis(20 * i as u64);
+            if let Some(d) = at.checked_duration_since(Instant::now()) {
+                std::thread::sleep(d);
+            }
+            let ts = self.ts;
+            self.send(pt, false, ts, f);
+            self.ts = self.ts.wrapping_add(ts_step);
+        }
+    }
+
+    /// Sends `digits` as RFC 4733 events (payload type `pt`, 8 kHz clock)
+    /// of `ms` each with 60 ms between them: a packet every 20 ms with the
+    /// duration so far, then the end three times.
+    pub fn digits(&mut self, pt: u8, digits: &str, ms: u32) {
+        for d in digits.chars() {
+            let code = "0123456789*#ABCD".find(d).expect("a DTMF digit") as u8;
+            let start = self.ts;
+            let total = (ms * 8) as u16;
+            let mut dur = 0u16;
+            let mut marker = true;
+            while dur < total {
+                dur = (dur + 160).min(total);
+                self.send(pt, marker, start, &event_payload(code, false, dur));
+                marker = false;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            for _ in 0..3 {
+                self.send(pt, false, start, &event_payload(code, true, total));
+            }
+            self.ts = start.wrapping_add(total as u32 + 480);
+            std::thread::sleep(Duration::from_millis(60));
+        }
+    }
+}

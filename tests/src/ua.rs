@@ -208,8 +208,18 @@ impl Ua {
 
     /// Sends an ACK for a 2xx on `tx` built from the dialog fields.
     pub fn ack(&mut self, tx: TxId, invite: &Request, ok: &Response) {
+        self.ack_with(tx, invite, ok, Bytes::new());
+    }
+
+    /// Sends an ACK for a 2xx on `tx` carrying `sdp` (the answer to an
+    /// offer in the 2xx, for an INVITE sent without one); empty: no body.
+    pub fn ack_with(&mut self, tx: TxId, invite: &Request, ok: &Response, sdp: Bytes) {
         let mut d = sip::dialog::Dialog::uac(invite, ok).expect("dialog");
-        let ack = d.request(Method::Ack, &self.via(), 70);
+        let mut ack = d.request(Method::Ack, &self.via(), 70);
+        if !sdp.is_empty() {
+            ack.headers.push(Name::ContentType, "application/sdp");
+            ack.body = sdp;
+        }
         let p = self.peer();
         self.ep.ack_2xx(tx, p, &ack);
         self.flush();

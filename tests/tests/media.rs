@@ -10,51 +10,14 @@
 //! - A test caller → switch → sipp UAS with `-rtp_echo`: the caller sends a
 //!   known µ-law stream and gets it back through the switch both ways.
 
-use bytes::Bytes;
+use e2e::media::{media_config, sdp, sdp_addr, tone_share, ulaw_tone, PCMU};
 use e2e::rtp::{self, RtpPeer};
 use e2e::sipp::{run_uac, SippUas};
-use e2e::switch::{base_config, SwitchProc};
+use e2e::switch::SwitchProc;
 use e2e::ua::Ua;
 use sip::{Method, Name, SipMessage};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-
-/// An SDP body for `port` offering/answering the given `m=` formats.
-fn sdp(port: u16, formats: &str, attrs: &str) -> Bytes {
-    Bytes::from(format!(
-        "v=0\r\no=- 7 7 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {port} RTP/AVP {formats}\r\n{attrs}"
-    ))
-}
-
-/// The audio address an SDP body names (c= and m=audio port).
-fn sdp_addr(body: &[u8]) -> SocketAddr {
-    let text = String::from_utf8_lossy(body);
-    let ip = text
-        .lines()
-        .find_map(|l| l.strip_prefix("c=IN IP4 "))
-        .expect("c= line")
-        .trim();
-    let port = text
-        .lines()
-        .find_map(|l| l.strip_prefix("m=audio "))
-        .and_then(|l| l.split(' ').next())
-        .expect("m=audio line");
-    format!("{ip}:{port}").parse().unwrap()
-}
-
-/// The test config: the base one, a media port range of its own, `media`
-/// lines in `[media]`, then `extra`.
-fn media_config(port: u16, dir: &std::path::Path, media: &str, extra: &str) -> String {
-    let rtp = 30000 + (port % 100) * 80;
-    base_config(
-        port,
-        &dir.join("db"),
-        &format!(
-            "[media]\nport_min = {rtp}\nport_max = {}\n{media}\n\n{extra}",
-            rtp + 79
-        ),
-    )
-}
 
 /// Config lines sending every call from a trunk to trunk "far" at `host`.
 fn to_far(host: impl std::fmt::Display) -> String {
@@ -400,20 +363,9 @@ struct Call {
     sw: SwitchProc,
     caller: Ua,
     callee: Ua,
-    invite: sip::Request,
-    ok: sip::Response,
-    callee_invite: sip::Request,
-    /// The switch's media address for each side.
-    a_media: SocketAddr,
-    b_media: SocketAddr,
-    a_rtp: RtpPeer,
-    b_rtp: RtpPeer,
-    answered: Instant,
+    m: e2e::media::Answered,
     _dir: tempfile::TempDir,
 }
-
-const PCMU: &str =
-    "a=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\n";
 
 fn call(media_extra: &str) -> Call {
     let dir = tempfile::tempdir().unwrap();
@@ -424,42 +376,12 @@ fn call(media_extra: &str) -> Call {
     let cfg = media_config(port, dir.path(), media_extra, &extra);
     let sw = SwitchProc::start(dir.path(), port, &cfg);
     let mut caller = Ua::new("127.0.0.2", sw_addr);
-    let a_rtp = RtpPeer::bind();
-    let b_rtp = RtpPeer::bind();
-    let mut invite = caller.invite("carrier", "5550100");
-    invite.body = sdp(a_rtp.port, "0 101", PCMU);
-    let tx = caller.send(invite.clone());
-    let (stx, callee_invite) = callee
-        .request(Duration::from_secs(10))
-        .expect("INVITE to the callee");
-    let b_media = sdp_addr(callee_invite.body());
-    let mut ok_b = callee.answer(&callee_invite, 200, "callee");
-    ok_b.body = sdp(b_rtp.port, "0 101", PCMU);
-    callee.respond(stx.unwrap(), ok_b);
-    let ok = caller
-        .final_response(tx, Duration::from_secs(10))
-        .pop()
-        .expect("200");
-    assert_eq!(ok.code, 200, "{}", sw.log_tail());
-    let (_, ack) = callee
-        .request(Duration::from_secs(5))
-        .expect("ACK to the callee");
-    assert_eq!(ack.method, Method::Ack);
-    let answered = Instant::now();
-    caller.ack(tx, &invite, &ok);
-    let a_media = sdp_addr(ok.body());
+    let m = e2e::media::place_call(&sw, &mut caller, &mut callee, "5550100");
     Call {
         sw,
         caller,
         callee,
-        invite,
-        ok,
-        callee_invite,
-        a_media,
-        b_media,
-        a_rtp,
-        b_rtp,
-        answered,
+        m,
         _dir: dir,
     }
 }
@@ -467,7 +389,7 @@ fn call(media_extra: &str) -> Call {
 impl Call {
     /// The caller hangs up; the callee answers the relayed BYE.
     fn hang_up(&mut self) {
-        let mut bye = self.caller.bye(&self.invite, &self.ok);
+        let mut bye = self.caller.bye(&self.m.invite, &self.m.ok);
         // Above any re-INVITE the test sent in this dialog.
         bye.headers.set(Name::CSeq, "100 BYE");
         let btx = self.caller.send(bye);
@@ -479,30 +401,6 @@ impl Call {
         let r = self.caller.final_response(btx, Duration::from_secs(5));
         assert_eq!(r.last().map(|r| r.code), Some(200));
     }
-}
-
-/// µ-law frames of a sine.
-fn ulaw_tone(hz: f64, ms: u32) -> Vec<Vec<u8>> {
-    let pcm: Vec<i16> = (0..ms * 8)
-        .map(|n| (8000.0 * (2.0 * std::f64::consts::PI * hz * n as f64 / 8000.0).sin()) as i16)
-        .collect();
-    pcm.chunks(160)
-        .map(|c| c.iter().map(|&x| rtp::linear_to_ulaw(x)).collect())
-        .collect()
-}
-
-/// Share of a signal's power at `hz` (Goertzel), 0..1.
-fn tone_share(pcm: &[i16], hz: f64) -> f64 {
-    let w = 2.0 * std::f64::consts::PI * hz / 8000.0;
-    let (mut s1, mut s2) = (0f64, 0f64);
-    for &x in pcm {
-        let s0 = x as f64 + 2.0 * w.cos() * s1 - s2;
-        s2 = s1;
-        s1 = s0;
-    }
-    let p = s1 * s1 + s2 * s2 - 2.0 * w.cos() * s1 * s2;
-    let total: f64 = pcm.iter().map(|&x| (x as f64).powi(2)).sum();
-    2.0 * p / (pcm.len() as f64 * total.max(1.0))
 }
 
 /// Stereo recording of a 3 s call: the WAV's length matches the time from
@@ -517,32 +415,18 @@ fn recording_matches_the_call_and_has_both_parties() {
         "record = \"stereo\"\nrecordings = \"{}\"",
         rec.path().display()
     ));
-    let a = c
-        .a_rtp
-        .send_stream(c.a_media, 0, 160, ulaw_tone(500.0, 3000));
-    let b = c
-        .b_rtp
-        .send_stream(c.b_media, 0, 160, ulaw_tone(1500.0, 3000));
+    let a =
+        c.m.a_rtp
+            .send_stream(c.m.a_media, 0, 160, ulaw_tone(500.0, 3000));
+    let b =
+        c.m.b_rtp
+            .send_stream(c.m.b_media, 0, 160, ulaw_tone(1500.0, 3000));
     a.join().unwrap();
     b.join().unwrap();
     std::thread::sleep(Duration::from_millis(200));
-    let talk = c.answered.elapsed().as_secs_f64();
+    let talk = c.m.answered.elapsed().as_secs_f64();
     c.hang_up();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let file = loop {
-        let f = std::fs::read_dir(rec.path())
-            .unwrap()
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .find(|p| p.extension().is_some_and(|e| e == "wav"));
-        let logged = std::fs::read_to_string(c.sw.dir.join("switch.log"))
-            .unwrap()
-            .contains("recording saved");
-        match f {
-            Some(f) if logged => break f,
-            _ if Instant::now() > deadline => panic!("no recording: {}", c.sw.log_tail()),
-            _ => std::thread::sleep(Duration::from_millis(100)),
-        }
-    };
+    let file = e2e::media::wait_recording(rec.path(), &c.sw);
     let whole = e2e::sox_stat(&file, None);
     println!(
         "recording {:.3} s, call {talk:.3} s (answer to BYE)",
@@ -554,17 +438,7 @@ fn recording_matches_the_call_and_has_both_parties() {
         whole.seconds
     );
     for (channel, hz) in [(1, 500.0), (2, 1500.0)] {
-        let out = std::process::Command::new("sox")
-            .arg(&file)
-            .args(["-t", "raw", "-e", "signed", "-b", "16", "-c", "1", "-"])
-            .args(["remix", &channel.to_string()])
-            .output()
-            .unwrap();
-        let pcm: Vec<i16> = out
-            .stdout
-            .chunks(2)
-            .map(|b| i16::from_le_bytes([b[0], b[1]]))
-            .collect();
+        let pcm = e2e::media::wav_channel(&file, channel);
         let mid = &pcm[pcm.len() / 4..pcm.len() * 3 / 4];
         let share = tone_share(mid, hz);
         let level = rtp::rms_dbfs(mid);
@@ -610,9 +484,9 @@ fn silent_call_is_hung_up_after_the_media_timeout() {
 #[test]
 fn hold_and_resume_by_reinvite() {
     let mut c = call("");
-    let _keep = &c.callee_invite;
+    let _keep = &c.m.callee_invite;
     let reinvite = |c: &mut Call, dir: &str| {
-        let mut d = sip::dialog::Dialog::uac(&c.invite, &c.ok).unwrap();
+        let mut d = sip::dialog::Dialog::uac(&c.m.invite, &c.m.ok).unwrap();
         let via = sip::Via::new(
             "UDP",
             sip::Host::Ip(c.caller.local.ip()),
@@ -626,7 +500,7 @@ fn hold_and_resume_by_reinvite() {
         r.headers
             .push(Name::Contact, format!("<sip:carrier@{}>", c.caller.local));
         r.headers.push(Name::ContentType, "application/sdp");
-        r.body = sdp(c.a_rtp.port, "0 101", &format!("{PCMU}a={dir}\r\n"));
+        r.body = sdp(c.m.a_rtp.port, "0 101", &format!("{PCMU}a={dir}\r\n"));
         let tx = c.caller.send(r.clone());
         let (stx, got) = c
             .callee
@@ -637,7 +511,7 @@ fn hold_and_resume_by_reinvite() {
         assert!(text.contains(&format!("a={dir}")), "direction kept: {text}");
         assert_eq!(
             sdp_addr(got.body()),
-            c.b_media,
+            c.m.b_media,
             "same switch address towards the callee"
         );
         let answer_dir = if dir == "sendonly" {
@@ -649,7 +523,11 @@ fn hold_and_resume_by_reinvite() {
         ok.headers
             .push(Name::Contact, format!("<sip:callee@{}>", c.callee.local));
         ok.headers.push(Name::ContentType, "application/sdp");
-        ok.body = sdp(c.b_rtp.port, "0 101", &format!("{PCMU}a={answer_dir}\r\n"));
+        ok.body = sdp(
+            c.m.b_rtp.port,
+            "0 101",
+            &format!("{PCMU}a={answer_dir}\r\n"),
+        );
         c.callee.respond(stx.unwrap(), ok);
         let resp = c
             .caller
@@ -667,28 +545,28 @@ fn hold_and_resume_by_reinvite() {
         let _ = c.callee.request(Duration::from_millis(300));
     };
     // Before hold: callee audio reaches the caller.
-    c.b_rtp
-        .send_stream(c.b_media, 0, 160, ulaw_tone(700.0, 400))
+    c.m.b_rtp
+        .send_stream(c.m.b_media, 0, 160, ulaw_tone(700.0, 400))
         .join()
         .unwrap();
     std::thread::sleep(Duration::from_millis(200));
-    let before = c.a_rtp.packets().len();
+    let before = c.m.a_rtp.packets().len();
     assert!(before >= 18, "audio before hold: {before}");
     reinvite(&mut c, "sendonly");
-    c.b_rtp
-        .send_stream(c.b_media, 0, 160, ulaw_tone(700.0, 400))
+    c.m.b_rtp
+        .send_stream(c.m.b_media, 0, 160, ulaw_tone(700.0, 400))
         .join()
         .unwrap();
     std::thread::sleep(Duration::from_millis(200));
-    let held = c.a_rtp.packets().len() - before;
+    let held = c.m.a_rtp.packets().len() - before;
     assert_eq!(held, 0, "nothing reaches the party that holds");
     reinvite(&mut c, "sendrecv");
-    c.b_rtp
-        .send_stream(c.b_media, 0, 160, ulaw_tone(700.0, 400))
+    c.m.b_rtp
+        .send_stream(c.m.b_media, 0, 160, ulaw_tone(700.0, 400))
         .join()
         .unwrap();
     std::thread::sleep(Duration::from_millis(200));
-    let resumed = c.a_rtp.packets().len() - before;
+    let resumed = c.m.a_rtp.packets().len() - before;
     println!("packets to the caller: {before} before hold, {held} on hold, {resumed} after resume");
     assert!(resumed >= 18, "audio after resume: {resumed}");
     c.hang_up();
@@ -738,16 +616,7 @@ fn conference_of_three_each_hears_the_other_two() {
             .flat_map(|p| p.payload.iter().map(|&b| rtp::ulaw_to_linear(b)))
             .collect();
         assert!(pcm.len() > 8000, "party {i} heard {} samples", pcm.len());
-        let mid = &pcm[pcm.len() / 4..pcm.len() * 3 / 4];
-        let shares: Vec<f64> = freqs.iter().map(|&hz| tone_share(mid, hz)).collect();
-        println!("party {i} ({} Hz) hears shares {shares:.2?}", freqs[i]);
-        for (k, share) in shares.iter().enumerate() {
-            if k == i {
-                assert!(*share < 0.02, "party {i} hears itself");
-            } else {
-                assert!(*share > 0.25, "party {i} hears party {k}");
-            }
-        }
+        e2e::media::assert_hears_the_others(i, &pcm, &freqs);
         if i == 0 {
             // A re-INVITE (hold) in the room is answered by the switch itself.
             let mut d = sip::dialog::Dialog::uac(invite, ok).unwrap();
@@ -787,5 +656,83 @@ fn conference_of_three_each_hears_the_other_two() {
                 .map(|r| r.code),
             Some(200)
         );
+    }
+}
+
+/// Delayed offer: a carrier's INVITE without SDP. The callee gets the
+/// switch's own offer; the caller gets the switch's offer in the 200 and
+/// answers in its ACK; then audio crosses both ways through the anchor. A
+/// second call whose ACK carries no answer is hung up on both legs.
+#[test]
+fn delayed_offer_is_anchored_and_answered_in_the_ack() {
+    let _heavy = e2e::heavy_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let port = e2e::free_port("127.0.0.1");
+    let sw_addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut callee = Ua::new("127.0.0.1", sw_addr);
+    let cfg = media_config(port, dir.path(), "", &to_far(callee.local));
+    let sw = SwitchProc::start(dir.path(), port, &cfg);
+    let mut caller = Ua::new("127.0.0.2", sw_addr);
+    for answer_in_ack in [true, false] {
+        let (a_rtp, b_rtp) = (RtpPeer::bind(), RtpPeer::bind());
+        let mut invite = caller.invite("carrier", "5550100");
+        invite.body = bytes::Bytes::new();
+        invite.headers.remove(&Name::ContentType);
+        let tx = caller.send(invite.clone());
+        let (stx, inv_b) = callee.request(Duration::from_secs(10)).expect("INVITE");
+        let b_media = sdp_addr(inv_b.body());
+        assert_eq!(b_media.ip().to_string(), "127.0.0.1", "the switch offers");
+        let mut ok_b = callee.answer(&inv_b, 200, "callee");
+        ok_b.body = sdp(b_rtp.port, "0 101", PCMU);
+        callee.respond(stx.unwrap(), ok_b.clone());
+        let ok = caller
+            .final_response(tx, Duration::from_secs(10))
+            .pop()
+            .expect("200");
+        assert_eq!(ok.code, 200, "{}", sw.log_tail());
+        let offer = String::from_utf8_lossy(ok.body()).to_string();
+        assert!(
+            offer.contains("m=audio ") && offer.contains("RTP/AVP 0 "),
+            "an offer in the 200, the callee's PCMU first: {offer}"
+        );
+        let a_media = sdp_addr(ok.body());
+        let _ack_b = callee.request(Duration::from_secs(5)).expect("ACK");
+        if !answer_in_ack {
+            caller.ack(tx, &invite, &ok);
+            let (btx, bye_b) = callee
+                .request(Duration::from_secs(5))
+                .expect("BYE to the callee");
+            assert_eq!(bye_b.method, Method::Bye);
+            callee.respond(btx.unwrap(), sip::response_to(&bye_b, 200, None));
+            let (atx, bye_a) = caller
+                .request(Duration::from_secs(5))
+                .expect("BYE to the caller");
+            assert_eq!(bye_a.method, Method::Bye);
+            caller.respond(atx.unwrap(), sip::response_to(&bye_a, 200, None));
+            println!("an ACK without an answer: both legs hung up");
+            break;
+        }
+        caller.ack_with(tx, &invite, &ok, sdp(a_rtp.port, "0 101", PCMU));
+        let a = a_rtp.send_stream(a_media, 0, 160, ulaw_tone(600.0, 600));
+        let b = b_rtp.send_stream(b_media, 0, 160, ulaw_tone(1200.0, 600));
+        a.join().unwrap();
+        b.join().unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        let (to_a, to_b) = (a_rtp.packets(), b_rtp.packets());
+        println!(
+            "delayed offer: {} packets reached the caller, {} the callee",
+            to_a.len(),
+            to_b.len()
+        );
+        assert!(to_a.len() >= 25 && to_b.len() >= 25, "{}", sw.log_tail());
+        assert!(tone_share(&e2e::media::ulaw_pcm(&to_a), 1200.0) > 0.8);
+        assert!(tone_share(&e2e::media::ulaw_pcm(&to_b), 600.0) > 0.8);
+        let mut bye = caller.bye(&invite, &ok);
+        bye.headers.set(Name::CSeq, "100 BYE");
+        let btx = caller.send(bye);
+        let (tx_b, r) = callee.request(Duration::from_secs(5)).expect("BYE");
+        callee.respond(tx_b.unwrap(), sip::response_to(&r, 200, None));
+        let r = caller.final_response(btx, Duration::from_secs(5));
+        assert_eq!(r.last().map(|r| r.code), Some(200));
     }
 }

@@ -556,7 +556,8 @@ impl Session {
     }
 
     /// Starts recording into `sink`: stereo with `caller` left and `callee`
-    /// right, or mono (mixed). Without sides, a conference is recorded mixed.
+    /// right (with more legs, everyone but the caller right), or mono
+    /// (mixed). Without sides, a conference is recorded mixed.
     pub fn start_recording(
         &mut self,
         sink: Box<dyn Sink>,
@@ -1029,7 +1030,20 @@ impl Session {
         if let Some(r) = &mut self.recording {
             let side = |id: LegId| self.legs.iter().position(|l| l.id == id);
             let res = match r.sides.and_then(|(a, b)| Some((side(a)?, side(b)?))) {
-                Some((a, b)) => r.rec.write(&self.frames[a], &self.frames[b]),
+                Some((a, b)) if count == 2 => r.rec.write(&self.frames[a], &self.frames[b]),
+                // More parties than the two sides (a three-way call): the
+                // right channel carries everyone but the caller.
+                Some((a, _)) => {
+                    let inputs: Vec<Option<&[i16]>> = self
+                        .frames
+                        .iter()
+                        .enumerate()
+                        .map(|(k, f)| (k != a).then_some(f.as_slice()))
+                        .collect();
+                    self.scratch2.clear();
+                    self.mixer.mix_all(&inputs, &mut self.scratch2);
+                    r.rec.write(&self.frames[a], &self.scratch2)
+                }
                 None => {
                     let inputs: Vec<Option<&[i16]>> =
                         self.frames.iter().map(|f| Some(f.as_slice())).collect();

@@ -608,3 +608,33 @@ fn recording_a_30ms_ptime_leg_keeps_its_audio_whole() {
         level_dbfs(mid)
     );
 }
+
+#[test]
+fn three_way_stereo_recording_puts_the_caller_left_and_the_others_right() {
+    let (mut s, file, t0) = recorded_bridge(Codec::Pcmu, 0);
+    s.add_leg(C, LegOptions::default(), t0);
+    s.configure(C, neg(Codec::Pcmu, 0, None, 6000), t0).unwrap();
+    s.set_mode(Mode::Conference);
+    let parties = [(A, 500.0f32, 4000u16), (B, 1500.0, 5000), (C, 2500.0, 6000)];
+    let tones: Vec<Vec<i16>> = parties
+        .iter()
+        .map(|p| sine(p.1, Rate::Nb8k, 1000, -15.0))
+        .collect();
+    let mut out = Transmits::default();
+    for i in 0..50usize {
+        let now = t0 + Duration::from_millis(20 * i as u64);
+        for (k, (id, _, port)) in parties.iter().enumerate() {
+            let frame = ulaw(&tones[k][160 * i..160 * (i + 1)]);
+            let p = packet(0, i as u16, 160 * i as u32, *id as u32, &frame);
+            s.on_rtp(*id, addr(*port), &p, now, &mut out);
+        }
+        s.on_tick(now, SystemTime::now(), &mut out);
+        out.clear();
+    }
+    s.stop_recording().unwrap().unwrap();
+    let (left, right) = stereo_channels(&file);
+    let share = |pcm: &[i16], hz| tone_share(&pcm[2000..], 8000, hz);
+    assert!(share(&left, 500.0) > 0.8, "the caller alone on the left");
+    assert!(share(&right, 1500.0) > 0.3 && share(&right, 2500.0) > 0.3);
+    assert!(share(&right, 500.0) < 0.01, "the caller not on the right");
+}

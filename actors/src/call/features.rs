@@ -1,0 +1,262 @@
+//! In-call features a local user dials as DTMF (`[features]`): recording
+//! on/off and pause/resume, and three-way calling. The third party is leg C,
+//! a UAC dialog like leg B (RFC 3261 §12/§13); once it answers, the media
+//! session mixes A, B and C, and when C leaves, A and B are bridged again.
+//! When A or B hangs up, the whole call ends, C included.
+
+use super::*;
+
+impl Call {
+    /// The local user on `leg`, if it is one: features are never taken from
+    /// a trunk's leg, so an outside caller cannot record or dial out.
+    fn user_of(&self, leg: Leg) -> Option<String> {
+        match leg {
+            Leg::A => match &self.source {
+                Some(Source::User(u)) => Some(u.clone()),
+                _ => None,
+            },
+            Leg::B => self.b_user.clone(),
+            Leg::C => None,
+        }
+    }
+
+    /// A digit from leg A or B: feature codes, or the number after the
+    /// three-way code.
+    pub(super) fn on_feature_digit(&mut self, leg: Leg, digit: char, ctx: &mut Context<Self>) {
+        if self.phase != Phase::Up || self.room.is_some() || self.user_of(leg).is_none() {
+            return;
+        }
+        let cfg = self.switch.config();
+        let gap = Duration::from_secs(cfg.features.inter_digit_secs.into());
+        let now = Instant::now();
+        let k = &mut self.keys[leg as usize];
+        let stale = k.last.is_some_and(|t| now.duration_since(t) > gap);
+        k.last = Some(now);
+        if let Some(number) = k.number.as_mut() {
+            if digit == '#' {
+                return self.dial_c(leg, ctx);
+            }
+            if number.len() < 32 {
+                number.push(digit);
+            }
+            return self.arm_key_timer(leg, gap, ctx);
+        }
+        if stale {
+            k.digits.clear();
+        }
+        k.digits.push(digit);
+        let hit = cfg
+            .features
+            .codes()
+            .into_iter()
+            .find(|(_, code)| k.digits.ends_with(code))
+            .map(|(key, _)| key);
+        if k.digits.len() > 8 {
+            k.digits.drain(..k.digits.len() - 8);
+        }
+        let Some(feature) = hit else { return };
+        k.digits.clear();
+        let call_id = self.call_id_a();
+        tracing::info!(%call_id, leg = ?leg, feature, "feature code");
+        let cmd = match feature {
+            "record" if self.rec == Rec::Off => RecordCmd::Start,
+            "record" => RecordCmd::Stop,
+            "record_pause" if self.rec == Rec::Paused => RecordCmd::Resume,
+            "record_pause" => RecordCmd::Pause,
+            _ => {
+                if self.c.is_some() || self.anchor.is_none() {
+                    tracing::info!(%call_id, "three-way: not available on this call");
+                    return;
+                }
+                self.keys[leg as usize].number = Some(String::new());
+                return self.arm_key_timer(leg, gap, ctx);
+            }
+        };
+        if let Err(e) = self.record_cmd(cmd) {
+            tracing::info!(%call_id, ?cmd, error = %e, "recording control refused");
+        }
+    }
+
+    /// The number after the three-way code ends with '#' or a pause.
+    fn arm_key_timer(&mut self, leg: Leg, gap: Duration, ctx: &mut Context<Self>) {
+        if let Some(h) = self.keys[leg as usize].timer.take() {
+            ctx.cancel_future(h);
+        }
+        let h = ctx.run_later(gap, move |this, ctx| {
+            this.keys[leg as usize].timer = None;
+            this.dial_c(leg, ctx);
+        });
+        self.keys[leg as usize].timer = Some(h);
+    }
+
+    /// Recording control: start, stop, pause (silence), resume.
+    pub(super) fn record_cmd(&mut self, cmd: RecordCmd) -> Result<(), String> {
+        if !matches!(self.phase, Phase::Answered | Phase::Up) {
+            return Err("the call is not answered".into());
+        }
+        let call_id = self.call_id_a();
+        let session = self.anchor.as_ref().map(|a| a.session.clone());
+        let session = session.ok_or("the call's media is not anchored")?;
+        match (cmd, self.rec) {
+            (RecordCmd::Start, _) => return self.start_recording(true),
+            (_, Rec::Off) => return Err("not recording".into()),
+            (RecordCmd::Stop, _) => {
+                session.stop_recording();
+                self.rec = Rec::Off;
+            }
+            (RecordCmd::Pause, Rec::On) => {
+                session.pause_recording(true);
+                self.rec = Rec::Paused;
+            }
+            (RecordCmd::Resume, Rec::Paused) => {
+                session.pause_recording(false);
+                self.rec = Rec::On;
+            }
+            (RecordCmd::Pause, _) => return Err("already paused".into()),
+            (RecordCmd::Resume, _) => return Err("not paused".into()),
+        }
+        tracing::info!(%call_id, ?cmd, "recording control");
+        Ok(())
+    }
+
+    /// Calls the number dialed after the three-way code, as the user on
+    /// `by` would (the dialplan for users), offering a new media leg.
+    fn dial_c(&mut self, by: Leg, ctx: &mut Context<Self>) {
+        let k = &mut self.keys[by as usize];
+        if let Some(h) = k.timer.take() {
+            ctx.cancel_future(h);
+        }
+        let number = k.number.take().unwrap_or_default();
+        let call_id = self.call_id_a();
+        if number.is_empty() || self.c.is_some() || self.phase != Phase::Up {
+            return;
+        }
+        let Some(user) = self.user_of(by) else { return };
+        let cfg = self.switch.config();
+        let Some(route) = cfg.route_for(&number, RouteSource::Users) else {
+            tracing::info!(%call_id, %number, "three-way: no route");
+            return;
+        };
+        let target = route.rewrite(&number);
+        let dest = match self.resolve(&route.target, &target) {
+            Ok(d) if !matches!(route.target, RouteTarget::Conference(_)) => d,
+            Ok(_) | Err(_) => {
+                tracing::info!(%call_id, %number, "three-way: number cannot be called");
+                return;
+            }
+        };
+        let Some(anchor) = self.anchor.as_mut() else {
+            return;
+        };
+        let (media, body) = match anchor.offer_extra(LegOptions {
+            inband_dtmf: dest.inband_dtmf,
+        }) {
+            Ok(x) => x,
+            Err(code) => {
+                tracing::warn!(%call_id, code, "three-way: no media leg");
+                return;
+            }
+        };
+        let mut invite =
+            self.build_b_invite(&dest, &target, &Source::User(user), cfg.calls.max_forwards);
+        set_sdp(&mut invite, body);
+        let peer = dest.peer;
+        self.c = Some(LegB::new(invite.clone(), peer, dest.auth));
+        self.c_media = Some(media);
+        self.ended[Leg::C as usize] = false;
+        tracing::info!(%call_id, %number, "three-way: calling the third party");
+        self.shard.do_send(ShardCmd::Adopt {
+            call_id: invite.call_id().unwrap_or("").to_owned(),
+            call: ctx.address(),
+        });
+        self.shard.do_send(ShardCmd::Request {
+            peer,
+            req: invite,
+            owner: ctx.address(),
+        });
+        let timeout = Duration::from_secs(cfg.calls.no_answer_timeout_secs.into());
+        self.c_no_answer = Some(ctx.run_later(timeout, |this, ctx| {
+            this.c_no_answer = None;
+            if this.c.as_ref().is_some_and(|c| c.dialog.is_none()) {
+                tracing::info!(call_id = %this.call_id_a(), "three-way: no answer");
+                this.cancel_out(Leg::C, ctx);
+                this.drop_c(ctx);
+            }
+        }));
+    }
+
+    /// A response to leg C's INVITE.
+    pub(super) fn on_c_response(&mut self, tx: TxId, resp: Response, ctx: &mut Context<Self>) {
+        let call_id = self.call_id_a();
+        let Some(c) = self.c.as_mut() else { return };
+        c.tx = Some(tx);
+        let code = resp.code;
+        if code < 200 {
+            c.provisional = true;
+            if std::mem::take(&mut c.cancel_pending) {
+                self.cancel_out(Leg::C, ctx);
+            }
+            return;
+        }
+        if code >= 300 {
+            if (code == 401 || code == 407) && !c.auth_tried && c.auth.is_some() {
+                return self.retry_with_auth(Leg::C, &resp, ctx);
+            }
+            tracing::info!(%call_id, code, "three-way: the third party did not answer");
+            return self.drop_c(ctx);
+        }
+        if c.dialog.is_some() {
+            // A second fork's 2xx.
+            let (invite, peer) = (c.invite.clone(), c.peer);
+            return self.ack_and_bye(&invite, peer, tx, &resp, ctx);
+        }
+        if let Some(h) = self.c_no_answer.take() {
+            ctx.cancel_future(h);
+        }
+        let mut dialog = match Dialog::uac(&c.invite, &resp) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(%call_id, error = %e, "three-way: bad 2xx");
+                return self.drop_c(ctx);
+            }
+        };
+        let peer = c.peer;
+        let ack = dialog.request(Method::Ack, &self.switch.via(peer), 70);
+        self.shard.do_send(ShardCmd::Ack2xx { tx, peer, ack });
+        let joined = match (self.anchor.as_mut(), self.c_media) {
+            _ if self.phase != Phase::Up => Err("the call is ending".to_owned()),
+            (Some(anchor), Some(media)) => anchor
+                .on_extra_answer(media, resp.body())
+                .map_err(|e| e.to_string()),
+            _ => Err("no media".to_owned()),
+        };
+        match joined {
+            Ok(()) => {
+                tracing::info!(%call_id, "three-way: the third party joined");
+                if let Some(c) = self.c.as_mut() {
+                    c.dialog = Some(dialog);
+                }
+            }
+            Err(e) => {
+                tracing::info!(%call_id, error = %e, "three-way: hanging up the third party");
+                self.bye_aside(&mut dialog, peer, ctx);
+                self.drop_c(ctx);
+            }
+        }
+    }
+
+    /// Leg C is gone (or given up): its media leaves the mix and A and B
+    /// are bridged again. Its Call-ID stays known until the call ends.
+    pub(super) fn drop_c(&mut self, ctx: &mut Context<Self>) {
+        if let Some(h) = self.c_no_answer.take() {
+            ctx.cancel_future(h);
+        }
+        if let (Some(media), Some(anchor)) = (self.c_media.take(), self.anchor.as_mut()) {
+            anchor.remove_extra(media);
+        }
+        if let Some(c) = self.c.take() {
+            self.c_done.push(c);
+        }
+        self.ended[Leg::C as usize] = false;
+    }
+}

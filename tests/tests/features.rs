@@ -1,0 +1,287 @@
+//! In-call feature codes (`[features]`) dialed as RFC 4733 digits by a
+//! local user during an anchored call:
+//!
+//! - `*1` / `*2`: the callee (user 1001) starts recording, pauses, resumes
+//!   and stops it; the WAV has the two recorded spans with both parties'
+//!   tones and silence where it was paused. The same code from the caller
+//!   (a carrier trunk) is ignored.
+//! - `*3<number>#`: the callee adds user 1002; the three hear each other
+//!   (mixed), and when the third party hangs up the first two are bridged
+//!   again.
+
+use e2e::media::{media_config, sdp, sdp_addr, tone_share, ulaw_pcm, ulaw_tone, PCMU};
+use e2e::rtp::{RtpPeer, Sender};
+use e2e::switch::SwitchProc;
+use e2e::ua::Ua;
+use sip::{Method, Name, SipMessage};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// Carrier (127.0.0.2) → switch → user 1001, answered, PCMU both ways.
+struct UserCall {
+    sw: SwitchProc,
+    sw_addr: SocketAddr,
+    caller: Ua,
+    callee: Ua,
+    invite: sip::Request,
+    ok: sip::Response,
+    a_rtp: RtpPeer,
+    b_rtp: RtpPeer,
+    a: Sender,
+    b: Sender,
+    _dir: tempfile::TempDir,
+}
+
+const ROUTES: &str = "[[routes]]\nprefix = \"\"\nfrom = \"any\"\ntarget = \"users\"\n";
+
+fn user_call(media: &str) -> UserCall {
+    let dir = tempfile::tempdir().unwrap();
+    let port = e2e::free_port("127.0.0.1");
+    let sw_addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let cfg = media_config(port, dir.path(), media, ROUTES);
+    let sw = SwitchProc::start(dir.path(), port, &cfg);
+    let mut callee = Ua::new("127.0.0.1", sw_addr);
+    let r = callee.register("1001", "secret", 300).expect("REGISTER");
+    assert_eq!(r.code, 200);
+    let mut caller = Ua::new("127.0.0.2", sw_addr);
+    let call = e2e::media::place_call(&sw, &mut caller, &mut callee, "1001");
+    let (invite, ok, a_rtp, b_rtp) = (call.invite, call.ok, call.a_rtp, call.b_rtp);
+    let a = Sender::new(&a_rtp, call.a_media, 0xA0A0);
+    let b = Sender::new(&b_rtp, call.b_media, 0xB0B0);
+    UserCall {
+        sw,
+        sw_addr,
+        caller,
+        callee,
+        invite,
+        ok,
+        a_rtp,
+        b_rtp,
+        a,
+        b,
+        _dir: dir,
+    }
+}
+
+impl UserCall {
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.sw.dir.join("switch.log")).unwrap()
+    }
+
+    /// Waits up to 3 s for `needle` in the switch's log.
+    fn wait_log(&self, needle: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            if self.log().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    /// Caller and callee send their tones for `ms` at the same time.
+    fn both_talk(&mut self, ms: u32) {
+        let (fa, fb) = (ulaw_tone(500.0, ms), ulaw_tone(1500.0, ms));
+        let (a, b) = (&mut self.a, &mut self.b);
+        std::thread::scope(|s| {
+            s.spawn(|| a.audio(0, 160, &fa));
+            s.spawn(|| b.audio(0, 160, &fb));
+        });
+    }
+
+    /// The caller hangs up; the callee answers the BYE.
+    fn hang_up(&mut self) {
+        let mut bye = self.caller.bye(&self.invite, &self.ok);
+        bye.headers.set(Name::CSeq, "100 BYE");
+        let btx = self.caller.send(bye);
+        let (tx, r) = self.callee.request(Duration::from_secs(5)).expect("BYE");
+        assert_eq!(r.method, Method::Bye);
+        self.callee
+            .respond(tx.unwrap(), sip::response_to(&r, 200, None));
+        let r = self.caller.final_response(btx, Duration::from_secs(5));
+        assert_eq!(r.last().map(|r| r.code), Some(200));
+    }
+}
+
+/// Runs of 20 ms blocks louder than -40 dBFS, as (start, length) in seconds;
+/// gaps shorter than 100 ms are bridged.
+fn loud_spans(pcm: &[i16], rate: usize) -> Vec<(f64, f64)> {
+    let block = rate / 50;
+    let loud: Vec<bool> = pcm
+        .chunks(block)
+        .map(|c| e2e::rtp::rms_dbfs(c) > -40.0)
+        .collect();
+    let mut spans: Vec<(usize, usize)> = Vec::new();
+    for (i, &l) in loud.iter().enumerate() {
+        if !l {
+            continue;
+        }
+        match spans.last_mut() {
+            Some((_, end)) if i - *end <= 5 => *end = i + 1,
+            _ => spans.push((i, i + 1)),
+        }
+    }
+    spans
+        .into_iter()
+        .map(|(s, e)| (s as f64 * 0.02, (e - s) as f64 * 0.02))
+        .collect()
+}
+
+#[test]
+fn feature_codes_start_pause_resume_and_stop_recording() {
+    e2e::require("sox");
+    let _heavy = e2e::heavy_lock();
+    let rec = tempfile::tempdir().unwrap();
+    let mut c = user_call(&format!("recordings = \"{}\"", rec.path().display()));
+    // From the caller's leg (a carrier trunk) the code does nothing.
+    c.a.digits(101, "*1", 60);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        !c.log().contains("recording started"),
+        "a trunk's caller must not control recording"
+    );
+    c.b.digits(101, "*1", 60);
+    assert!(c.wait_log("recording started"), "{}", c.sw.log_tail());
+    c.both_talk(1000);
+    c.b.digits(101, "*2", 60);
+    assert!(c.wait_log("Pause"), "{}", c.sw.log_tail());
+    c.both_talk(1000);
+    c.b.digits(101, "*2", 60);
+    assert!(c.wait_log("Resume"), "{}", c.sw.log_tail());
+    c.both_talk(1000);
+    c.b.digits(101, "*1", 60);
+    let file = e2e::media::wait_recording(rec.path(), &c.sw);
+    c.hang_up();
+
+    let whole = e2e::sox_stat(&file, None);
+    println!("recording {:.3} s", whole.seconds);
+    assert!(
+        (3.0..4.5).contains(&whole.seconds),
+        "two 1 s spans, a paused 1 s and the digits between: {:.3} s",
+        whole.seconds
+    );
+    for (channel, hz) in [(1, 500.0), (2, 1500.0)] {
+        let pcm = e2e::media::wav_channel(&file, channel);
+        let spans = loud_spans(&pcm, 8000);
+        println!("channel {channel} ({hz} Hz): loud spans (start s, length s) {spans:.2?}");
+        assert_eq!(spans.len(), 2, "recorded, paused, recorded: {spans:.2?}");
+        for (start, len) in &spans {
+            assert!((0.8..1.2).contains(len), "a 1 s span: {spans:.2?}");
+            let from = (start * 8000.0) as usize + 800;
+            let to = from + (len * 8000.0) as usize - 1600;
+            let share = tone_share(&pcm[from..to], hz);
+            assert!(share > 0.8, "channel {channel} carries {hz} Hz: {share:.2}");
+        }
+        let gap = spans[1].0 - (spans[0].0 + spans[0].1);
+        assert!(
+            gap > 1.1,
+            "the paused second is silence in the file: gap {gap:.2} s"
+        );
+    }
+}
+
+#[test]
+fn three_way_call_mixes_the_third_party_then_bridges_again() {
+    let _heavy = e2e::heavy_lock();
+    let mut c = user_call("");
+    let mut third = Ua::new("127.0.0.3", c.sw_addr);
+    let r = third.register("1002", "secret", 300).expect("REGISTER");
+    assert_eq!(r.code, 200);
+    let c_rtp = RtpPeer::bind();
+
+    c.b.digits(101, "*31002#", 60);
+    let (stx, inv_c) = third
+        .request(Duration::from_secs(8))
+        .unwrap_or_else(|| panic!("INVITE to the third party: {}", c.sw.log_tail()));
+    assert_eq!(inv_c.method, Method::Invite);
+    let from = inv_c.from().unwrap();
+    assert_eq!(
+        from.uri.sip().and_then(|u| u.user.clone()).as_deref(),
+        Some("1001"),
+        "the third party sees the user who added it"
+    );
+    let c_media = sdp_addr(inv_c.body());
+    assert_eq!(c_media.ip().to_string(), "127.0.0.1", "anchored offer");
+    let mut ok_c = third.answer(&inv_c, 200, "third");
+    ok_c.body = sdp(c_rtp.port, "0 101", PCMU);
+    third.respond(stx.unwrap(), ok_c.clone());
+    let (_, ack) = third.request(Duration::from_secs(5)).expect("ACK");
+    assert_eq!(ack.method, Method::Ack);
+    assert!(
+        c.wait_log("three-way: the third party joined"),
+        "{}",
+        c.sw.log_tail()
+    );
+    let mut cs = Sender::new(&c_rtp, c_media, 0xC0C0);
+
+    // The three talk at once: 400, 1000, 2200 Hz.
+    let marks = [
+        c.a_rtp.packets().len(),
+        c.b_rtp.packets().len(),
+        c_rtp.packets().len(),
+    ];
+    let freqs = [400.0, 1000.0, 2200.0];
+    let tones: Vec<_> = freqs.iter().map(|&hz| ulaw_tone(hz, 2000)).collect();
+    {
+        let (a, b) = (&mut c.a, &mut c.b);
+        let cs = &mut cs;
+        std::thread::scope(|s| {
+            s.spawn(|| a.audio(0, 160, &tones[0]));
+            s.spawn(|| b.audio(0, 160, &tones[1]));
+            s.spawn(|| cs.audio(0, 160, &tones[2]));
+        });
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let heard = [
+        c.a_rtp.packets()[marks[0]..].to_vec(),
+        c.b_rtp.packets()[marks[1]..].to_vec(),
+        c_rtp.packets()[marks[2]..].to_vec(),
+    ];
+    for (i, packets) in heard.iter().enumerate() {
+        let pcm = ulaw_pcm(packets);
+        assert!(pcm.len() > 8000, "party {i} heard {} samples", pcm.len());
+        e2e::media::assert_hears_the_others(i, &pcm, &freqs);
+    }
+
+    // The third party hangs up: caller and callee are bridged again.
+    // The third party is the UAS of its dialog: From/To reversed.
+    let mut d = sip::dialog::Dialog::uas(&inv_c, "third").unwrap();
+    let via = sip::Via::new(
+        "UDP",
+        sip::Host::Ip(third.local.ip()),
+        Some(third.local.port()),
+        &sip::transaction::new_branch(),
+    );
+    let bye_c = d.request(Method::Bye, &via, 70);
+    let btx = third.send(bye_c);
+    assert_eq!(
+        third
+            .final_response(btx, Duration::from_secs(5))
+            .pop()
+            .map(|r| r.code),
+        Some(200)
+    );
+    assert!(
+        c.wait_log("three-way: third party hung up"),
+        "{}",
+        c.sw.log_tail()
+    );
+    let marks = [c.a_rtp.packets().len(), c.b_rtp.packets().len()];
+    c.both_talk(1000);
+    std::thread::sleep(Duration::from_millis(300));
+    for (i, (packets, hz)) in [
+        (c.a_rtp.packets()[marks[0]..].to_vec(), 1500.0),
+        (c.b_rtp.packets()[marks[1]..].to_vec(), 500.0),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let pcm = ulaw_pcm(packets);
+        assert!(pcm.len() > 4000, "party {i} heard {} samples", pcm.len());
+        let share = tone_share(&pcm[pcm.len() / 4..pcm.len() * 3 / 4], *hz);
+        println!("after the third party left, party {i} hears the other at share {share:.2}");
+        assert!(share > 0.8, "party {i} hears the other: {share:.2}");
+    }
+    c.hang_up();
+}
