@@ -13,7 +13,8 @@
 mod features;
 
 use crate::anchor::{Anchor, Side};
-use crate::context::{call_id_for_shard, unix_now, Switch};
+use crate::cdr::{Cdr, Direction, Disposition};
+use crate::context::{call_id_for_shard, unix_ms, unix_now, Switch};
 use crate::registrar::lookup;
 use crate::shard::{Shard, ShardCmd};
 use actix::prelude::*;
@@ -56,6 +57,32 @@ pub enum CallEvent {
         /// Which.
         tx: TxId,
     },
+}
+
+/// A call in progress, as `calls.list` shows it.
+#[derive(Clone, Debug)]
+pub struct CallEntry {
+    /// The call actor (for `calls.hangup`).
+    pub addr: Addr<Call>,
+    /// Caller (From user).
+    pub caller: String,
+    /// What was dialed.
+    pub dialed: String,
+    /// Where it goes, once routed.
+    pub destination: Option<String>,
+    /// When it started, unix ms.
+    pub start_ms: u64,
+    /// When it was answered, unix ms.
+    pub answer_ms: Option<u64>,
+}
+
+/// Asks a call to hang up (control socket): BYE to answered legs, or a
+/// final response and CANCEL before the answer.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Hangup {
+    /// Why (goes into the CDR).
+    pub reason: String,
 }
 
 /// An event from the call's media session.
@@ -220,6 +247,16 @@ pub struct Call {
     /// Third parties that are gone: their Call-IDs and transactions are
     /// released at the end, and a late 2xx is still ACKed and hung up.
     c_done: Vec<LegB>,
+    /// For the CDR: when the INVITE came, when it was answered, the final
+    /// code leg A got, why it ended, where it went, its recordings.
+    start_ms: u64,
+    answer_ms: Option<u64>,
+    final_code: Option<u16>,
+    end_reason: Option<String>,
+    destination: Option<String>,
+    trunk_out: Option<String>,
+    recordings: Vec<String>,
+    cdr_written: bool,
 }
 
 impl Call {
@@ -264,6 +301,14 @@ impl Call {
             c_media: None,
             c_no_answer: None,
             c_done: Vec::new(),
+            start_ms: unix_ms(),
+            answer_ms: None,
+            final_code: None,
+            end_reason: None,
+            destination: None,
+            trunk_out: None,
+            recordings: Vec::new(),
+            cdr_written: false,
         }
     }
 
@@ -272,6 +317,9 @@ impl Call {
     }
 
     fn respond(&mut self, tx: TxId, resp: Response) {
+        if tx == self.a.tx && resp.code >= 200 && self.final_code.is_none() {
+            self.final_code = Some(resp.code);
+        }
         self.shard.do_send(ShardCmd::Respond { tx, resp });
     }
 
@@ -363,6 +411,8 @@ impl Call {
                 return ctx.stop();
             }
         };
+        // From here on the attempt is someone's: it gets a CDR.
+        self.source = Some(source.clone());
         // Loop protection: Max-Forwards (RFC 3261 §16.3 step 2 / §8.1.1.6).
         let mf = self.a.invite.max_forwards().unwrap_or(70);
         if mf == 0 {
@@ -401,7 +451,19 @@ impl Call {
             Source::Trunk(t) => cfg.trunk(t).is_some_and(|t| t.inband_dtmf),
             Source::User(_) => false,
         };
+        if let Some(mut entry) = self.switch.calls.get_mut(&self.call_id_a()) {
+            entry.dialed = dialed.clone();
+        }
+        self.switch.publish(
+            "call.start",
+            serde_json::json!({
+                "call_id": self.call_id_a(),
+                "source": format!("{kind_name}:{who}"),
+                "dialed": dialed,
+            }),
+        );
         if let RouteTarget::Conference(room) = &route.target {
+            self.destination = Some(format!("room:{room}"));
             return self.join_room(room, inband_a, ctx);
         }
         if let Err(code) = self.anchor_a(None, inband_a, ctx) {
@@ -416,6 +478,10 @@ impl Call {
             RouteTarget::Users => Some(number.clone()),
             _ => None,
         };
+        self.destination = Some(self.b_user.clone().unwrap_or_else(|| number.clone()));
+        if let RouteTarget::Trunk(t) = &route.target {
+            self.trunk_out = Some(t.clone());
+        }
         let inband_b = dest.inband_dtmf;
         let body = match self.anchor.as_mut().map(|a| {
             a.offer_b(LegOptions {
@@ -432,7 +498,9 @@ impl Call {
             invite.headers.set(Name::ContentType, "application/sdp");
             invite.body = body;
         }
-        self.source = Some(source);
+        if let Some(mut entry) = self.switch.calls.get_mut(&self.call_id_a()) {
+            entry.destination = self.destination.clone();
+        }
         self.b = Some(LegB::new(invite.clone(), peer, dest.auth));
         let call_id = invite.call_id().unwrap_or("").to_owned();
         self.shard.do_send(ShardCmd::Adopt {
@@ -749,6 +817,15 @@ impl Call {
         self.kept_txs.push(self.a.tx);
         self.respond(self.a.tx, r);
         self.phase = Phase::Answered;
+        let now = unix_ms();
+        self.answer_ms = Some(now);
+        if let Some(mut entry) = self.switch.calls.get_mut(&self.call_id_a()) {
+            entry.answer_ms = Some(now);
+        }
+        self.switch.publish(
+            "call.answer",
+            serde_json::json!({ "call_id": self.call_id_a(), "destination": self.destination }),
+        );
         if let Err(e) = self.start_recording(false) {
             tracing::debug!(call_id = %self.call_id_a(), error = %e, "not recorded");
         }
@@ -757,6 +834,8 @@ impl Call {
             // Both ends may vanish without a BYE; nothing else would end the call.
             ctx.run_later(Duration::from_secs(max as u64), |this, ctx| {
                 tracing::info!(call_id = %this.call_id_a(), "maximum call duration reached");
+                this.end_reason
+                    .get_or_insert_with(|| "maximum duration".into());
                 this.hangup(&[Leg::A, Leg::B], ctx);
             });
         }
@@ -958,14 +1037,23 @@ impl Call {
         }
         if req.method == Method::Bye {
             let r = response_to(&req, 200, None);
-            self.respond(tx, r);
             self.ended[leg as usize] = true;
             if leg == Leg::C {
+                self.respond(tx, r);
                 tracing::info!(call_id = %self.call_id_a(), "three-way: third party hung up");
                 return self.drop_c(ctx);
             }
-            let other = if leg == Leg::A { Leg::B } else { Leg::A };
-            return self.hangup(&[other], ctx);
+            let (other, by) = match leg {
+                Leg::A => (Leg::B, "caller hung up"),
+                _ => (Leg::A, "callee hung up"),
+            };
+            self.end_reason.get_or_insert_with(|| by.to_owned());
+            // The CDR is durable before the BYE is answered: a hang-up the
+            // caller saw acknowledged always has its record.
+            return self.write_cdr_then(ctx, move |this, ctx| {
+                this.respond(tx, r);
+                this.hangup_now(&[other], ctx);
+            });
         }
         if self.phase == Phase::Ending {
             let r = response_to(&req, 481, None);
@@ -1076,6 +1164,15 @@ impl Call {
     /// every BYE is answered (or after Timer F). Legs already ended (BYE
     /// glare) are skipped.
     fn hangup(&mut self, legs: &[Leg], ctx: &mut Context<Self>) {
+        if self.answer_ms.is_some() && !self.cdr_written {
+            // An answered call the switch ends: its record first.
+            let legs = legs.to_vec();
+            return self.write_cdr_then(ctx, move |this, ctx| this.hangup_now(&legs, ctx));
+        }
+        self.hangup_now(legs, ctx)
+    }
+
+    fn hangup_now(&mut self, legs: &[Leg], ctx: &mut Context<Self>) {
         let first = self.phase != Phase::Ending;
         if first {
             if let Some(a) = &self.anchor {
@@ -1169,10 +1266,40 @@ impl Actor for Call {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        let caller = self
+            .a
+            .invite
+            .from()
+            .ok()
+            .and_then(|f| f.uri.sip().and_then(|u| u.user.clone()))
+            .unwrap_or_default();
+        self.switch.calls.insert(
+            self.call_id_a(),
+            CallEntry {
+                addr: ctx.address(),
+                caller,
+                dialed: String::new(),
+                destination: None,
+                start_ms: self.start_ms,
+                answer_ms: None,
+            },
+        );
         self.route(ctx);
     }
 
-    fn stopped(&mut self, _: &mut Context<Self>) {
+    fn stopped(&mut self, ctx: &mut Context<Self>) {
+        if !self.cdr_written && self.source.is_some() {
+            self.cdr_written = true;
+            let cdr = self.cdr();
+            self.switch.records.write_later(cdr.ops());
+            self.ended_call(&cdr);
+        }
+        // Only our own entry: a re-sent INVITE (after a 407) is a new actor
+        // with the same Call-ID.
+        let me = ctx.address();
+        self.switch
+            .calls
+            .remove_if(&self.call_id_a(), |_, e| e.addr == me);
         self.leave_room();
         let mut call_ids = vec![self.call_id_a()];
         let outs = || self.b.iter().chain(&self.c).chain(&self.c_done);
@@ -1241,6 +1368,8 @@ impl Handler<CallEvent> for Call {
                 if self.a.final_sent {
                     return;
                 }
+                self.end_reason
+                    .get_or_insert_with(|| "caller cancelled".into());
                 let r = response_to(&self.a.invite, 487, Some(&self.a.tag));
                 self.a.final_sent = true;
                 self.respond(self.a.tx, r);
@@ -1249,6 +1378,7 @@ impl Handler<CallEvent> for Call {
             CallEvent::Timeout { tx } => {
                 if self.a.tx == tx && self.phase == Phase::Answered {
                     // §13.3.1.4: no ACK for our 2xx: end the call, both legs.
+                    self.end_reason.get_or_insert_with(|| "no ACK".into());
                     return self.hangup(&[Leg::A, Leg::B], ctx);
                 }
                 match self.phase {
@@ -1262,6 +1392,26 @@ impl Handler<CallEvent> for Call {
                     _ => {}
                 }
             }
+        }
+    }
+}
+
+impl Handler<Hangup> for Call {
+    type Result = ();
+
+    fn handle(&mut self, Hangup { reason }: Hangup, ctx: &mut Context<Self>) {
+        self.end_reason.get_or_insert(reason);
+        match self.phase {
+            Phase::Routing | Phase::Calling => {
+                if !self.a.final_sent {
+                    self.a.final_sent = true;
+                    let r = response_to(&self.a.invite, 480, Some(&self.a.tag));
+                    self.respond(self.a.tx, r);
+                }
+                self.abandon_b(ctx);
+            }
+            Phase::Answered | Phase::Up => self.hangup(&[Leg::A, Leg::B], ctx),
+            Phase::Ending => {}
         }
     }
 }
@@ -1318,6 +1468,8 @@ impl Handler<MediaMsg> for Call {
             SessionEvent::Media(MediaEvent::MediaTimeout { leg }) => {
                 tracing::info!(%call_id, leg = side(leg), "media timeout: no RTP, hanging up");
                 if self.phase == Phase::Up || self.phase == Phase::Answered {
+                    self.end_reason
+                        .get_or_insert_with(|| "media timeout".into());
                     self.hangup(&[Leg::A, Leg::B], ctx);
                 }
             }
@@ -1385,6 +1537,121 @@ impl Call {
         Ok(())
     }
 
+    /// This call's record as it stands now (end time now).
+    fn cdr(&self) -> Cdr {
+        let end_ms = unix_ms();
+        let from = self.a.invite.from().ok();
+        let caller = from
+            .as_ref()
+            .and_then(|f| {
+                f.uri
+                    .sip()
+                    .and_then(|u| u.user_decoded().map(|u| u.into_owned()))
+            })
+            .unwrap_or_else(|| "anonymous".into());
+        let dialed = self
+            .a
+            .invite
+            .uri
+            .sip()
+            .and_then(|u| u.user_decoded().map(|u| u.into_owned()))
+            .unwrap_or_default();
+        let direction = match (&self.source, self.b_user.is_some() || self.room.is_some()) {
+            (Some(Source::Trunk(_)), _) => Direction::Inbound,
+            (_, false) if self.trunk_out.is_some() => Direction::Outbound,
+            _ => Direction::Internal,
+        };
+        let cause = if self.answer_ms.is_some() {
+            200
+        } else {
+            self.final_code.unwrap_or(500)
+        };
+        let disposition = match self.answer_ms {
+            Some(_) => Disposition::Answered,
+            None => Disposition::of_code(cause, self.cancelled),
+        };
+        let reason = self
+            .end_reason
+            .clone()
+            .unwrap_or_else(|| match disposition {
+                Disposition::Answered => "hung up".into(),
+                Disposition::Busy => "busy".into(),
+                Disposition::NoAnswer => "no answer".into(),
+                Disposition::Cancelled => "caller cancelled".into(),
+                Disposition::Failed => format!("failed ({cause})"),
+            });
+        let answer_or_end = self.answer_ms.unwrap_or(end_ms);
+        Cdr {
+            call_id: self.call_id_a(),
+            direction,
+            caller,
+            caller_name: from.and_then(|f| f.display),
+            dialed,
+            destination: self.destination.clone(),
+            trunk: match &self.source {
+                Some(Source::Trunk(t)) => Some(t.clone()),
+                _ => None,
+            },
+            trunk_out: self.trunk_out.clone(),
+            start_ms: self.start_ms,
+            answer_ms: self.answer_ms,
+            end_ms,
+            disposition,
+            cause,
+            reason,
+            queue: None,
+            agent: None,
+            wait_ms: answer_or_end.saturating_sub(self.start_ms),
+            talk_ms: self.answer_ms.map_or(0, |a| end_ms.saturating_sub(a)),
+            recordings: self.recordings.clone(),
+            ivr_path: Vec::new(),
+            digits: self.digits.clone(),
+        }
+    }
+
+    /// The call's record is written: counted and published.
+    fn ended_call(&self, cdr: &Cdr) {
+        let direction = match cdr.direction {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
+            Direction::Internal => "internal",
+        };
+        self.switch
+            .metrics
+            .calls_total
+            .with_label_values(&[direction, cdr.disposition.as_str()])
+            .inc();
+        self.switch
+            .publish("call.end", serde_json::to_value(cdr).unwrap_or_default());
+    }
+
+    /// Writes the CDR (once) and runs `then` when it is durable; the actor
+    /// takes no other message meanwhile. A store that does not answer in
+    /// 2 s is logged and the call goes on.
+    fn write_cdr_then(
+        &mut self,
+        ctx: &mut Context<Self>,
+        then: impl FnOnce(&mut Self, &mut Context<Self>) + 'static,
+    ) {
+        if std::mem::replace(&mut self.cdr_written, true) {
+            return then(self, ctx);
+        }
+        let cdr = self.cdr();
+        let write = self.switch.records.write(cdr.ops());
+        self.ended_call(&cdr);
+        let write = tokio::time::timeout(Duration::from_secs(2), write);
+        ctx.wait(write.into_actor(self).map(move |res, this, ctx| {
+            match res {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::error!(call_id = %this.call_id_a(), error = %e, "CDR not stored")
+                }
+                Err(_) => tracing::error!(call_id = %this.call_id_a(), "CDR write took over 2 s"),
+            }
+            then(this, ctx)
+        }));
+    }
+
     /// Delayed offer: leg A's answer to the offer in our 2xx comes in its
     /// ACK (RFC 3261 §13.2.1). Without a usable one the call has no audio
     /// and is hung up.
@@ -1402,6 +1669,8 @@ impl Call {
         };
         if let Err(e) = result {
             tracing::info!(call_id = %self.call_id_a(), error = %e, "delayed offer not answered: hanging up");
+            self.end_reason
+                .get_or_insert_with(|| "no SDP answer".into());
             self.hangup(&[Leg::A, Leg::B], ctx);
         }
     }
@@ -1445,6 +1714,7 @@ impl Call {
         let path = dir.join(format!("{}-{safe}.wav", unix_now()));
         let sides = anchor.leg_b().map(|b| (anchor.leg_a(), b));
         tracing::info!(call_id = %self.call_id_a(), path = %path.display(), "recording started");
+        self.recordings.push(path.display().to_string());
         anchor.session.record(path, layout, sides);
         self.rec = Rec::On;
         Ok(())

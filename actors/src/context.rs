@@ -34,6 +34,18 @@ pub struct Switch {
     pub rooms: dashmap::DashMap<String, (net::rtp_engine::SessionHandle, usize)>,
     /// Which call owns a leg of a shared (conference) session, for its events.
     pub leg_owners: dashmap::DashMap<media::session::LegId, Recipient<crate::call::MediaMsg>>,
+    /// Durable state (registrations, CDRs, events).
+    pub store: Arc<dyn crate::store::Store>,
+    /// The records writer (group commit).
+    pub records: crate::store::Writer,
+    /// Calls in progress by leg A's Call-ID.
+    pub calls: dashmap::DashMap<String, crate::call::CallEntry>,
+    /// The event stream.
+    pub events: crate::events::Events,
+    /// Prometheus metrics.
+    pub metrics: crate::metrics::Metrics,
+    /// When the switch started, unix ms.
+    pub started_ms: u64,
 }
 
 impl Switch {
@@ -44,6 +56,7 @@ impl Switch {
         location: Location,
         sender: net::SipSender,
         media: Option<net::rtp_engine::RtpEngine>,
+        store: Arc<dyn crate::store::Store>,
     ) -> Arc<Switch> {
         let secret: [u8; 32] = rand::random();
         let algorithms: Vec<Algorithm> = config
@@ -60,6 +73,7 @@ impl Switch {
             // RFC 2069-style (no qop) credentials can't be bound to a count:
             // one use per nonce, so a sniffed one is worth one request at most.
             .with_no_qop_max_uses(1);
+        let metrics = crate::metrics::Metrics::new();
         Arc::new(Switch {
             config: RwLock::new(Arc::new(config)),
             location,
@@ -70,7 +84,27 @@ impl Switch {
             media,
             rooms: Default::default(),
             leg_owners: Default::default(),
+            records: crate::store::Writer::start(
+                store.clone(),
+                Some(metrics.store_write_seconds.clone()),
+            ),
+            metrics,
+            store,
+            calls: Default::default(),
+            events: Default::default(),
+            started_ms: unix_ms(),
         })
+    }
+
+    /// Publishes an event on the stream (and into the store).
+    pub fn publish(&self, kind: &str, data: serde_json::Value) {
+        self.events.publish(&self.records, kind, data);
+    }
+
+    /// Replaces the configuration (a reload): calls routed from now on use
+    /// it; calls in progress keep what they already decided.
+    pub fn set_config(&self, config: config::Config) {
+        *self.config.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(config);
     }
 
     /// The current configuration.
@@ -163,6 +197,13 @@ pub fn call_id_for_shard(index: usize, shards: usize, host: &str) -> String {
             return id;
         }
     }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Seconds since the Unix epoch.

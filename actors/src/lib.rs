@@ -10,7 +10,10 @@
 
 mod anchor;
 pub mod call;
+pub mod cdr;
 pub mod context;
+pub mod events;
+pub mod metrics;
 pub mod registrar;
 pub mod shard;
 pub mod store;

@@ -270,6 +270,13 @@ impl Registrar {
                 ),
             );
         }
+        self.switch.publish(
+            "registration",
+            serde_json::json!({
+                "user": user,
+                "contacts": current.iter().map(|b| &b.contact).collect::<Vec<_>>(),
+            }),
+        );
         if current.is_empty() {
             self.switch.location.remove(user);
         } else {

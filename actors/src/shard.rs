@@ -147,6 +147,18 @@ impl Shard {
     }
 
     fn dispatch(&mut self, ev: Event, ctx: &mut Context<Self>) {
+        let m = &self.switch.metrics;
+        match &ev {
+            Event::Request { req, .. } => m
+                .sip_requests
+                .with_label_values(&["in", method_label(&req.method)])
+                .inc(),
+            Event::Response { resp, .. } => m
+                .sip_responses
+                .with_label_values(&["in", &resp.code.to_string()])
+                .inc(),
+            _ => {}
+        }
         match ev {
             Event::Request { tx, req, peer } => self.on_request(tx, req, peer, ctx),
             Event::Response { tx, resp } => {
@@ -219,7 +231,7 @@ impl Shard {
                     "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, INFO, UPDATE",
                 );
                 r.headers.push(Name::Accept, "application/sdp");
-                self.endpoint.respond(now, tx, r);
+                self.send_response(now, tx, r);
             }
             _ => {
                 let mut r = response_to(&req, 405, Some(&sip::transaction::new_tag()));
@@ -227,21 +239,58 @@ impl Shard {
                     Name::Allow,
                     "INVITE, ACK, BYE, CANCEL, OPTIONS, REGISTER, INFO, UPDATE",
                 );
-                self.endpoint.respond(now, tx, r);
+                self.send_response(now, tx, r);
             }
         }
     }
 
     fn reply(&mut self, now: Instant, tx: TxId, req: &Request, code: u16) {
-        self.endpoint.respond(
+        self.send_response(
             now,
             tx,
             response_to(req, code, Some(&sip::transaction::new_tag())),
         );
     }
 
+    /// Answers a server transaction (counted by status code).
+    fn send_response(&mut self, now: Instant, tx: TxId, resp: sip::Response) {
+        self.switch
+            .metrics
+            .sip_responses
+            .with_label_values(&["out", &resp.code.to_string()])
+            .inc();
+        self.endpoint.respond(now, tx, resp);
+    }
+
     fn shard_count(&self) -> usize {
         self.switch.shards.get().map_or(1, Vec::len)
+    }
+}
+
+/// A method as a metric label: the known ones by name, anything else (a
+/// peer may invent methods) as "OTHER", so labels stay few.
+fn method_label(m: &Method) -> &str {
+    const KNOWN: [&str; 14] = [
+        "INVITE",
+        "ACK",
+        "BYE",
+        "CANCEL",
+        "OPTIONS",
+        "REGISTER",
+        "INFO",
+        "UPDATE",
+        "PRACK",
+        "REFER",
+        "NOTIFY",
+        "SUBSCRIBE",
+        "MESSAGE",
+        "PUBLISH",
+    ];
+    let name = m.as_str();
+    if KNOWN.contains(&name) {
+        name
+    } else {
+        "OTHER"
     }
 }
 
@@ -275,13 +324,25 @@ impl Handler<ShardCmd> for Shard {
                 if resp.code >= 200 && !invite_2xx {
                     self.owners.remove(&tx);
                 }
-                self.endpoint.respond(now, tx, resp);
+                self.send_response(now, tx, resp);
             }
             ShardCmd::Request { peer, req, owner } => {
+                self.switch
+                    .metrics
+                    .sip_requests
+                    .with_label_values(&["out", method_label(&req.method)])
+                    .inc();
                 let tx = self.endpoint.send_request(now, peer, req);
                 self.owners.insert(tx, owner);
             }
-            ShardCmd::Ack2xx { tx, peer, ack } => self.endpoint.ack_2xx(tx, peer, &ack),
+            ShardCmd::Ack2xx { tx, peer, ack } => {
+                self.switch
+                    .metrics
+                    .sip_requests
+                    .with_label_values(&["out", "ACK"])
+                    .inc();
+                self.endpoint.ack_2xx(tx, peer, &ack)
+            }
             ShardCmd::Adopt { call_id, call } => {
                 self.calls.insert(call_id, call);
             }

@@ -1367,6 +1367,9 @@ impl Rig {
 listen = ["udp:127.0.0.1:{switch_port}"]
 shards = 1
 
+[http]
+listen = ""
+
 [store]
 path = "{db}"
 sync_writes = false

@@ -427,6 +427,9 @@ listen = ["udp:127.0.0.1:{switch_port}", "tcp:127.0.0.1:{switch_port}"]
 domain = "switchboard"
 shards = {shards}
 
+[http]
+listen = ""
+
 [store]
 path = "{db}"
 

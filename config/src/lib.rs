@@ -65,6 +65,10 @@ pub struct Config {
     pub media: Media,
     /// In-call feature codes (`[features]`).
     pub features: Features,
+    /// The control socket (`[control]`).
+    pub control: Control,
+    /// The HTTP listener: `/metrics` (`[http]`).
+    pub http: Http,
     /// Local SIP accounts (`[[users]]`).
     pub users: Vec<User>,
     /// Carrier trunks (`[[trunks]]`).
@@ -202,6 +206,44 @@ impl Default for Store {
         Store {
             path: "switchboard-data".into(),
             sync_writes: true,
+        }
+    }
+}
+
+/// `[control]`: the control socket `switchboard ctl` talks to.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Control {
+    /// Unix socket path (created with mode 0600); default
+    /// `"switchboard.sock"`; empty turns the socket off.
+    pub socket: PathBuf,
+    /// Other user ids allowed to connect besides the switch's own (and
+    /// root's), checked on the peer's credentials; default none.
+    pub allow_uids: Vec<u32>,
+}
+
+impl Default for Control {
+    fn default() -> Self {
+        Control {
+            socket: "switchboard.sock".into(),
+            allow_uids: Vec::new(),
+        }
+    }
+}
+
+/// `[http]`: the HTTP listener for Prometheus (`/metrics`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Http {
+    /// Address to listen on, e.g. `"127.0.0.1:9060"`; default that; `""`
+    /// turns HTTP off.
+    pub listen: String,
+}
+
+impl Default for Http {
+    fn default() -> Self {
+        Http {
+            listen: "127.0.0.1:9060".into(),
         }
     }
 }

@@ -47,6 +47,14 @@ pub(crate) fn check(config: &Config, doc: &Doc<'_>) -> Result<(), ConfigError> {
         return Err(doc.invalid(key, msg));
     }
 
+    if !config.http.listen.is_empty() && config.http.listen.parse::<std::net::SocketAddr>().is_err()
+    {
+        return Err(doc.invalid(
+            "http.listen",
+            format!("{:?} is not an ip:port address", config.http.listen),
+        ));
+    }
+
     let f = &config.features;
     let codes = f.codes();
     for (i, (key, code)) in codes.iter().enumerate() {

@@ -28,6 +28,9 @@ shards = 2
 [store]
 path = "{store}"
 
+[http]
+listen = "127.0.0.1:{http}"
+
 [log]
 level = "info,sip=debug"
 
@@ -50,7 +53,8 @@ inbound = {{ from = ["127.0.0.2"] }}
 
 {extra}
 "#,
-        store = store.display()
+        store = store.display(),
+        http = crate::free_port("127.0.0.1"),
     )
 }
 
@@ -115,6 +119,22 @@ impl SwitchProc {
             "switchboard did not answer OPTIONS within 20 s:\n{}",
             self.log_tail()
         );
+    }
+
+    /// The HTTP (metrics) address from the config's `[http] listen`.
+    pub fn http_addr(&self) -> SocketAddr {
+        let line = self
+            .config
+            .lines()
+            .skip_while(|l| l.trim() != "[http]")
+            .find_map(|l| l.trim().strip_prefix("listen = "))
+            .expect("[http] listen in the config");
+        line.trim_matches('"').parse().expect("an ip:port")
+    }
+
+    /// The control socket (`switchboard.sock` in the switch's folder).
+    pub fn control_socket(&self) -> PathBuf {
+        self.dir.join("switchboard.sock")
     }
 
     /// The SIP address.

@@ -10,6 +10,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, OnceLock};
 
+mod control;
+mod ctl;
+mod http;
+
 #[derive(Parser)]
 #[command(
     name = "switchboard",
@@ -32,6 +36,9 @@ enum Command {
         #[arg(long, value_enum)]
         log_format: Option<LogFormat>,
     },
+    /// Talk to a running switch over its control socket (interactive
+    /// without a command).
+    Ctl(ctl::Args),
     /// Configuration tools.
     Config {
         #[command(subcommand)]
@@ -77,9 +84,10 @@ fn main() -> ExitCode {
             print!("{}", config::DEFAULT_TOML);
             ExitCode::SUCCESS
         }
+        Command::Ctl(args) => ctl::main(args),
         Command::Run { config, log_format } => {
-            let cfg = match config {
-                Some(path) => match config::Config::from_file(&path) {
+            let cfg = match &config {
+                Some(path) => match config::Config::from_file(path) {
                     Ok(c) => c,
                     Err(e) => {
                         eprintln!("{e}");
@@ -89,7 +97,7 @@ fn main() -> ExitCode {
                 None => config::Config::embedded_default(),
             };
             init_logging(&cfg, log_format);
-            match run(cfg) {
+            match run(cfg, config) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e}");
@@ -122,14 +130,14 @@ fn init_logging(cfg: &config::Config, flag: Option<LogFormat>) {
     }
 }
 
-fn run(cfg: config::Config) -> Result<(), String> {
+fn run(cfg: config::Config, config_path: Option<PathBuf>) -> Result<(), String> {
     let store: Arc<dyn Store> = Arc::new(
         RocksStore::open(&cfg.store.path, cfg.store.sync_writes).map_err(|e| e.to_string())?,
     );
     let location = registrar::load(store.as_ref());
     tracing::info!(registrations = location.len(), store = %cfg.store.path.display(), "store opened");
     let system = System::new();
-    let result = system.block_on(async move { start(cfg, store, location).await });
+    let result = system.block_on(async move { start(cfg, store, location, config_path).await });
     result?;
     system.run().map_err(|e| e.to_string())
 }
@@ -138,6 +146,7 @@ async fn start(
     cfg: config::Config,
     store: Arc<dyn Store>,
     location: registrar::Location,
+    config_path: Option<PathBuf>,
 ) -> Result<(), String> {
     let shards_cell: Arc<OnceLock<Vec<Addr<Shard>>>> = Arc::new(OnceLock::new());
     let cell = shards_cell.clone();
@@ -185,7 +194,7 @@ async fn start(
     } else {
         None
     };
-    let switch = Switch::new(cfg.clone(), location, sender, media);
+    let switch = Switch::new(cfg.clone(), location, sender, media, store.clone());
     let shards: Vec<Addr<Shard>> = arbiters
         .iter()
         .enumerate()
@@ -198,6 +207,17 @@ async fn start(
     let _ = shards_cell.set(shards);
     let registrar = Registrar::new(switch.clone(), store).start();
     let _ = switch.registrar.set(registrar);
+    if !cfg.http.listen.is_empty() {
+        http::start(switch.clone(), &cfg.http.listen).await?;
+    }
+    if !cfg.control.socket.as_os_str().is_empty() {
+        let path = std::path::absolute(&cfg.control.socket).map_err(|e| e.to_string())?;
+        control::start(
+            switch.clone(),
+            &path,
+            config_path.map(|p| std::path::absolute(&p).unwrap_or(p)),
+        )?;
+    }
     for l in &cfg.sip.listen {
         tracing::info!(transport = ?l.transport, addr = %l.addr, "listening");
     }

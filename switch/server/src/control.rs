@@ -1,0 +1,363 @@
+//! The control socket: a Unix socket speaking JSON lines.
+//!
+//! Request: `{"id": 1, "cmd": "calls.list", "args": {...}}`.
+//! Response: `{"id": 1, "ok": true, "result": ...}` or
+//! `{"id": 1, "ok": false, "error": "..."}`. After `events.subscribe` the
+//! connection also carries `{"event": {...}}` lines. See docs/control.md.
+//!
+//! Access: the socket file is created with mode 0600 (bound under a
+//! temporary name, restricted, then renamed into place, so it is never
+//! reachable with looser rights), and each peer's credentials are checked:
+//! its uid must be the switch's, root's, or in `[control] allow_uids`.
+
+use ::actors::call::Hangup;
+use ::actors::cdr;
+use ::actors::Switch;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+
+/// The commands this switch answers, for `help` and error messages.
+pub(crate) const COMMANDS: &[(&str, &str)] = &[
+    (
+        "status",
+        "version, uptime, calls, registrations, media and store counters",
+    ),
+    ("calls.list", "calls in progress"),
+    ("calls.hangup", "end a call: {\"call_id\": \"...\"}"),
+    ("registrations.list", "registered contacts per user"),
+    (
+        "cdr.query",
+        "CDRs: {\"since_ms\", \"until_ms\", \"queue\", \"agent\", \"limit\"}",
+    ),
+    (
+        "events.subscribe",
+        "stream events: {\"kinds\": [\"call\", \"registration\"]} (empty: all)",
+    ),
+    (
+        "config.reload",
+        "re-read the config file; refused with the reason if invalid",
+    ),
+    ("help", "this list"),
+];
+
+#[derive(Deserialize)]
+struct Request {
+    #[serde(default)]
+    id: Value,
+    cmd: String,
+    #[serde(default)]
+    args: Value,
+}
+
+/// What a connection handler needs.
+pub(crate) struct Control {
+    pub(crate) switch: Arc<Switch>,
+    /// The file the switch was started with (None: the embedded default,
+    /// which cannot be reloaded).
+    pub(crate) config_path: Option<PathBuf>,
+    /// Our own uid (the socket file's owner).
+    uid: u32,
+}
+
+/// Binds the socket at `path` (mode 0600) and serves it on the current
+/// (actix) runtime.
+pub(crate) fn start(
+    switch: Arc<Switch>,
+    path: &Path,
+    config_path: Option<PathBuf>,
+) -> Result<(), String> {
+    if path.exists() {
+        // A socket left by a killed switch is removed; a live one is an error.
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(format!(
+                "{}: another switch is listening there",
+                path.display()
+            ));
+        }
+        std::fs::remove_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    let tmp = path.with_file_name(format!(
+        ".{}.{}",
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("switchboard.sock"),
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&tmp);
+    let listener =
+        UnixListener::bind(&tmp).map_err(|e| format!("control socket {}: {e}", tmp.display()))?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| format!("control socket {}: {e}", path.display()))?;
+    let uid = std::fs::metadata(path).map_err(|e| e.to_string())?.uid();
+    let control = Arc::new(Control {
+        switch,
+        config_path,
+        uid,
+    });
+    tracing::info!(socket = %path.display(), "control socket");
+    actix::spawn(async move {
+        loop {
+            match listener.accept().await {
+                Ok((stream, _)) => {
+                    let c = control.clone();
+                    actix::spawn(async move { c.serve(stream).await });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "control socket accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+impl Control {
+    fn allowed(&self, uid: u32) -> bool {
+        uid == 0 || uid == self.uid || self.switch.config().control.allow_uids.contains(&uid)
+    }
+
+    async fn serve(self: Arc<Self>, stream: UnixStream) {
+        let uid = stream.peer_cred().map(|c| c.uid()).ok();
+        let (rd, mut wr) = stream.into_split();
+        if !uid.is_some_and(|u| self.allowed(u)) {
+            tracing::warn!(?uid, "control socket: peer refused by its credentials");
+            let line = json!({"ok": false, "error": "permission denied: this uid may not use the control socket"});
+            let _ = wr.write_all(format!("{line}\n").as_bytes()).await;
+            return;
+        }
+        let mut lines = BufReader::new(rd).lines();
+        let (out_tx, mut out_rx) = tokio::sync::mpsc::channel::<String>(256);
+        let writer = actix::spawn(async move {
+            while let Some(line) = out_rx.recv().await {
+                if wr.write_all(line.as_bytes()).await.is_err() {
+                    break;
+                }
+            }
+        });
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let reply = match serde_json::from_str::<Request>(&line) {
+                Ok(req) => {
+                    let id = req.id.clone();
+                    match self.command(&req, &out_tx).await {
+                        Ok(result) => json!({"id": id, "ok": true, "result": result}),
+                        Err(e) => json!({"id": id, "ok": false, "error": e}),
+                    }
+                }
+                Err(e) => json!({"ok": false, "error": format!("bad request: {e}")}),
+            };
+            if out_tx.send(format!("{reply}\n")).await.is_err() {
+                break;
+            }
+        }
+        drop(out_tx);
+        let _ = writer.await;
+    }
+
+    async fn command(
+        &self,
+        req: &Request,
+        out: &tokio::sync::mpsc::Sender<String>,
+    ) -> Result<Value, String> {
+        let sw = &self.switch;
+        match req.cmd.as_str() {
+            "help" => Ok(COMMANDS
+                .iter()
+                .map(|(c, d)| json!({"command": c, "about": d}))
+                .collect()),
+            "status" => Ok(self.status()),
+            "calls.list" => {
+                let now = ::actors::context::unix_ms();
+                let mut calls: Vec<Value> = sw
+                    .calls
+                    .iter()
+                    .map(|e| {
+                        json!({
+                            "call_id": e.key(),
+                            "caller": e.caller,
+                            "dialed": e.dialed,
+                            "destination": e.destination,
+                            "state": if e.answer_ms.is_some() { "up" } else { "ringing" },
+                            "start_ms": e.start_ms,
+                            "answer_ms": e.answer_ms,
+                            "duration_s": now.saturating_sub(e.start_ms) / 1000,
+                        })
+                    })
+                    .collect();
+                calls.sort_by_key(|c| c["start_ms"].as_u64());
+                Ok(Value::Array(calls))
+            }
+            "calls.hangup" => {
+                let id = req.args["call_id"]
+                    .as_str()
+                    .ok_or("calls.hangup needs {\"call_id\": \"...\"}")?;
+                let addr = sw
+                    .calls
+                    .get(id)
+                    .map(|e| e.addr.clone())
+                    .ok_or_else(|| format!("no call {id}"))?;
+                addr.do_send(Hangup {
+                    reason: "hung up by an operator".into(),
+                });
+                Ok(json!({"call_id": id}))
+            }
+            "registrations.list" => {
+                let now = ::actors::context::unix_now();
+                let mut rows: Vec<Value> = Vec::new();
+                for e in sw.location.iter() {
+                    for b in e.value().iter().filter(|b| b.expires_at > now) {
+                        rows.push(json!({
+                            "user": e.key(),
+                            "contact": b.contact,
+                            "expires_in": b.expires_at - now,
+                            "source": b.source.to_string(),
+                            "transport": b.transport,
+                            "user_agent": b.user_agent,
+                        }));
+                    }
+                }
+                rows.sort_by(|a, b| a["user"].as_str().cmp(&b["user"].as_str()));
+                Ok(Value::Array(rows))
+            }
+            "cdr.query" => {
+                let q: cdr::Query = if req.args.is_null() {
+                    cdr::Query::default()
+                } else {
+                    serde_json::from_value(req.args.clone())
+                        .map_err(|e| format!("cdr.query: {e}"))?
+                };
+                let store = sw.store.clone();
+                let rows = tokio::task::spawn_blocking(move || cdr::query(store.as_ref(), &q))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())?;
+                serde_json::to_value(rows).map_err(|e| e.to_string())
+            }
+            "events.subscribe" => {
+                let kinds: Vec<String> = match &req.args["kinds"] {
+                    Value::Null => Vec::new(),
+                    v => serde_json::from_value(v.clone())
+                        .map_err(|e| format!("events.subscribe: kinds: {e}"))?,
+                };
+                let mut rx = sw.events.subscribe();
+                let out = out.clone();
+                let filter = kinds.clone();
+                actix::spawn(async move {
+                    loop {
+                        match rx.recv().await {
+                            Ok(ev) if ev.matches(&filter) => {
+                                let line = json!({ "event": &*ev });
+                                if out.send(format!("{line}\n")).await.is_err() {
+                                    break;
+                                }
+                            }
+                            Ok(_) => {}
+                            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                                let line =
+                                    json!({"event": {"kind": "lagged", "data": {"missed": n}}});
+                                if out.send(format!("{line}\n")).await.is_err() {
+                                    break;
+                                }
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                });
+                Ok(json!({"subscribed": kinds}))
+            }
+            "config.reload" => self.reload(),
+            other => Err(format!(
+                "unknown command {other:?}; known: {}",
+                COMMANDS
+                    .iter()
+                    .map(|(c, _)| *c)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
+    }
+
+    fn status(&self) -> Value {
+        let sw = &self.switch;
+        let now = ::actors::context::unix_ms();
+        let calls = sw.calls.len();
+        let up = sw.calls.iter().filter(|e| e.answer_ms.is_some()).count();
+        let users = sw.location.len();
+        let contacts: usize = sw.location.iter().map(|e| e.value().len()).sum();
+        let media = sw.media.as_ref().map(|m| {
+            let s = m.stats();
+            use std::sync::atomic::Ordering::Relaxed;
+            json!({
+                "sessions": s.sessions.load(Relaxed),
+                "legs": s.legs.load(Relaxed),
+                "rx_packets": s.rx_packets.load(Relaxed),
+                "tx_packets": s.tx_packets.load(Relaxed),
+                "malformed": s.malformed.load(Relaxed),
+            })
+        });
+        let w = sw.records.stats();
+        use std::sync::atomic::Ordering::Relaxed;
+        json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "uptime_s": now.saturating_sub(sw.started_ms) / 1000,
+            "calls": {"active": calls, "up": up},
+            "registrations": {"users": users, "contacts": contacts},
+            "shards": sw.shards.get().map_or(0, Vec::len),
+            "media": media,
+            "store": {
+                "batches": w.groups.load(Relaxed),
+                "records": w.requests.load(Relaxed),
+                "errors": w.errors.load(Relaxed),
+            },
+        })
+    }
+
+    /// Re-reads the config file; applies what can change live, refuses an
+    /// invalid file (the old config stays) and names what needs a restart.
+    fn reload(&self) -> Result<Value, String> {
+        let path = self
+            .config_path
+            .as_ref()
+            .ok_or("the switch runs on the embedded default config: nothing to reload")?;
+        let new = config::Config::from_file(path).map_err(|e| format!("reload refused: {e}"))?;
+        let old = self.switch.config();
+        let mut restart = Vec::new();
+        for (name, changed) in [
+            ("sip", old.sip != new.sip),
+            ("store", old.store != new.store),
+            ("log", old.log != new.log),
+            ("control", old.control.socket != new.control.socket),
+            ("http", old.http != new.http),
+            (
+                "media",
+                old.media.anchor != new.media.anchor
+                    || old.media.ip != new.media.ip
+                    || old.media.port_min != new.media.port_min
+                    || old.media.port_max != new.media.port_max
+                    || old.media.workers != new.media.workers
+                    || old.media.timeout_secs != new.media.timeout_secs
+                    || old.media.opus_complexity != new.media.opus_complexity,
+            ),
+        ] {
+            if changed {
+                restart.push(name);
+            }
+        }
+        self.switch.set_config(new);
+        tracing::info!(file = %path.display(), ?restart, "config reloaded");
+        self.switch.publish(
+            "config.reload",
+            json!({"file": path.display().to_string(), "restart_needed": restart}),
+        );
+        Ok(json!({"reloaded": path.display().to_string(), "restart_needed": restart}))
+    }
+}

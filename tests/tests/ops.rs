@@ -1,0 +1,451 @@
+//! Records and operations against the running binary:
+//!
+//! - `kill -9` of the switch in the middle of a sipp load: after a restart
+//!   every call sipp saw complete (BYE answered) has exactly one CDR.
+//! - `switchboard ctl` commands on the control socket (status, calls,
+//!   hang-up, registrations, CDR query/export, events, reload, a refused
+//!   reload), and another user cannot use the socket.
+//! - `/metrics` during a sipp load moves with sipp's own counts and passes
+//!   `promtool check metrics`.
+
+use e2e::sipp::{scenario, SippUas};
+use e2e::switch::{base_config, SwitchProc};
+use e2e::ua::Ua;
+use serde_json::Value;
+use sip::{Method, SipMessage};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn switchboard() -> std::path::PathBuf {
+    e2e::bin_dir().join("switchboard")
+}
+
+/// `switchboard ctl --socket S args...`.
+fn ctl(sw: &SwitchProc, args: &[&str]) -> Output {
+    Command::new(switchboard())
+        .arg("ctl")
+        .arg("--socket")
+        .arg(sw.control_socket())
+        .args(args)
+        .output()
+        .expect("run switchboard ctl")
+}
+
+/// `ctl --json args...` parsed; panics with stderr on failure.
+fn ctl_json(sw: &SwitchProc, args: &[&str]) -> Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    let out = ctl(sw, &all);
+    assert!(
+        out.status.success(),
+        "ctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "ctl {args:?}: {e}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+fn trunk_to(uas_port: u16) -> String {
+    format!(
+        r#"[calls]
+max_calls = 10000
+
+[[trunks]]
+name = "uas"
+outbound = {{ host = "127.0.0.1:{uas_port}" }}
+
+[[routes]]
+prefix = ""
+from = "trunks"
+target = {{ trunk = "uas" }}
+"#
+    )
+}
+
+/// sipp UAC from the carrier address (127.0.0.2) at `rate` calls/s in the
+/// background for at most `timeout_s`, logging completed Call-IDs to `log`.
+fn sipp_load(
+    dir: &std::path::Path,
+    sw: &SwitchProc,
+    rate: u32,
+    calls: u32,
+    timeout_s: u32,
+    log: &std::path::Path,
+) -> std::process::Child {
+    e2e::require("sipp");
+    let uac_port = e2e::free_port("127.0.0.2").to_string();
+    Command::new("sipp")
+        .arg(sw.addr().to_string())
+        .arg("-sf")
+        .arg(scenario("uac_logged.xml"))
+        .args(["-s", "5550100", "-i", "127.0.0.2", "-p", &uac_port])
+        .args([
+            "-r",
+            &rate.to_string(),
+            "-m",
+            &calls.to_string(),
+            "-d",
+            "200",
+        ])
+        .args([
+            "-timeout",
+            &timeout_s.to_string(),
+            "-nostdin",
+            "-trace_logs",
+            "-log_file",
+        ])
+        .arg(log)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn sipp")
+}
+
+fn completed(log: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("completed ").map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn kill9_mid_load_keeps_exactly_one_cdr_per_completed_call() {
+    let _heavy = e2e::heavy_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let _uas = SippUas::start(dir.path(), None, &[]);
+    let port = e2e::free_port("127.0.0.1");
+    let cfg = base_config(port, &dir.path().join("db"), &trunk_to(_uas.port));
+    let mut sw = SwitchProc::start(dir.path(), port, &cfg);
+    let log = dir.path().join("completed.log");
+    let mut sipp = sipp_load(dir.path(), &sw, 100, 2000, 10, &log);
+    // Let calls complete for a while, then kill the switch mid-load.
+    let t0 = Instant::now();
+    while completed(&log).len() < 300 && t0.elapsed() < Duration::from_secs(15) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    sw.kill9();
+    let at_kill = completed(&log).len();
+    // Calls in flight can no longer complete; sipp's log is written as it
+    // goes (the count above was read while it ran).
+    std::thread::sleep(Duration::from_millis(1000));
+    let _ = sipp.kill();
+    let _ = sipp.wait();
+    let done = completed(&log);
+    assert!(
+        done.len() >= 300,
+        "calls completed before the kill: {}",
+        done.len()
+    );
+    sw.restart();
+    let cdrs = ctl_json(&sw, &["cdr", "query", "--since", "1h"]);
+    let cdrs = cdrs.as_array().expect("a list");
+    let mut per_call: HashMap<&str, usize> = HashMap::new();
+    for c in cdrs {
+        *per_call.entry(c["call_id"].as_str().unwrap()).or_default() += 1;
+    }
+    let missing: Vec<&String> = done
+        .iter()
+        .filter(|id| !per_call.contains_key(id.as_str()))
+        .collect();
+    let doubled: Vec<_> = per_call.iter().filter(|(_, n)| **n > 1).collect();
+    let answered = cdrs
+        .iter()
+        .filter(|c| c["disposition"] == "answered")
+        .count();
+    println!(
+        "sipp completed {} calls ({at_kill} seen at the kill); {} CDRs after restart ({answered} answered); missing {}, doubled {}",
+        done.len(),
+        cdrs.len(),
+        missing.len(),
+        doubled.len()
+    );
+    assert!(
+        missing.is_empty(),
+        "completed calls without a CDR: {missing:?}"
+    );
+    assert!(
+        doubled.is_empty(),
+        "calls with more than one CDR: {doubled:?}"
+    );
+    for c in cdrs
+        .iter()
+        .filter(|c| done.iter().any(|d| c["call_id"] == d.as_str()))
+    {
+        assert_eq!(c["disposition"], "answered");
+        assert_eq!(c["reason"], "caller hung up");
+        assert_eq!(c["trunk"], "carrier");
+        assert_eq!(c["trunk_out"], "uas");
+    }
+}
+
+/// Answers one INVITE at `ua` with 200 (SDP) and takes the ACK.
+fn answer(ua: &mut Ua) -> sip::Request {
+    let (tx, inv) = ua.request(Duration::from_secs(10)).expect("INVITE");
+    assert_eq!(inv.method, Method::Invite);
+    let ok = ua.answer(&inv, 200, "callee");
+    ua.respond(tx.unwrap(), ok);
+    let (_, ack) = ua.request(Duration::from_secs(5)).expect("ACK");
+    assert_eq!(ack.method, Method::Ack);
+    inv
+}
+
+/// Answers the BYE the switch sends to `ua`.
+fn take_bye(ua: &mut Ua) {
+    let (tx, bye) = ua.request(Duration::from_secs(5)).expect("BYE");
+    assert_eq!(bye.method, Method::Bye);
+    ua.respond(tx.unwrap(), sip::response_to(&bye, 200, None));
+}
+
+#[test]
+fn ctl_drives_the_switch_and_only_its_user_may() {
+    let _heavy = e2e::heavy_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let port = e2e::free_port("127.0.0.1");
+    let sw_addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let routes = "[[routes]]\nprefix = \"\"\nfrom = \"any\"\ntarget = \"users\"\n";
+    let cfg = base_config(port, &dir.path().join("db"), routes);
+    let sw = SwitchProc::start(dir.path(), port, &cfg);
+    let mode = std::fs::metadata(sw.control_socket()).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777,
+        0o600,
+        "the control socket is the switch user's only"
+    );
+    let mut phone = Ua::new("127.0.0.1", sw_addr);
+    assert_eq!(phone.register("1001", "secret", 300).unwrap().code, 200);
+
+    let regs = ctl_json(&sw, &["registrations", "list"]);
+    assert_eq!(regs[0]["user"], "1001", "{regs}");
+
+    // Follow call events in the background.
+    let mut events = Command::new(switchboard())
+        .args(["ctl", "--json", "--socket"])
+        .arg(sw.control_socket())
+        .args(["events", "--kind", "call"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+
+    let mut caller = Ua::new("127.0.0.2", sw_addr);
+    let invite = caller.invite("carrier", "1001");
+    let tx = caller.send(invite.clone());
+    answer(&mut phone);
+    let ok = caller
+        .final_response(tx, Duration::from_secs(5))
+        .pop()
+        .unwrap();
+    assert_eq!(ok.code, 200);
+    caller.ack(tx, &invite, &ok);
+    let call_id = invite.call_id().unwrap().to_owned();
+
+    let status = ctl_json(&sw, &["status"]);
+    assert_eq!(status["calls"]["up"], 1, "{status}");
+    assert_eq!(status["registrations"]["users"], 1, "{status}");
+    let calls = ctl_json(&sw, &["calls", "list"]);
+    assert_eq!(calls[0]["call_id"], call_id.as_str(), "{calls}");
+    assert_eq!(calls[0]["destination"], "1001");
+    let human = ctl(&sw, &["calls", "list"]);
+    assert!(String::from_utf8_lossy(&human.stdout).contains("1 row(s)"));
+
+    // An operator hangs the call up: both legs get a BYE.
+    let r = ctl(&sw, &["calls", "hangup", &call_id]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    take_bye(&mut phone);
+    take_bye(&mut caller);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(ctl_json(&sw, &["calls", "list"]), Value::Array(vec![]));
+    let bad = ctl(&sw, &["calls", "hangup", "no-such-call"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("no call no-such-call"));
+
+    // Its record.
+    let cdrs = ctl_json(&sw, &["cdr", "query", "--since", "10m"]);
+    let cdr = &cdrs[0];
+    assert_eq!(cdr["call_id"], call_id.as_str(), "{cdrs}");
+    assert_eq!(cdr["reason"], "hung up by an operator");
+    assert_eq!(cdr["disposition"], "answered");
+    assert_eq!(cdr["direction"], "inbound");
+    let csv = ctl(&sw, &["cdr", "export", "--since", "10m", "--format", "csv"]);
+    let csv = String::from_utf8_lossy(&csv.stdout).to_string();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 2, "{csv}");
+    assert!(lines[0].starts_with("call_id,direction,caller"));
+    assert!(lines[1].contains(&call_id) && lines[1].contains("answered"));
+    let since_future = ctl_json(&sw, &["cdr", "query", "--since", "2099-01-01"]);
+    assert_eq!(since_future, Value::Array(vec![]));
+
+    // The event stream saw the call start, answer and end.
+    let _ = events.kill();
+    let out = events.wait_with_output().unwrap();
+    let kinds: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["data"]["call_id"] == call_id.as_str())
+        .map(|e| e["kind"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(kinds, ["call.start", "call.answer", "call.end"]);
+
+    // Reload: a new user takes effect; a broken file is refused and the
+    // old config stays.
+    let cfg_path = sw.dir.join("switchboard.toml");
+    let extra_user = "[[users]]\nname = \"1004\"\npassword = \"secret\"\n";
+    std::fs::write(&cfg_path, format!("{cfg}\n{extra_user}")).unwrap();
+    let r = ctl_json(&sw, &["reload"]);
+    assert_eq!(r["restart_needed"], Value::Array(vec![]), "{r}");
+    let mut p4 = Ua::new("127.0.0.3", sw_addr);
+    assert_eq!(p4.register("1004", "secret", 300).unwrap().code, 200);
+    std::fs::write(
+        &cfg_path,
+        format!("{cfg}\n[calls]\nno_answer_timeout_secs = \"x\"\n"),
+    )
+    .unwrap();
+    let r = ctl(&sw, &["reload"]);
+    let err = String::from_utf8_lossy(&r.stderr).to_string();
+    assert!(!r.status.success());
+    assert!(
+        err.contains("reload refused") && err.contains("switchboard.toml:"),
+        "{err}"
+    );
+    let mut p4b = Ua::new("127.0.0.3", sw_addr);
+    assert_eq!(
+        p4b.register("1004", "secret", 300).unwrap().code,
+        200,
+        "the old config (with 1004) stays"
+    );
+
+    // Another user: the socket's mode keeps it out; with the mode opened
+    // up, the peer-credential check still refuses it.
+    if Command::new("setpriv").arg("--help").output().is_err() || !is_root() {
+        println!("not root or no setpriv: the other-user check is skipped");
+        return;
+    }
+    let as_nobody = || {
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(switchboard())
+            .args(["ctl", "--socket"])
+            .arg(sw.control_socket())
+            .arg("status")
+            .output()
+            .unwrap()
+    };
+    let perm = |p: &std::path::Path, m: u32| {
+        std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(m)).unwrap()
+    };
+    perm(&sw.dir, 0o755);
+    let r = as_nobody();
+    let err = String::from_utf8_lossy(&r.stderr).to_string();
+    println!("another user, socket 0600: {}", err.trim());
+    assert!(
+        !r.status.success() && err.contains("Permission denied"),
+        "{err}"
+    );
+    perm(&sw.control_socket(), 0o666);
+    let r = as_nobody();
+    let err = String::from_utf8_lossy(&r.stderr).to_string();
+    println!("another user, socket opened to all: {}", err.trim());
+    assert!(
+        !r.status.success() && err.contains("may not use the control socket"),
+        "{err}"
+    );
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// One scrape of `/metrics` as name{labels} -> value.
+fn scrape(sw: &SwitchProc) -> (String, HashMap<String, f64>) {
+    let out = Command::new("curl")
+        .args(["-sf", &format!("http://{}/metrics", sw.http_addr())])
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let map = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (k, v) = l.rsplit_once(' ')?;
+            Some((k.to_owned(), v.parse().ok()?))
+        })
+        .collect();
+    (text, map)
+}
+
+#[test]
+fn metrics_move_with_a_sipp_load_and_pass_promtool() {
+    e2e::require("promtool");
+    let _heavy = e2e::heavy_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let uas = SippUas::start(dir.path(), None, &[]);
+    let port = e2e::free_port("127.0.0.1");
+    let cfg = base_config(port, &dir.path().join("db"), &trunk_to(uas.port));
+    let sw = SwitchProc::start(dir.path(), port, &cfg);
+    let log = dir.path().join("completed.log");
+    let mut sipp = sipp_load(dir.path(), &sw, 100, 500, 30, &log);
+    std::thread::sleep(Duration::from_millis(1500));
+    let (_, during) = scrape(&sw);
+    let _ = sipp.wait();
+    std::thread::sleep(Duration::from_millis(500));
+    let (text, after) = scrape(&sw);
+    let get = |m: &HashMap<String, f64>, k: &str| m.get(k).copied().unwrap_or(0.0);
+    let done = completed(&log).len() as f64;
+    let invites = r#"switchboard_sip_requests_total{direction="in",method="INVITE"}"#;
+    let answered = r#"switchboard_calls_total{direction="inbound",disposition="answered"}"#;
+    let invites_out = r#"switchboard_sip_requests_total{direction="out",method="INVITE"}"#;
+    let byes = r#"switchboard_sip_requests_total{direction="in",method="BYE"}"#;
+    println!(
+        "during: {} INVITEs in, {} calls answered and ended; after: {} INVITEs in/{} out, {} BYEs in, {} answered; sipp completed {done}",
+        get(&during, invites),
+        get(&during, answered),
+        get(&after, invites),
+        get(&after, invites_out),
+        get(&after, byes),
+        get(&after, answered)
+    );
+    assert_eq!(done, 500.0, "sipp completed every call");
+    assert!(
+        get(&during, invites) > 0.0 && get(&during, invites) < 500.0,
+        "moving mid-load"
+    );
+    assert_eq!(get(&after, invites), 500.0);
+    assert_eq!(get(&after, invites_out), 500.0);
+    assert_eq!(get(&after, byes), 500.0);
+    assert_eq!(get(&after, answered), 500.0);
+    assert_eq!(get(&after, "switchboard_calls_active"), 0.0);
+    assert!(get(&after, "switchboard_store_write_seconds_count") > 0.0);
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
