@@ -10,7 +10,10 @@
 //! `Answered` (200 sent to A, waiting for its ACK) → `Up` → `Ending` (BYE
 //! sent) → stopped. CANCEL from A in `Calling` cancels B and answers 487.
 
+mod failure;
 mod features;
+
+pub use failure::InjectPanic;
 
 use crate::anchor::{Anchor, Side};
 use crate::cdr::{Cdr, Direction, Disposition};
@@ -257,6 +260,9 @@ pub struct Call {
     trunk_out: Option<String>,
     recordings: Vec<String>,
     cdr_written: bool,
+    /// `stopped` ran: the call ended normally (else dropping the actor
+    /// means it panicked, and `Drop` ends the call).
+    finished: bool,
 }
 
 impl Call {
@@ -309,6 +315,7 @@ impl Call {
             trunk_out: None,
             recordings: Vec::new(),
             cdr_written: false,
+            finished: false,
         }
     }
 
@@ -938,20 +945,7 @@ impl Call {
             b.cancel_pending = true;
             return;
         }
-        let inv = &b.invite;
-        let mut c = Request::new(Method::Cancel, inv.uri.clone());
-        if let Ok(v) = inv.top_via() {
-            c.headers.push(Name::Via, v.to_string());
-        }
-        c.headers.push(Name::MaxForwards, "70");
-        c.headers.copy_from(&inv.headers, &Name::From);
-        c.headers.copy_from(&inv.headers, &Name::To);
-        c.headers.copy_from(&inv.headers, &Name::CallId);
-        c.headers.push(
-            Name::CSeq,
-            format!("{} CANCEL", inv.cseq().map_or(1, |s| s.seq)),
-        );
-        c.headers.copy_from(&inv.headers, &Name::Route);
+        let c = cancel_for(&b.invite);
         let peer = b.peer;
         self.shard.do_send(ShardCmd::Request {
             peer,
@@ -1225,6 +1219,24 @@ impl Call {
     }
 }
 
+/// A CANCEL for `inv` (§9.1: same branch, R-URI, Call-ID, From, To, CSeq number).
+fn cancel_for(inv: &Request) -> Request {
+    let mut c = Request::new(Method::Cancel, inv.uri.clone());
+    if let Ok(v) = inv.top_via() {
+        c.headers.push(Name::Via, v.to_string());
+    }
+    c.headers.push(Name::MaxForwards, "70");
+    c.headers.copy_from(&inv.headers, &Name::From);
+    c.headers.copy_from(&inv.headers, &Name::To);
+    c.headers.copy_from(&inv.headers, &Name::CallId);
+    c.headers.push(
+        Name::CSeq,
+        format!("{} CANCEL", inv.cseq().map_or(1, |s| s.seq)),
+    );
+    c.headers.copy_from(&inv.headers, &Name::Route);
+    c
+}
+
 /// Sets an SDP body.
 fn set_sdp(msg: &mut impl SipMessage, body: Bytes) {
     msg.headers_mut().set(Name::ContentType, "application/sdp");
@@ -1288,25 +1300,7 @@ impl Actor for Call {
     }
 
     fn stopped(&mut self, ctx: &mut Context<Self>) {
-        if !self.cdr_written && self.source.is_some() {
-            self.cdr_written = true;
-            let cdr = self.cdr();
-            self.switch.records.write_later(cdr.ops());
-            self.ended_call(&cdr);
-        }
-        // Only our own entry: a re-sent INVITE (after a 407) is a new actor
-        // with the same Call-ID.
-        let me = ctx.address();
-        self.switch
-            .calls
-            .remove_if(&self.call_id_a(), |_, e| e.addr == me);
-        self.leave_room();
-        let mut call_ids = vec![self.call_id_a()];
-        let outs = || self.b.iter().chain(&self.c).chain(&self.c_done);
-        call_ids.extend(outs().map(|b| b.invite.call_id().unwrap_or("").to_owned()));
-        let mut txs = std::mem::take(&mut self.kept_txs);
-        txs.extend(outs().filter_map(|b| b.tx));
-        self.shard.do_send(ShardCmd::Forget { call_ids, txs });
+        self.release(Some(ctx.address()));
     }
 }
 

@@ -41,8 +41,9 @@ pub struct Metrics {
     pub store_records: IntCounter,
     /// Store write failures.
     pub store_errors: IntCounter,
-    /// Call actors that panicked (their calls were ended cleanly).
-    pub actor_panics: IntCounterVec,
+    /// Actors that failed (a panic, or a stop with their call still up)
+    /// and were cleaned up.
+    pub actor_failures: IntCounterVec,
     /// How long a shard took to answer a probe through its mailbox at the
     /// last scrape: its backlog, in seconds.
     pub shard_lag: GaugeVec,
@@ -134,9 +135,9 @@ impl Metrics {
                 IntCounter::new("switchboard_store_errors_total", "Failed store batch writes.")
                     .expect("valid metric"),
             ),
-            actor_panics: counter_vec(
-                "switchboard_actor_panics_total",
-                "Actors that panicked and were cleaned up, by kind.",
+            actor_failures: counter_vec(
+                "switchboard_actor_failures_total",
+                "Actors that failed (panic, or stopped with their call up) and were cleaned up, by kind.",
                 &["actor"],
             ),
             shard_lag: reg(

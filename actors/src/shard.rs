@@ -44,6 +44,14 @@ pub enum ShardCmd {
         /// Who gets the responses.
         owner: Addr<Call>,
     },
+    /// Send a request nobody waits an answer for (a failed call's BYE or
+    /// CANCEL: its actor is gone).
+    Detached {
+        /// Destination.
+        peer: Peer,
+        /// Request (not ACK).
+        req: Request,
+    },
     /// ACK a 2xx on client INVITE transaction `tx`.
     Ack2xx {
         /// Transaction.
@@ -334,6 +342,14 @@ impl Handler<ShardCmd> for Shard {
                     .inc();
                 let tx = self.endpoint.send_request(now, peer, req);
                 self.owners.insert(tx, owner);
+            }
+            ShardCmd::Detached { peer, req } => {
+                self.switch
+                    .metrics
+                    .sip_requests
+                    .with_label_values(&["out", method_label(&req.method)])
+                    .inc();
+                self.endpoint.send_request(now, peer, req);
             }
             ShardCmd::Ack2xx { tx, peer, ack } => {
                 self.switch

@@ -14,6 +14,7 @@ pub struct SwitchProc {
     /// SIP port on 127.0.0.1 (UDP and TCP).
     pub port: u16,
     config: String,
+    env: Vec<(String, String)>,
 }
 
 /// A config with a carrier trunk recognised by source IP 127.0.0.2, users
@@ -62,11 +63,20 @@ impl SwitchProc {
     /// Starts the switch with `config` (written to a new temp folder) and
     /// waits until it answers OPTIONS.
     pub fn start(dir: &Path, port: u16, config: &str) -> SwitchProc {
+        Self::start_with_env(dir, port, config, &[])
+    }
+
+    /// [`SwitchProc::start`] with environment variables for the switch.
+    pub fn start_with_env(dir: &Path, port: u16, config: &str, env: &[(&str, &str)]) -> SwitchProc {
         let mut s = SwitchProc {
             child: None,
             dir: dir.to_path_buf(),
             port,
             config: config.to_owned(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         s.spawn();
         s
@@ -90,6 +100,7 @@ impl SwitchProc {
             .args(["run", "--config"])
             .arg(&cfg)
             .current_dir(&self.dir)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -190,5 +201,17 @@ impl SwitchProc {
 impl Drop for SwitchProc {
     fn drop(&mut self) {
         self.kill9();
+        // Every test also checks that no actor failed on the way, unless it
+        // injects the failure itself.
+        let injected = self.env.iter().any(|(k, _)| k == "SWITCHBOARD_FAULTS");
+        if !injected && !std::thread::panicking() {
+            let log = std::fs::read_to_string(self.dir.join("switch.log")).unwrap_or_default();
+            if let Some(line) = log
+                .lines()
+                .find(|l| l.contains("call actor failed") || l.contains(" panic="))
+            {
+                panic!("the switch logged a failure: {line}");
+            }
+        }
     }
 }

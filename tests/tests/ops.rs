@@ -198,6 +198,32 @@ fn answer(ua: &mut Ua) -> sip::Request {
     inv
 }
 
+/// A switch routing every number to the users; its SIP address, config
+/// text and folder.
+fn users_switch(env: &[(&str, &str)]) -> (SwitchProc, SocketAddr, String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let port = e2e::free_port("127.0.0.1");
+    let sw_addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let routes = "[[routes]]\nprefix = \"\"\nfrom = \"any\"\ntarget = \"users\"\n";
+    let cfg = base_config(port, &dir.path().join("db"), routes);
+    let sw = SwitchProc::start_with_env(dir.path(), port, &cfg, env);
+    (sw, sw_addr, cfg, dir)
+}
+
+/// The carrier calls user 1001 at `phone`, which answers; the INVITE and its 200.
+fn place(caller: &mut Ua, phone: &mut Ua) -> (sip::Request, sip::Response) {
+    let invite = caller.invite("carrier", "1001");
+    let tx = caller.send(invite.clone());
+    answer(phone);
+    let ok = caller
+        .final_response(tx, Duration::from_secs(5))
+        .pop()
+        .unwrap();
+    assert_eq!(ok.code, 200);
+    caller.ack(tx, &invite, &ok);
+    (invite, ok)
+}
+
 /// Answers the BYE the switch sends to `ua`.
 fn take_bye(ua: &mut Ua) {
     let (tx, bye) = ua.request(Duration::from_secs(5)).expect("BYE");
@@ -208,12 +234,7 @@ fn take_bye(ua: &mut Ua) {
 #[test]
 fn ctl_drives_the_switch_and_only_its_user_may() {
     let _heavy = e2e::heavy_lock();
-    let dir = tempfile::tempdir().unwrap();
-    let port = e2e::free_port("127.0.0.1");
-    let sw_addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let routes = "[[routes]]\nprefix = \"\"\nfrom = \"any\"\ntarget = \"users\"\n";
-    let cfg = base_config(port, &dir.path().join("db"), routes);
-    let sw = SwitchProc::start(dir.path(), port, &cfg);
+    let (sw, sw_addr, cfg, _dir) = users_switch(&[]);
     let mode = std::fs::metadata(sw.control_socket()).unwrap();
     assert_eq!(
         std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777,
@@ -237,15 +258,7 @@ fn ctl_drives_the_switch_and_only_its_user_may() {
     std::thread::sleep(Duration::from_millis(300));
 
     let mut caller = Ua::new("127.0.0.2", sw_addr);
-    let invite = caller.invite("carrier", "1001");
-    let tx = caller.send(invite.clone());
-    answer(&mut phone);
-    let ok = caller
-        .final_response(tx, Duration::from_secs(5))
-        .pop()
-        .unwrap();
-    assert_eq!(ok.code, 200);
-    caller.ack(tx, &invite, &ok);
+    let (invite, _) = place(&mut caller, &mut phone);
     let call_id = invite.call_id().unwrap().to_owned();
 
     let status = ctl_json(&sw, &["status"]);
@@ -426,6 +439,11 @@ fn metrics_move_with_a_sipp_load_and_pass_promtool() {
     assert_eq!(get(&after, byes), 500.0);
     assert_eq!(get(&after, answered), 500.0);
     assert_eq!(get(&after, "switchboard_calls_active"), 0.0);
+    assert_eq!(
+        get(&after, r#"switchboard_actor_failures_total{actor="call"}"#),
+        0.0,
+        "no call ended abnormally"
+    );
     assert!(get(&after, "switchboard_store_write_seconds_count") > 0.0);
     let mut promtool = Command::new("promtool")
         .args(["check", "metrics"])
@@ -448,4 +466,87 @@ fn metrics_move_with_a_sipp_load_and_pass_promtool() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// A call actor that panics (fault injected through the control socket)
+/// ends only its own call: both its legs get a BYE, its CDR says "internal
+/// error", the other calls go on and hang up normally, and new calls work.
+#[test]
+fn a_panicking_call_actor_ends_only_its_call() {
+    let _heavy = e2e::heavy_lock();
+    let (sw, sw_addr, _, _dir) = users_switch(&[("SWITCHBOARD_FAULTS", "1")]);
+    let mut phone = Ua::new("127.0.0.1", sw_addr);
+    assert_eq!(phone.register("1001", "secret", 300).unwrap().code, 200);
+    let mut caller = Ua::new("127.0.0.2", sw_addr);
+    let calls: Vec<_> = (0..5).map(|_| place(&mut caller, &mut phone)).collect();
+    let victim = calls[0].0.call_id().unwrap().to_owned();
+
+    let r = ctl(
+        &sw,
+        &[
+            "raw",
+            "debug.panic_call",
+            &format!("{{\"call_id\":\"{victim}\"}}"),
+        ],
+    );
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    // Its two legs are hung up, and nothing else.
+    take_bye(&mut phone);
+    let (tx, bye) = caller
+        .request(Duration::from_secs(5))
+        .expect("BYE to the caller");
+    assert_eq!(bye.method, Method::Bye);
+    assert_eq!(bye.call_id(), Some(victim.as_str()), "only the failed call");
+    caller.respond(tx.unwrap(), sip::response_to(&bye, 200, None));
+    assert!(
+        phone.request(Duration::from_millis(500)).is_none(),
+        "no other call touched"
+    );
+
+    // The others still hang up normally; a new call works.
+    for (invite, ok) in &calls[1..] {
+        let bye = caller.bye(invite, ok);
+        let btx = caller.send(bye);
+        take_bye(&mut phone);
+        let r = caller.final_response(btx, Duration::from_secs(5));
+        assert_eq!(r.last().map(|r| r.code), Some(200));
+    }
+    let (invite, ok) = place(&mut caller, &mut phone);
+    let bye = caller.bye(&invite, &ok);
+    let btx = caller.send(bye);
+    take_bye(&mut phone);
+    assert_eq!(
+        caller
+            .final_response(btx, Duration::from_secs(5))
+            .last()
+            .map(|r| r.code),
+        Some(200)
+    );
+
+    std::thread::sleep(Duration::from_millis(300));
+    let cdrs = ctl_json(&sw, &["cdr", "query", "--since", "10m"]);
+    let cdrs = cdrs.as_array().unwrap();
+    assert_eq!(cdrs.len(), 6, "one CDR per call");
+    let failed: Vec<_> = cdrs
+        .iter()
+        .filter(|c| c["reason"] == "internal error")
+        .collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["call_id"], victim.as_str());
+    assert_eq!(
+        cdrs.iter()
+            .filter(|c| c["reason"] == "caller hung up")
+            .count(),
+        5
+    );
+    let (_, metrics) = scrape(&sw);
+    assert_eq!(
+        metrics
+            .get(r#"switchboard_actor_failures_total{actor="call"}"#)
+            .copied(),
+        Some(1.0)
+    );
+    assert!(std::fs::read_to_string(sw.dir.join("switch.log"))
+        .unwrap()
+        .contains("call actor failed"));
 }

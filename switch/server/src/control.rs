@@ -197,14 +197,7 @@ impl Control {
                 Ok(Value::Array(calls))
             }
             "calls.hangup" => {
-                let id = req.args["call_id"]
-                    .as_str()
-                    .ok_or("calls.hangup needs {\"call_id\": \"...\"}")?;
-                let addr = sw
-                    .calls
-                    .get(id)
-                    .map(|e| e.addr.clone())
-                    .ok_or_else(|| format!("no call {id}"))?;
+                let (id, addr) = self.call_of(&req.args)?;
                 addr.do_send(Hangup {
                     reason: "hung up by an operator".into(),
                 });
@@ -275,6 +268,15 @@ impl Control {
                 Ok(json!({"subscribed": kinds}))
             }
             "config.reload" => self.reload(),
+            // Fault injection for the supervision test; off unless the
+            // switch runs with SWITCHBOARD_FAULTS=1.
+            "debug.panic_call"
+                if std::env::var_os("SWITCHBOARD_FAULTS").is_some_and(|v| v == "1") =>
+            {
+                let (id, addr) = self.call_of(&req.args)?;
+                addr.do_send(::actors::call::InjectPanic);
+                Ok(json!({"call_id": id}))
+            }
             other => Err(format!(
                 "unknown command {other:?}; known: {}",
                 COMMANDS
@@ -284,6 +286,20 @@ impl Control {
                     .join(", ")
             )),
         }
+    }
+
+    /// The call named by `args.call_id`.
+    fn call_of(&self, args: &Value) -> Result<(String, actix::Addr<::actors::call::Call>), String> {
+        let id = args["call_id"]
+            .as_str()
+            .ok_or("this command needs {\"call_id\": \"...\"}")?;
+        let addr = self
+            .switch
+            .calls
+            .get(id)
+            .map(|e| e.addr.clone())
+            .ok_or_else(|| format!("no call {id}"))?;
+        Ok((id.to_owned(), addr))
     }
 
     fn status(&self) -> Value {

@@ -97,6 +97,11 @@ fn main() -> ExitCode {
                 None => config::Config::embedded_default(),
             };
             init_logging(&cfg, log_format);
+            // A panic (a call actor's, say) goes to the log with its place;
+            // supervision then ends only what failed.
+            std::panic::set_hook(Box::new(|info| {
+                tracing::error!(panic = %info, "panic");
+            }));
             match run(cfg, config) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

@@ -1,0 +1,113 @@
+//! Supervision of one call. A call actor that panics is dropped by its
+//! arbiter; actix then stops it, so `stopped` runs with the call still up.
+//! [`Call::release`] notices (a leg with a live dialog, or a caller without
+//! a final response) and ends the call as cleanly as a hang-up: 500 to an
+//! unanswered caller, BYE to every leg with a dialog, CANCEL to a ringing
+//! one, the CDR with reason "internal error". Then, as after any call, the
+//! registry, room, media and shard entries are released. Nothing else in
+//! the switch is touched. `Drop` covers an actor dropped without `stopped`.
+
+use super::*;
+
+/// Fault injection for tests (the control socket's `debug.panic_call`,
+/// only when the switch runs with `SWITCHBOARD_FAULTS=1`): the call actor
+/// panics.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct InjectPanic;
+
+impl Handler<InjectPanic> for Call {
+    type Result = ();
+
+    fn handle(&mut self, _: InjectPanic, _: &mut Context<Self>) {
+        panic!("injected fault in call {}", self.call_id_a());
+    }
+}
+
+impl Call {
+    /// The call is still up somewhere: a caller without a final response
+    /// or a leg whose dialog was never ended.
+    fn still_up(&self) -> bool {
+        let live = |leg: Leg, dialog: bool| dialog && !self.ended[leg as usize];
+        !self.a.final_sent
+            || live(Leg::A, self.a.dialog.is_some())
+            || live(Leg::B, self.b.as_ref().is_some_and(|b| b.dialog.is_some()))
+            || live(Leg::C, self.c.as_ref().is_some_and(|c| c.dialog.is_some()))
+    }
+
+    /// Ends every leg still up, with requests nobody waits for.
+    fn end_legs_now(&mut self) {
+        if !self.a.final_sent {
+            self.a.final_sent = true;
+            let r = response_to(&self.a.invite, 500, Some(&self.a.tag));
+            self.respond(self.a.tx, r);
+        }
+        for leg in [Leg::A, Leg::B, Leg::C] {
+            if std::mem::replace(&mut self.ended[leg as usize], true) {
+                continue;
+            }
+            let Some(peer) = self.peer_of(leg) else {
+                continue;
+            };
+            let via = self.switch.via(peer);
+            let cancelled = self.cancelled;
+            let req = match self.dialog_mut(leg) {
+                Some(d) => d.request(Method::Bye, &via, 70),
+                None => match self.out_mut(leg) {
+                    Some(out) if out.provisional && !cancelled => cancel_for(&out.invite),
+                    _ => continue,
+                },
+            };
+            self.shard.do_send(ShardCmd::Detached { peer, req });
+        }
+        if let Some(a) = &self.anchor {
+            if self.rec != Rec::Off {
+                a.session.stop_recording();
+            }
+        }
+    }
+
+    /// The actor is ending (`me`: its address, None from `Drop`): a call
+    /// still up is ended here (the actor failed), then its CDR is written
+    /// if not yet, and everything it held is released.
+    pub(super) fn release(&mut self, me: Option<Addr<Call>>) {
+        if std::mem::replace(&mut self.finished, true) {
+            return;
+        }
+        if self.still_up() {
+            tracing::error!(call_id = %self.call_id_a(), "call actor failed: ending its call");
+            self.switch
+                .metrics
+                .actor_failures
+                .with_label_values(&["call"])
+                .inc();
+            self.end_reason = Some("internal error".into());
+            self.end_legs_now();
+        }
+        if !self.cdr_written && self.source.is_some() {
+            self.cdr_written = true;
+            let cdr = self.cdr();
+            self.switch.records.write_later(cdr.ops());
+            self.ended_call(&cdr);
+        }
+        // Only our own entry: a re-sent INVITE (after a 407) is a new actor
+        // with the same Call-ID.
+        let id = self.call_id_a();
+        self.switch
+            .calls
+            .remove_if(&id, |_, e| me.as_ref().is_none_or(|me| e.addr == *me));
+        self.leave_room();
+        let mut call_ids = vec![id];
+        let outs = || self.b.iter().chain(&self.c).chain(&self.c_done);
+        call_ids.extend(outs().map(|b| b.invite.call_id().unwrap_or("").to_owned()));
+        let mut txs = std::mem::take(&mut self.kept_txs);
+        txs.extend(outs().filter_map(|b| b.tx));
+        self.shard.do_send(ShardCmd::Forget { call_ids, txs });
+    }
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        self.release(None);
+    }
+}
