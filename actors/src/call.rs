@@ -517,7 +517,7 @@ impl Call {
         self.shard.do_send(ShardCmd::Request {
             peer,
             req: invite,
-            owner: ctx.address(),
+            owner: ctx.address().recipient(),
         });
         self.phase = Phase::Calling;
         let timeout = Duration::from_secs(cfg.calls.no_answer_timeout_secs as u64);
@@ -565,6 +565,9 @@ impl Call {
                 })
             }
             RouteTarget::Trunk(name) => {
+                if self.switch.trunks_down.contains_key(name) {
+                    return Err((503, Some("Trunk Down")));
+                }
                 let trunk = cfg.trunk(name);
                 let Some(out) = trunk.and_then(|t| t.outbound.clone()) else {
                     return Err((503, Some("Trunk Unavailable")));
@@ -798,7 +801,7 @@ impl Call {
         self.shard.do_send(ShardCmd::Request {
             peer,
             req: bye,
-            owner: ctx.address(),
+            owner: ctx.address().recipient(),
         });
     }
 
@@ -894,7 +897,7 @@ impl Call {
         self.shard.do_send(ShardCmd::Request {
             peer,
             req: inv,
-            owner: ctx.address(),
+            owner: ctx.address().recipient(),
         });
     }
 
@@ -950,7 +953,7 @@ impl Call {
         self.shard.do_send(ShardCmd::Request {
             peer,
             req: c,
-            owner: ctx.address(),
+            owner: ctx.address().recipient(),
         });
     }
 
@@ -1107,7 +1110,7 @@ impl Call {
         self.shard.do_send(ShardCmd::Request {
             peer,
             req: out,
-            owner: ctx.address(),
+            owner: ctx.address().recipient(),
         });
     }
 
@@ -1205,7 +1208,7 @@ impl Call {
                 self.shard.do_send(ShardCmd::Request {
                     peer,
                     req: bye,
-                    owner: ctx.address(),
+                    owner: ctx.address().recipient(),
                 });
             }
         }

@@ -44,6 +44,10 @@ pub struct Switch {
     pub events: crate::events::Events,
     /// Prometheus metrics.
     pub metrics: crate::metrics::Metrics,
+    /// Trunks the monitor found down (OPTIONS unanswered).
+    pub trunks_down: dashmap::DashMap<String, ()>,
+    /// Alerts raised now, by (alert, subject).
+    pub alerts: dashmap::DashMap<(String, String), serde_json::Value>,
     /// When the switch started, unix ms.
     pub started_ms: u64,
 }
@@ -92,6 +96,8 @@ impl Switch {
             store,
             calls: Default::default(),
             events: Default::default(),
+            trunks_down: Default::default(),
+            alerts: Default::default(),
             started_ms: unix_ms(),
         })
     }

@@ -14,6 +14,7 @@ pub mod cdr;
 pub mod context;
 pub mod events;
 pub mod metrics;
+pub mod monitor;
 pub mod registrar;
 pub mod shard;
 pub mod store;

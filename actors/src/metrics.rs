@@ -44,6 +44,10 @@ pub struct Metrics {
     /// Actors that failed (a panic, or a stop with their call still up)
     /// and were cleaned up.
     pub actor_failures: IntCounterVec,
+    /// Alerts now raised (1) or cleared (0), by alert and subject.
+    pub alert_active: IntGaugeVec,
+    /// Pinged trunks: 1 answering OPTIONS, 0 down.
+    pub trunk_up: IntGaugeVec,
     /// How long a shard took to answer a probe through its mailbox at the
     /// last scrape: its backlog, in seconds.
     pub shard_lag: GaugeVec,
@@ -140,6 +144,22 @@ impl Metrics {
                 "Actors that failed (panic, or stopped with their call up) and were cleaned up, by kind.",
                 &["actor"],
             ),
+            alert_active: reg(
+                &r,
+                IntGaugeVec::new(
+                    Opts::new("switchboard_alert_active", "Alerts raised (1) or cleared (0)."),
+                    &["alert", "subject"],
+                )
+                .expect("valid metric"),
+            ),
+            trunk_up: reg(
+                &r,
+                IntGaugeVec::new(
+                    Opts::new("switchboard_trunk_up", "Pinged trunks: 1 answering OPTIONS, 0 down."),
+                    &["trunk"],
+                )
+                .expect("valid metric"),
+            ),
             shard_lag: reg(
                 &r,
                 GaugeVec::new(
@@ -195,5 +215,59 @@ mod tests {
         );
         assert!(text.contains("switchboard_rtp_packets_total{kind=\"received\"} 10"));
         assert!(text.contains("# TYPE switchboard_store_write_seconds histogram"));
+    }
+}
+
+#[cfg(test)]
+mod dashboard {
+    use super::*;
+
+    /// Every metric the shipped Grafana dashboard queries exists.
+    #[test]
+    fn the_grafana_dashboard_queries_real_metrics() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../config/grafana/switchboard.json"
+        );
+        let dash: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let m = Metrics::new();
+        // Vec metrics appear once they have a child.
+        m.calls_total.with_label_values(&["inbound", "answered"]);
+        m.sip_requests.with_label_values(&["in", "INVITE"]);
+        m.sip_responses.with_label_values(&["in", "200"]);
+        m.transactions.with_label_values(&["0"]);
+        m.rtp_packets.with_label_values(&["received"]);
+        m.actor_failures.with_label_values(&["call"]);
+        m.alert_active.with_label_values(&["a", "b"]);
+        m.trunk_up.with_label_values(&["t"]);
+        m.shard_lag.with_label_values(&["0"]);
+        let families: Vec<String> = m
+            .registry
+            .gather()
+            .iter()
+            .map(|f| f.name().to_owned())
+            .collect();
+        let panels = dash["panels"].as_array().unwrap();
+        assert!(panels.len() >= 12);
+        for p in panels {
+            for t in p["targets"].as_array().unwrap() {
+                let expr = t["expr"].as_str().unwrap();
+                for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+                    if !word.starts_with("switchboard_") {
+                        continue;
+                    }
+                    let base = ["_bucket", "_count", "_sum"]
+                        .iter()
+                        .find_map(|s| word.strip_suffix(s))
+                        .unwrap_or(word);
+                    assert!(
+                        families.iter().any(|f| f == word || f == base),
+                        "panel {:?} queries unknown metric {word}",
+                        p["title"]
+                    );
+                }
+            }
+        }
     }
 }

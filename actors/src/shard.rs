@@ -41,8 +41,8 @@ pub enum ShardCmd {
         peer: Peer,
         /// Request (not ACK).
         req: Request,
-        /// Who gets the responses.
-        owner: Addr<Call>,
+        /// Who gets the responses (a call, the monitor).
+        owner: Recipient<CallEvent>,
     },
     /// Send a request nobody waits an answer for (a failed call's BYE or
     /// CANCEL: its actor is gone).
@@ -101,7 +101,7 @@ pub struct Shard {
     switch: Arc<Switch>,
     endpoint: Endpoint,
     calls: HashMap<String, Addr<Call>>,
-    owners: HashMap<TxId, Addr<Call>>,
+    owners: HashMap<TxId, Recipient<CallEvent>>,
     timer: Option<(Instant, SpawnHandle)>,
     live_calls: usize,
 }
@@ -200,7 +200,7 @@ impl Shard {
     fn on_request(&mut self, tx: Option<TxId>, req: Request, peer: Peer, ctx: &mut Context<Self>) {
         if let Some(call) = req.call_id().and_then(|c| self.calls.get(c)) {
             if let Some(tx) = tx {
-                self.owners.insert(tx, call.clone());
+                self.owners.insert(tx, call.clone().recipient());
             }
             call.do_send(CallEvent::Request { tx, req, peer });
             return;
@@ -228,7 +228,7 @@ impl Shard {
                 let call_id = req.call_id().unwrap_or("").to_owned();
                 let shard = ctx.address();
                 let call = Call::new(self.switch.clone(), shard, self.index, tx, req, peer).start();
-                self.owners.insert(tx, call.clone());
+                self.owners.insert(tx, call.clone().recipient());
                 self.calls.insert(call_id, call);
                 self.live_calls += 1;
             }

@@ -69,6 +69,8 @@ pub struct Config {
     pub control: Control,
     /// The HTTP listener: `/metrics` (`[http]`).
     pub http: Http,
+    /// Alert thresholds (`[alerts]`).
+    pub alerts: Alerts,
     /// Local SIP accounts (`[[users]]`).
     pub users: Vec<User>,
     /// Carrier trunks (`[[trunks]]`).
@@ -244,6 +246,36 @@ impl Default for Http {
     fn default() -> Self {
         Http {
             listen: "127.0.0.1:9060".into(),
+        }
+    }
+}
+
+/// `[alerts]`: thresholds that raise an alert (an `alert.raised` event on
+/// the stream and `switchboard_alert_active` = 1) and clear it again.
+/// 0 turns a threshold off.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Alerts {
+    /// Seconds between checks; default 5.
+    pub interval_secs: u32,
+    /// Unanswered OPTIONS in a row before a pinged trunk is down; default 3.
+    pub trunk_down_after: u32,
+    /// More calls in progress than this; default 0 (off).
+    pub calls_active_max: u32,
+    /// A store batch write slower than this many ms (since the last check); default 250.
+    pub store_write_ms_max: u32,
+    /// A SIP shard whose mailbox holds a probe longer than this many ms; default 250.
+    pub shard_lag_ms_max: u32,
+}
+
+impl Default for Alerts {
+    fn default() -> Self {
+        Alerts {
+            interval_secs: 5,
+            trunk_down_after: 3,
+            calls_active_max: 0,
+            store_write_ms_max: 250,
+            shard_lag_ms_max: 250,
         }
     }
 }
@@ -516,6 +548,12 @@ pub struct TrunkOutbound {
     /// Domain for the `From` URI; default: the carrier's host.
     #[serde(default)]
     pub from_domain: Option<String>,
+    /// Send OPTIONS to the carrier every this many seconds; after
+    /// `[alerts] trunk_down_after` unanswered ones the trunk is down (calls
+    /// to it get 503 at once, an alert is raised) until one is answered
+    /// again. 0 (the default) never pings.
+    #[serde(default)]
+    pub ping_secs: u32,
 }
 
 fn socket_addr<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {

@@ -55,6 +55,16 @@ pub(crate) fn check(config: &Config, doc: &Doc<'_>) -> Result<(), ConfigError> {
         ));
     }
 
+    if config.alerts.interval_secs == 0 || config.alerts.interval_secs > 3600 {
+        return Err(doc.invalid(
+            "alerts.interval_secs",
+            format!("{} is out of range 1..=3600", config.alerts.interval_secs),
+        ));
+    }
+    if config.alerts.trunk_down_after == 0 {
+        return Err(doc.invalid("alerts.trunk_down_after", "must be at least 1"));
+    }
+
     let f = &config.features;
     let codes = f.codes();
     for (i, (key, code)) in codes.iter().enumerate() {

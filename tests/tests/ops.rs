@@ -550,3 +550,101 @@ fn a_panicking_call_actor_ends_only_its_call() {
         .unwrap()
         .contains("call actor failed"));
 }
+
+/// Answers every OPTIONS reaching `ua` with 200 for `dur`.
+fn serve_options(ua: &mut Ua, dur: Duration) {
+    let until = Instant::now() + dur;
+    while let Some(left) = until.checked_duration_since(Instant::now()) {
+        if let Some((Some(tx), req)) = ua.request(left.min(Duration::from_millis(200))) {
+            if req.method == Method::Options {
+                ua.respond(tx, sip::response_to(&req, 200, Some("far")));
+            }
+        }
+    }
+}
+
+/// A trunk pinged with OPTIONS every second: answering, it is up; silent
+/// for two pings, it is down (alert raised, calls to it get 503 at once);
+/// answering again, it is back (alert cleared, calls go through).
+#[test]
+fn a_silent_trunk_is_marked_down_and_comes_back() {
+    let _heavy = e2e::heavy_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let port = e2e::free_port("127.0.0.1");
+    let sw_addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut far = Ua::new("127.0.0.1", sw_addr);
+    let extra = format!(
+        "[alerts]\ninterval_secs = 1\ntrunk_down_after = 2\n\n\
+         [[trunks]]\nname = \"far\"\noutbound = {{ host = \"{}\", ping_secs = 1 }}\n\n\
+         [[routes]]\nprefix = \"\"\nfrom = \"trunks\"\ntarget = {{ trunk = \"far\" }}\n",
+        far.local
+    );
+    let sw = SwitchProc::start(
+        dir.path(),
+        port,
+        &base_config(port, &dir.path().join("db"), &extra),
+    );
+    serve_options(&mut far, Duration::from_millis(2500));
+    let (_, m) = scrape(&sw);
+    assert_eq!(
+        m.get(r#"switchboard_trunk_up{trunk="far"}"#).copied(),
+        Some(1.0)
+    );
+    assert_eq!(ctl_json(&sw, &["alerts"]), Value::Array(vec![]));
+
+    // Silent: down after two unanswered pings.
+    let t0 = Instant::now();
+    let down = loop {
+        let alerts = ctl_json(&sw, &["alerts"]);
+        if alerts.as_array().is_some_and(|a| !a.is_empty()) {
+            break alerts;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(8),
+            "no alert: {}",
+            sw.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    println!(
+        "down after {:.1} s of silence: {down}",
+        t0.elapsed().as_secs_f64()
+    );
+    assert_eq!(down[0]["alert"], "trunk_down");
+    assert_eq!(down[0]["subject"], "far");
+    let mut caller = Ua::new("127.0.0.2", sw_addr);
+    let invite = caller.invite("carrier", "5550100");
+    let t = Instant::now();
+    let tx = caller.send(invite);
+    let r = caller
+        .final_response(tx, Duration::from_secs(5))
+        .pop()
+        .unwrap();
+    assert_eq!((r.code, r.reason.as_str()), (503, "Trunk Down"));
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "at once, not after Timer B"
+    );
+
+    // Answering again: up, alert cleared, calls go out.
+    serve_options(&mut far, Duration::from_millis(2500));
+    assert_eq!(
+        ctl_json(&sw, &["alerts"]),
+        Value::Array(vec![]),
+        "{}",
+        sw.log_tail()
+    );
+    let invite = caller.invite("carrier", "5550100");
+    caller.send(invite);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let reached = loop {
+        match far.request(Duration::from_millis(300)) {
+            Some((_, r)) if r.method == Method::Invite => break true,
+            _ if Instant::now() > deadline => break false,
+            _ => {}
+        }
+    };
+    assert!(reached, "the call reaches the trunk again");
+    let log = std::fs::read_to_string(sw.dir.join("switch.log")).unwrap();
+    assert!(log.contains("trunk down") && log.contains("trunk up again"));
+}

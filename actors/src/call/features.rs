@@ -172,7 +172,7 @@ impl Call {
         self.shard.do_send(ShardCmd::Request {
             peer,
             req: invite,
-            owner: ctx.address(),
+            owner: ctx.address().recipient(),
         });
         let timeout = Duration::from_secs(cfg.calls.no_answer_timeout_secs.into());
         self.c_no_answer = Some(ctx.run_later(timeout, |this, ctx| {

@@ -268,6 +268,9 @@ impl Control {
                 Ok(json!({"subscribed": kinds}))
             }
             "config.reload" => self.reload(),
+            "alerts.list" => Ok(Value::Array(
+                sw.alerts.iter().map(|e| e.value().clone()).collect(),
+            )),
             // Fault injection for the supervision test; off unless the
             // switch runs with SWITCHBOARD_FAULTS=1.
             "debug.panic_call"
@@ -326,6 +329,8 @@ impl Control {
             "version": env!("CARGO_PKG_VERSION"),
             "uptime_s": now.saturating_sub(sw.started_ms) / 1000,
             "calls": {"active": calls, "up": up},
+            "alerts": sw.alerts.len(),
+            "trunks_down": sw.trunks_down.iter().map(|e| e.key().clone()).collect::<Vec<_>>(),
             "registrations": {"users": users, "contacts": contacts},
             "shards": sw.shards.get().map_or(0, Vec::len),
             "media": media,

@@ -46,6 +46,8 @@ enum Cmd {
         #[command(subcommand)]
         cmd: CdrCmd,
     },
+    /// Alerts raised now.
+    Alerts,
     /// Follow the event stream (Ctrl-C to stop).
     Events {
         /// Only these kinds (e.g. `call`, `call.end`, `registration`); repeatable.
@@ -327,6 +329,9 @@ fn run(conn: &mut Conn, cmd: &Cmd, json_out: bool) -> Result<(), String> {
                 let _ = std::io::stdout().flush();
             }
         }
+        Cmd::Alerts => print(&conn.call("alerts.list", Value::Null)?, &|v| {
+            rows_table(v, &["alert", "subject", "detail"])
+        }),
         Cmd::Reload => print(&conn.call("config.reload", Value::Null)?, &|v| {
             let restart = v["restart_needed"]
                 .as_array()

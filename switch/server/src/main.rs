@@ -212,6 +212,7 @@ async fn start(
     let _ = shards_cell.set(shards);
     let registrar = Registrar::new(switch.clone(), store).start();
     let _ = switch.registrar.set(registrar);
+    ::actors::monitor::Monitor::new(switch.clone()).start();
     if !cfg.http.listen.is_empty() {
         http::start(switch.clone(), &cfg.http.listen).await?;
     }
