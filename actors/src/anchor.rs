@@ -324,6 +324,28 @@ impl Anchor {
         Ok(())
     }
 
+    /// A transfer's target answered: the extra leg replaces leg B (the
+    /// old B leaves the session) and is bridged with A.
+    pub(crate) fn promote_extra(&mut self, leg: LegId, body: &[u8]) -> Result<(), SdpError> {
+        let answer = sdp::parse(body)?;
+        let i = self
+            .extra
+            .iter()
+            .position(|(m, _)| m.info.id == leg)
+            .ok_or(SdpError::NoAudio)?;
+        let neg = sdp::accept_answer(&answer, &self.extra[i].1)?;
+        let (mut m, local) = self.extra.remove(i);
+        self.session.configure(leg, neg.clone());
+        m.neg = Some(neg);
+        if let Some(old) = self.b.replace(m) {
+            self.session.remove_leg(old.info.id);
+        }
+        self.local_b = Some(local);
+        self.pending = None;
+        self.session.set_mode(Mode::Bridge(self.a.info.id, leg));
+        Ok(())
+    }
+
     /// A new offer from an extra leg (hold, refresh): answered here.
     pub(crate) fn answer_extra_reoffer(
         &mut self,

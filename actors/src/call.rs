@@ -14,6 +14,7 @@ mod failure;
 mod features;
 
 pub use failure::InjectPanic;
+pub use features::Transfer;
 
 use crate::anchor::{Anchor, Side};
 use crate::cdr::{Cdr, Direction, Disposition};
@@ -247,6 +248,9 @@ pub struct Call {
     c: Option<LegB>,
     c_media: Option<LegId>,
     c_no_answer: Option<SpawnHandle>,
+    /// Three-way or transfer, and whom C rings (number, is a local user).
+    c_purpose: features::Purpose,
+    c_target: Option<(String, bool)>,
     /// Third parties that are gone: their Call-IDs and transactions are
     /// released at the end, and a late 2xx is still ACKed and hung up.
     c_done: Vec<LegB>,
@@ -306,6 +310,8 @@ impl Call {
             c: None,
             c_media: None,
             c_no_answer: None,
+            c_purpose: Default::default(),
+            c_target: None,
             c_done: Vec::new(),
             start_ms: unix_ms(),
             answer_ms: None,

@@ -148,6 +148,35 @@ impl SwitchProc {
         self.dir.join("switchboard.sock")
     }
 
+    /// `switchboard ctl --socket <ours> args...`.
+    pub fn ctl(&self, args: &[&str]) -> std::process::Output {
+        Command::new(crate::bin_dir().join("switchboard"))
+            .arg("ctl")
+            .arg("--socket")
+            .arg(self.control_socket())
+            .args(args)
+            .output()
+            .expect("run switchboard ctl")
+    }
+
+    /// `ctl --json args...`, parsed; panics with its stderr if it fails.
+    pub fn ctl_json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let out = self.ctl(&all);
+        assert!(
+            out.status.success(),
+            "ctl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "ctl {args:?}: {e}: {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
+    }
+
     /// The SIP address.
     pub fn addr(&self) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.port))

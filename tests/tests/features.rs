@@ -285,3 +285,85 @@ fn three_way_call_mixes_the_third_party_then_bridges_again() {
     }
     c.hang_up();
 }
+
+/// An operator transfers the caller to user 1002 (`ctl calls transfer`):
+/// 1002 rings showing the caller, answers, the first callee is hung up,
+/// and caller and 1002 hear each other; the CDR ends with 1002.
+#[test]
+fn an_operator_transfers_the_caller_to_another_user() {
+    let _heavy = e2e::heavy_lock();
+    let mut c = user_call("");
+    let mut target = Ua::new("127.0.0.3", c.sw_addr);
+    assert_eq!(target.register("1002", "secret", 300).unwrap().code, 200);
+    let t_rtp = RtpPeer::bind();
+    let call_id = c.invite.call_id().unwrap().to_owned();
+    let out = c.sw.ctl(&["calls", "transfer", &call_id, "1002"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (stx, inv) = target
+        .request(Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("INVITE to 1002: {}", c.sw.log_tail()));
+    assert_eq!(inv.method, Method::Invite);
+    let from = inv.from().unwrap();
+    assert_eq!(
+        from.uri.sip().and_then(|u| u.user.clone()).as_deref(),
+        Some("carrier"),
+        "the target sees the caller"
+    );
+    let t_media = sdp_addr(inv.body());
+    let mut ok = target.answer(&inv, 200, "target");
+    ok.body = sdp(t_rtp.port, "0 101", PCMU);
+    target.respond(stx.unwrap(), ok);
+    let _ack = target.request(Duration::from_secs(5)).expect("ACK");
+    // The first callee is released.
+    let (btx, bye) = c
+        .callee
+        .request(Duration::from_secs(5))
+        .expect("BYE to 1001");
+    assert_eq!(bye.method, Method::Bye);
+    c.callee
+        .respond(btx.unwrap(), sip::response_to(&bye, 200, None));
+    assert!(c.wait_log("transfer: answered"), "{}", c.sw.log_tail());
+
+    // Caller and 1002 hear each other.
+    let mut t = Sender::new(&t_rtp, t_media, 0xD0D0);
+    let marks = (c.a_rtp.packets().len(), t_rtp.packets().len());
+    let (fa, ft) = (ulaw_tone(500.0, 1000), ulaw_tone(1500.0, 1000));
+    {
+        let a = &mut c.a;
+        let t = &mut t;
+        std::thread::scope(|s| {
+            s.spawn(|| a.audio(0, 160, &fa));
+            s.spawn(|| t.audio(0, 160, &ft));
+        });
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let to_a = ulaw_pcm(&c.a_rtp.packets()[marks.0..]);
+    let to_t = ulaw_pcm(&t_rtp.packets()[marks.1..]);
+    assert!(
+        to_a.len() > 4000 && to_t.len() > 4000,
+        "{} / {}",
+        to_a.len(),
+        to_t.len()
+    );
+    let (sa, st) = (tone_share(&to_a, 1500.0), tone_share(&to_t, 500.0));
+    println!("after the transfer: caller hears 1002 at {sa:.2}, 1002 hears the caller at {st:.2}");
+    assert!(sa > 0.8 && st > 0.8);
+
+    // The caller hangs up: 1002 gets the BYE; the CDR ends with 1002.
+    let mut bye = c.caller.bye(&c.invite, &c.ok);
+    bye.headers.set(Name::CSeq, "100 BYE");
+    let btx = c.caller.send(bye);
+    let (ttx, tbye) = target.request(Duration::from_secs(5)).expect("BYE to 1002");
+    assert_eq!(tbye.method, Method::Bye);
+    target.respond(ttx.unwrap(), sip::response_to(&tbye, 200, None));
+    let r = c.caller.final_response(btx, Duration::from_secs(5));
+    assert_eq!(r.last().map(|r| r.code), Some(200));
+    std::thread::sleep(Duration::from_millis(300));
+    let cdrs = c.sw.ctl_json(&["cdr", "query", "--since", "10m"]);
+    assert_eq!(cdrs[0]["destination"], "1002", "{cdrs}");
+    assert_eq!(cdrs[0]["reason"], "caller hung up");
+}

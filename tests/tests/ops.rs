@@ -15,40 +15,11 @@ use serde_json::Value;
 use sip::{Method, SipMessage};
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn switchboard() -> std::path::PathBuf {
     e2e::bin_dir().join("switchboard")
-}
-
-/// `switchboard ctl --socket S args...`.
-fn ctl(sw: &SwitchProc, args: &[&str]) -> Output {
-    Command::new(switchboard())
-        .arg("ctl")
-        .arg("--socket")
-        .arg(sw.control_socket())
-        .args(args)
-        .output()
-        .expect("run switchboard ctl")
-}
-
-/// `ctl --json args...` parsed; panics with stderr on failure.
-fn ctl_json(sw: &SwitchProc, args: &[&str]) -> Value {
-    let mut all = vec!["--json"];
-    all.extend_from_slice(args);
-    let out = ctl(sw, &all);
-    assert!(
-        out.status.success(),
-        "ctl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "ctl {args:?}: {e}: {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
 }
 
 fn trunk_to(uas_port: u16) -> String {
@@ -146,7 +117,7 @@ fn kill9_mid_load_keeps_exactly_one_cdr_per_completed_call() {
         done.len()
     );
     sw.restart();
-    let cdrs = ctl_json(&sw, &["cdr", "query", "--since", "1h"]);
+    let cdrs = sw.ctl_json(&["cdr", "query", "--since", "1h"]);
     let cdrs = cdrs.as_array().expect("a list");
     let mut per_call: HashMap<&str, usize> = HashMap::new();
     for c in cdrs {
@@ -244,7 +215,7 @@ fn ctl_drives_the_switch_and_only_its_user_may() {
     let mut phone = Ua::new("127.0.0.1", sw_addr);
     assert_eq!(phone.register("1001", "secret", 300).unwrap().code, 200);
 
-    let regs = ctl_json(&sw, &["registrations", "list"]);
+    let regs = sw.ctl_json(&["registrations", "list"]);
     assert_eq!(regs[0]["user"], "1001", "{regs}");
 
     // Follow call events in the background.
@@ -261,40 +232,40 @@ fn ctl_drives_the_switch_and_only_its_user_may() {
     let (invite, _) = place(&mut caller, &mut phone);
     let call_id = invite.call_id().unwrap().to_owned();
 
-    let status = ctl_json(&sw, &["status"]);
+    let status = sw.ctl_json(&["status"]);
     assert_eq!(status["calls"]["up"], 1, "{status}");
     assert_eq!(status["registrations"]["users"], 1, "{status}");
-    let calls = ctl_json(&sw, &["calls", "list"]);
+    let calls = sw.ctl_json(&["calls", "list"]);
     assert_eq!(calls[0]["call_id"], call_id.as_str(), "{calls}");
     assert_eq!(calls[0]["destination"], "1001");
-    let human = ctl(&sw, &["calls", "list"]);
+    let human = sw.ctl(&["calls", "list"]);
     assert!(String::from_utf8_lossy(&human.stdout).contains("1 row(s)"));
 
     // An operator hangs the call up: both legs get a BYE.
-    let r = ctl(&sw, &["calls", "hangup", &call_id]);
+    let r = sw.ctl(&["calls", "hangup", &call_id]);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     take_bye(&mut phone);
     take_bye(&mut caller);
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(ctl_json(&sw, &["calls", "list"]), Value::Array(vec![]));
-    let bad = ctl(&sw, &["calls", "hangup", "no-such-call"]);
+    assert_eq!(sw.ctl_json(&["calls", "list"]), Value::Array(vec![]));
+    let bad = sw.ctl(&["calls", "hangup", "no-such-call"]);
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("no call no-such-call"));
 
     // Its record.
-    let cdrs = ctl_json(&sw, &["cdr", "query", "--since", "10m"]);
+    let cdrs = sw.ctl_json(&["cdr", "query", "--since", "10m"]);
     let cdr = &cdrs[0];
     assert_eq!(cdr["call_id"], call_id.as_str(), "{cdrs}");
     assert_eq!(cdr["reason"], "hung up by an operator");
     assert_eq!(cdr["disposition"], "answered");
     assert_eq!(cdr["direction"], "inbound");
-    let csv = ctl(&sw, &["cdr", "export", "--since", "10m", "--format", "csv"]);
+    let csv = sw.ctl(&["cdr", "export", "--since", "10m", "--format", "csv"]);
     let csv = String::from_utf8_lossy(&csv.stdout).to_string();
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines.len(), 2, "{csv}");
     assert!(lines[0].starts_with("call_id,direction,caller"));
     assert!(lines[1].contains(&call_id) && lines[1].contains("answered"));
-    let since_future = ctl_json(&sw, &["cdr", "query", "--since", "2099-01-01"]);
+    let since_future = sw.ctl_json(&["cdr", "query", "--since", "2099-01-01"]);
     assert_eq!(since_future, Value::Array(vec![]));
 
     // The event stream saw the call start, answer and end.
@@ -313,7 +284,7 @@ fn ctl_drives_the_switch_and_only_its_user_may() {
     let cfg_path = sw.dir.join("switchboard.toml");
     let extra_user = "[[users]]\nname = \"1004\"\npassword = \"secret\"\n";
     std::fs::write(&cfg_path, format!("{cfg}\n{extra_user}")).unwrap();
-    let r = ctl_json(&sw, &["reload"]);
+    let r = sw.ctl_json(&["reload"]);
     assert_eq!(r["restart_needed"], Value::Array(vec![]), "{r}");
     let mut p4 = Ua::new("127.0.0.3", sw_addr);
     assert_eq!(p4.register("1004", "secret", 300).unwrap().code, 200);
@@ -322,7 +293,7 @@ fn ctl_drives_the_switch_and_only_its_user_may() {
         format!("{cfg}\n[calls]\nno_answer_timeout_secs = \"x\"\n"),
     )
     .unwrap();
-    let r = ctl(&sw, &["reload"]);
+    let r = sw.ctl(&["reload"]);
     let err = String::from_utf8_lossy(&r.stderr).to_string();
     assert!(!r.status.success());
     assert!(
@@ -481,14 +452,11 @@ fn a_panicking_call_actor_ends_only_its_call() {
     let calls: Vec<_> = (0..5).map(|_| place(&mut caller, &mut phone)).collect();
     let victim = calls[0].0.call_id().unwrap().to_owned();
 
-    let r = ctl(
-        &sw,
-        &[
-            "raw",
-            "debug.panic_call",
-            &format!("{{\"call_id\":\"{victim}\"}}"),
-        ],
-    );
+    let r = sw.ctl(&[
+        "raw",
+        "debug.panic_call",
+        &format!("{{\"call_id\":\"{victim}\"}}"),
+    ]);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     // Its two legs are hung up, and nothing else.
     take_bye(&mut phone);
@@ -524,7 +492,7 @@ fn a_panicking_call_actor_ends_only_its_call() {
     );
 
     std::thread::sleep(Duration::from_millis(300));
-    let cdrs = ctl_json(&sw, &["cdr", "query", "--since", "10m"]);
+    let cdrs = sw.ctl_json(&["cdr", "query", "--since", "10m"]);
     let cdrs = cdrs.as_array().unwrap();
     assert_eq!(cdrs.len(), 6, "one CDR per call");
     let failed: Vec<_> = cdrs
@@ -590,12 +558,12 @@ fn a_silent_trunk_is_marked_down_and_comes_back() {
         m.get(r#"switchboard_trunk_up{trunk="far"}"#).copied(),
         Some(1.0)
     );
-    assert_eq!(ctl_json(&sw, &["alerts"]), Value::Array(vec![]));
+    assert_eq!(sw.ctl_json(&["alerts"]), Value::Array(vec![]));
 
     // Silent: down after two unanswered pings.
     let t0 = Instant::now();
     let down = loop {
-        let alerts = ctl_json(&sw, &["alerts"]);
+        let alerts = sw.ctl_json(&["alerts"]);
         if alerts.as_array().is_some_and(|a| !a.is_empty()) {
             break alerts;
         }
@@ -629,7 +597,7 @@ fn a_silent_trunk_is_marked_down_and_comes_back() {
     // Answering again: up, alert cleared, calls go out.
     serve_options(&mut far, Duration::from_millis(2500));
     assert_eq!(
-        ctl_json(&sw, &["alerts"]),
+        sw.ctl_json(&["alerts"]),
         Value::Array(vec![]),
         "{}",
         sw.log_tail()

@@ -6,6 +6,46 @@
 
 use super::*;
 
+/// What leg C is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(super) enum Purpose {
+    /// A third party mixed with A and B.
+    #[default]
+    ThreeWay,
+    /// B's replacement: when it answers, B is hung up.
+    Transfer,
+}
+
+impl Purpose {
+    fn name(self) -> &'static str {
+        match self {
+            Purpose::ThreeWay => "three-way",
+            Purpose::Transfer => "transfer",
+        }
+    }
+}
+
+/// Transfers the caller to `to` (control socket `calls.transfer`): `to` is
+/// called (users' dialplan, showing the caller); when it answers, the
+/// callee is hung up and the caller talks to `to`. Until then the call
+/// goes on; if `to` does not answer, nothing changes. The outcome is a
+/// `call.transfer` event.
+#[derive(Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct Transfer {
+    /// The number to transfer to.
+    pub to: String,
+}
+
+impl Handler<Transfer> for Call {
+    type Result = Result<(), String>;
+
+    fn handle(&mut self, Transfer { to }: Transfer, ctx: &mut Context<Self>) -> Self::Result {
+        let from = self.source.clone().ok_or("the call is not routed")?;
+        self.call_c(&to, from, Purpose::Transfer, ctx)
+    }
+}
+
 impl Call {
     /// The local user on `leg`, if it is one: features are never taken from
     /// a trunk's leg, so an outside caller cannot record or dial out.
@@ -127,44 +167,73 @@ impl Call {
             ctx.cancel_future(h);
         }
         let number = k.number.take().unwrap_or_default();
-        let call_id = self.call_id_a();
-        if number.is_empty() || self.c.is_some() || self.phase != Phase::Up {
+        let Some(user) = self.user_of(by) else { return };
+        if number.is_empty() {
             return;
         }
-        let Some(user) = self.user_of(by) else { return };
+        if let Err(e) = self.call_c(&number, Source::User(user), Purpose::ThreeWay, ctx) {
+            tracing::info!(call_id = %self.call_id_a(), %number, error = %e, "three-way refused");
+        }
+    }
+
+    /// Calls `number` as leg C (routed by the users' dialplan, `from` as
+    /// the caller it shows) for a three-way call or a transfer.
+    pub(super) fn call_c(
+        &mut self,
+        number: &str,
+        from: Source,
+        purpose: Purpose,
+        ctx: &mut Context<Self>,
+    ) -> Result<(), String> {
+        let call_id = self.call_id_a();
+        if self.phase != Phase::Up {
+            return Err("the call is not up".into());
+        }
+        if self.c.is_some() {
+            return Err("a three-way call or transfer is already in progress".into());
+        }
+        if self.room.is_some() || self.b.is_none() {
+            return Err("not a two-party call".into());
+        }
         let cfg = self.switch.config();
-        let Some(route) = cfg.route_for(&number, RouteSource::Users) else {
-            tracing::info!(%call_id, %number, "three-way: no route");
-            return;
-        };
-        let target = route.rewrite(&number);
+        let route = cfg
+            .route_for(number, RouteSource::Users)
+            .ok_or_else(|| format!("no route for {number}"))?;
+        let target = route.rewrite(number);
         let dest = match self.resolve(&route.target, &target) {
             Ok(d) if !matches!(route.target, RouteTarget::Conference(_)) => d,
-            Ok(_) | Err(_) => {
-                tracing::info!(%call_id, %number, "three-way: number cannot be called");
-                return;
+            Ok(_) => return Err(format!("{number} is a conference room")),
+            Err((code, reason)) => {
+                return Err(format!(
+                    "{number} cannot be called ({code} {})",
+                    reason.unwrap_or("")
+                ))
             }
         };
-        let Some(anchor) = self.anchor.as_mut() else {
-            return;
-        };
-        let (media, body) = match anchor.offer_extra(LegOptions {
-            inband_dtmf: dest.inband_dtmf,
-        }) {
-            Ok(x) => x,
-            Err(code) => {
-                tracing::warn!(%call_id, code, "three-way: no media leg");
-                return;
-            }
-        };
-        let mut invite =
-            self.build_b_invite(&dest, &target, &Source::User(user), cfg.calls.max_forwards);
+        let anchor = self
+            .anchor
+            .as_mut()
+            .ok_or("the call's media is not anchored")?;
+        let (media, body) = anchor
+            .offer_extra(LegOptions {
+                inband_dtmf: dest.inband_dtmf,
+            })
+            .map_err(|code| format!("no media leg ({code})"))?;
+        let mut invite = self.build_b_invite(&dest, &target, &from, cfg.calls.max_forwards);
         set_sdp(&mut invite, body);
         let peer = dest.peer;
         self.c = Some(LegB::new(invite.clone(), peer, dest.auth));
         self.c_media = Some(media);
+        self.c_purpose = purpose;
+        self.c_target = Some((
+            target.clone(),
+            matches!(route.target, RouteTarget::Users | RouteTarget::User(_)),
+        ));
+        if let RouteTarget::User(u) = &route.target {
+            self.c_target = Some((u.clone(), true));
+        }
         self.ended[Leg::C as usize] = false;
-        tracing::info!(%call_id, %number, "three-way: calling the third party");
+        tracing::info!(%call_id, %number, "{}: calling {target}", purpose.name());
         self.shard.do_send(ShardCmd::Adopt {
             call_id: invite.call_id().unwrap_or("").to_owned(),
             call: ctx.address(),
@@ -178,11 +247,65 @@ impl Call {
         self.c_no_answer = Some(ctx.run_later(timeout, |this, ctx| {
             this.c_no_answer = None;
             if this.c.as_ref().is_some_and(|c| c.dialog.is_none()) {
-                tracing::info!(call_id = %this.call_id_a(), "three-way: no answer");
+                tracing::info!(call_id = %this.call_id_a(), "{}: no answer", this.c_purpose.name());
+                this.c_failed(480);
                 this.cancel_out(Leg::C, ctx);
                 this.drop_c(ctx);
             }
         }));
+        Ok(())
+    }
+
+    /// Leg C did not answer: a transfer's outcome is reported.
+    fn c_failed(&mut self, code: u16) {
+        if self.c_purpose == Purpose::Transfer {
+            let to = self.c_target.as_ref().map(|t| t.0.clone());
+            self.switch.publish(
+                "call.transfer",
+                serde_json::json!({"call_id": self.call_id_a(), "to": to, "result": "failed", "code": code}),
+            );
+        }
+    }
+
+    /// A transfer's target answered: it becomes leg B, the old B is hung up.
+    fn complete_transfer(
+        &mut self,
+        dialog: Dialog,
+        resp: &Response,
+        ctx: &mut Context<Self>,
+    ) -> Result<(), String> {
+        let media = self.c_media.ok_or("no media leg")?;
+        let anchor = self.anchor.as_mut().ok_or("no media")?;
+        anchor
+            .promote_extra(media, resp.body())
+            .map_err(|e| e.to_string())?;
+        if let Some(mut old) = self.b.take() {
+            if !self.ended[Leg::B as usize] {
+                if let Some(d) = old.dialog.as_mut() {
+                    let peer = old.peer;
+                    self.bye_aside(d, peer, ctx);
+                }
+            }
+            self.c_done.push(old);
+        }
+        let mut c = self.c.take().ok_or("no leg C")?;
+        c.dialog = Some(dialog);
+        self.b = Some(c);
+        self.c_media = None;
+        self.ended[Leg::B as usize] = false;
+        self.ended[Leg::C as usize] = false;
+        let (to, is_user) = self.c_target.take().unwrap_or_default();
+        self.b_user = is_user.then(|| to.clone());
+        self.destination = Some(to.clone());
+        if let Some(mut entry) = self.switch.calls.get_mut(&self.call_id_a()) {
+            entry.destination = Some(to.clone());
+        }
+        tracing::info!(call_id = %self.call_id_a(), %to, "transfer: answered, the caller is now with {to}");
+        self.switch.publish(
+            "call.transfer",
+            serde_json::json!({"call_id": self.call_id_a(), "to": to, "result": "answered"}),
+        );
+        Ok(())
     }
 
     /// A response to leg C's INVITE.
@@ -202,7 +325,8 @@ impl Call {
             if (code == 401 || code == 407) && !c.auth_tried && c.auth.is_some() {
                 return self.retry_with_auth(Leg::C, &resp, ctx);
             }
-            tracing::info!(%call_id, code, "three-way: the third party did not answer");
+            tracing::info!(%call_id, code, "{}: no answer from the far end", self.c_purpose.name());
+            self.c_failed(code);
             return self.drop_c(ctx);
         }
         if c.dialog.is_some() {
@@ -223,6 +347,16 @@ impl Call {
         let peer = c.peer;
         let ack = dialog.request(Method::Ack, &self.switch.via(peer), 70);
         self.shard.do_send(ShardCmd::Ack2xx { tx, peer, ack });
+        if self.c_purpose == Purpose::Transfer && self.phase == Phase::Up {
+            let mut spare = dialog.clone();
+            if let Err(e) = self.complete_transfer(dialog, &resp, ctx) {
+                tracing::info!(%call_id, error = %e, "transfer: hanging up the target");
+                self.c_failed(488);
+                self.bye_aside(&mut spare, peer, ctx);
+                self.drop_c(ctx);
+            }
+            return;
+        }
         let joined = match (self.anchor.as_mut(), self.c_media) {
             _ if self.phase != Phase::Up => Err("the call is ending".to_owned()),
             (Some(anchor), Some(media)) => anchor
@@ -239,6 +373,7 @@ impl Call {
             }
             Err(e) => {
                 tracing::info!(%call_id, error = %e, "three-way: hanging up the third party");
+                self.c_failed(488);
                 self.bye_aside(&mut dialog, peer, ctx);
                 self.drop_c(ctx);
             }
@@ -257,6 +392,7 @@ impl Call {
         if let Some(c) = self.c.take() {
             self.c_done.push(c);
         }
+        self.c_target = None;
         self.ended[Leg::C as usize] = false;
     }
 }

@@ -29,6 +29,7 @@ pub(crate) const COMMANDS: &[(&str, &str)] = &[
     ),
     ("calls.list", "calls in progress"),
     ("calls.hangup", "end a call: {\"call_id\": \"...\"}"),
+    ("calls.transfer", "transfer the caller: {\"call_id\": \"...\", \"to\": \"1002\"}; the outcome is a call.transfer event"),
     ("registrations.list", "registered contacts per user"),
     (
         "cdr.query",
@@ -202,6 +203,17 @@ impl Control {
                     reason: "hung up by an operator".into(),
                 });
                 Ok(json!({"call_id": id}))
+            }
+            "calls.transfer" => {
+                let (id, addr) = self.call_of(&req.args)?;
+                let to = req.args["to"]
+                    .as_str()
+                    .ok_or("calls.transfer needs {\"call_id\": \"...\", \"to\": \"number\"}")?
+                    .to_owned();
+                addr.send(::actors::call::Transfer { to: to.clone() })
+                    .await
+                    .map_err(|e| e.to_string())??;
+                Ok(json!({"call_id": id, "to": to, "state": "calling"}))
             }
             "registrations.list" => {
                 let now = ::actors::context::unix_now();

@@ -76,6 +76,13 @@ enum CallsCmd {
         /// Its Call-ID (leg A's, as `calls list` shows).
         call_id: String,
     },
+    /// Transfer the caller to another number (the callee is released when it answers).
+    Transfer {
+        /// The call (leg A's Call-ID).
+        call_id: String,
+        /// Where to: a user or any number the dialplan routes.
+        to: String,
+    },
 }
 
 #[derive(Subcommand, Clone)]
@@ -258,6 +265,14 @@ fn run(conn: &mut Conn, cmd: &Cmd, json_out: bool) -> Result<(), String> {
         } => print(
             &conn.call("calls.hangup", json!({ "call_id": call_id }))?,
             &|_| format!("hanging up {call_id}"),
+        ),
+        Cmd::Calls {
+            cmd: CallsCmd::Transfer { call_id, to },
+        } => print(
+            &conn.call("calls.transfer", json!({ "call_id": call_id, "to": to }))?,
+            &|_| {
+                format!("transferring {call_id} to {to} (follow `ctl events --kind call.transfer`)")
+            },
         ),
         Cmd::Registrations { cmd: ListCmd::List } => {
             print(&conn.call("registrations.list", Value::Null)?, &|v| {
