@@ -240,6 +240,13 @@ impl Anchor {
             return Ok(body.clone());
         }
         let Some(offer_a) = self.offer_a.as_ref() else {
+            if self.a.neg.is_some() {
+                // Click-to-call: A answered our offer already; bridge them.
+                if let Some(b) = self.leg_b() {
+                    self.session.set_mode(Mode::Bridge(self.a.info.id, b));
+                }
+                return Ok(Bytes::new());
+            }
             // Delayed offer: our offer to A, preferring B's codec.
             let local_a = self.local(
                 self.a.info.port,
@@ -263,7 +270,16 @@ impl Anchor {
         Ok(body)
     }
 
-    /// Delayed offer: A's answer (from its ACK) to the offer in our 2xx.
+    /// Click-to-call: our offer to A (the switch calls the user's phone).
+    pub(crate) fn offer_a(&mut self) -> Bytes {
+        let local_a = self.local(self.a.info.port, self.codecs.clone(), Direction::SendRecv);
+        let body = Bytes::from(sdp::offer(&local_a, &mut self.a.origin));
+        self.local_a = Some(local_a);
+        body
+    }
+
+    /// Delayed offer: A's answer (from its ACK) to the offer in our 2xx;
+    /// click-to-call: the user's phone's answer in its 2xx.
     pub(crate) fn on_a_answer(&mut self, body: &[u8]) -> Result<(), SdpError> {
         let answer = sdp::parse(body)?;
         let local_a = self.local_a.take().ok_or(SdpError::NoAudio)?;

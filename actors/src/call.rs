@@ -12,9 +12,11 @@
 
 mod failure;
 mod features;
+mod originate;
 
 pub use failure::InjectPanic;
 pub use features::Transfer;
+pub use originate::Originate;
 
 use crate::anchor::{Anchor, Side};
 use crate::cdr::{Cdr, Direction, Disposition};
@@ -96,6 +98,8 @@ pub struct MediaMsg(pub SessionEvent);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
+    /// Click-to-call: the user's phone (leg A) is ringing.
+    Originating,
     Routing,
     Calling,
     Answered,
@@ -179,6 +183,8 @@ struct LegB {
     cancel_pending: bool,
     auth: Option<TrunkAuth>,
     auth_tried: bool,
+    /// A final non-2xx response ended its INVITE.
+    failed: bool,
 }
 
 impl LegB {
@@ -192,6 +198,7 @@ impl LegB {
             cancel_pending: false,
             auth,
             auth_tried: false,
+            failed: false,
         }
     }
 }
@@ -267,6 +274,13 @@ pub struct Call {
     /// `stopped` ran: the call ended normally (else dropping the actor
     /// means it panicked, and `Drop` ends the call).
     finished: bool,
+    /// Click-to-call: leg A is the user's phone, called by the switch;
+    /// `orig_number` is dialed when it answers.
+    originated: bool,
+    orig_number: String,
+    a_provisional: bool,
+    a_final: bool,
+    a_cancel_pending: bool,
 }
 
 impl Call {
@@ -322,10 +336,16 @@ impl Call {
             recordings: Vec::new(),
             cdr_written: false,
             finished: false,
+            originated: false,
+            orig_number: String::new(),
+            a_provisional: false,
+            a_final: false,
+            a_cancel_pending: false,
         }
     }
 
-    fn call_id_a(&self) -> String {
+    /// Leg A's Call-ID (the call's name in the registry, CDRs and events).
+    pub fn call_id_a(&self) -> String {
         self.a.invite.call_id().unwrap_or("").to_owned()
     }
 
@@ -338,6 +358,13 @@ impl Call {
 
     /// Answers leg A's INVITE with a final `code` (not 2xx) and ends.
     fn fail_a(&mut self, code: u16, reason: Option<&str>, ctx: &mut Context<Self>) {
+        if self.originated {
+            // Click-to-call: the user's phone (leg A) is hung up.
+            self.final_code.get_or_insert(code);
+            let why = format!("{} could not be reached ({code})", self.orig_number);
+            self.end_reason.get_or_insert(why);
+            return self.hangup(&[Leg::A, Leg::B], ctx);
+        }
         if !self.a.final_sent {
             self.a.final_sent = true;
             let mut r = response_to(&self.a.invite, code, Some(&self.a.tag));
@@ -431,7 +458,6 @@ impl Call {
         if mf == 0 {
             return self.fail_a(483, None, ctx);
         }
-        let cfg = self.switch.config();
         let dialed = match self.a.invite.uri.sip().and_then(|u| u.user_decoded()) {
             Some(u) => u.into_owned(),
             None => return self.fail_a(404, Some("No Number Dialed"), ctx),
@@ -446,6 +472,12 @@ impl Call {
         if !matches!(self.a.invite.contacts(), Ok(sip::Contacts::List(l)) if !l.is_empty()) {
             return self.fail_a(400, Some("Missing Contact"), ctx);
         }
+        self.route_to(source, dialed, mf, ctx)
+    }
+
+    /// Routes `dialed` for `source` by the dialplan and calls leg B.
+    fn route_to(&mut self, source: Source, dialed: String, mf: u8, ctx: &mut Context<Self>) {
+        let cfg = self.switch.config();
         let kind = match source {
             Source::User(_) => RouteSource::Users,
             Source::Trunk(_) => RouteSource::Trunks,
@@ -467,15 +499,13 @@ impl Call {
         if let Some(mut entry) = self.switch.calls.get_mut(&self.call_id_a()) {
             entry.dialed = dialed.clone();
         }
-        self.switch.publish(
-            "call.start",
-            serde_json::json!({
-                "call_id": self.call_id_a(),
-                "source": format!("{kind_name}:{who}"),
-                "dialed": dialed,
-            }),
-        );
+        if !self.originated {
+            self.publish_start(&format!("{kind_name}:{who}"), &dialed);
+        }
         if let RouteTarget::Conference(room) = &route.target {
+            if self.originated {
+                return self.fail_a(488, Some("Not For Click-To-Call"), ctx);
+            }
             self.destination = Some(format!("room:{room}"));
             return self.join_room(room, inband_a, ctx);
         }
@@ -714,6 +744,7 @@ impl Call {
         if (code == 401 || code == 407) && !b.auth_tried && b.auth.is_some() && !self.cancelled {
             return self.retry_with_auth(Leg::B, &resp, ctx);
         }
+        b.failed = true;
         self.cancel_no_answer(ctx);
         if self.cancelled {
             return ctx.stop();
@@ -761,9 +792,13 @@ impl Call {
         if let Some(ack) = ack {
             self.shard.do_send(ShardCmd::Ack2xx { tx, peer, ack });
         }
-        if self.cancelled || self.a.final_sent {
+        if self.cancelled || (self.a.final_sent && !self.originated) || self.ended[Leg::A as usize]
+        {
             // 200 crossed our CANCEL (or leg A is gone): hang leg B up.
             return self.hangup(&[Leg::B], ctx);
+        }
+        if self.originated {
+            return self.originate_connected(ctx);
         }
         if self.anchor.is_some() && answer.is_none() {
             // No usable answer: the call cannot carry audio.
@@ -833,6 +868,12 @@ impl Call {
         self.kept_txs.push(self.a.tx);
         self.respond(self.a.tx, r);
         self.phase = Phase::Answered;
+        self.now_answered(ctx);
+    }
+
+    /// The call is answered (leg B took it): recording, the maximum
+    /// duration, the registry and the event.
+    fn now_answered(&mut self, ctx: &mut Context<Self>) {
         let now = unix_ms();
         self.answer_ms = Some(now);
         if let Some(mut entry) = self.switch.calls.get_mut(&self.call_id_a()) {
@@ -909,8 +950,17 @@ impl Call {
 
     fn on_no_answer(&mut self, ctx: &mut Context<Self>) {
         self.no_answer = None;
+        if self.phase == Phase::Originating {
+            self.end_reason
+                .get_or_insert_with(|| "the user did not answer".into());
+            self.final_code.get_or_insert(480);
+            return self.hangup(&[Leg::A], ctx);
+        }
         if self.phase != Phase::Calling {
             return;
+        }
+        if self.originated {
+            return self.fail_a(480, None, ctx);
         }
         if !self.a.final_sent {
             self.a.final_sent = true;
@@ -1200,13 +1250,22 @@ impl Call {
         } else {
             legs
         };
+        let mut ringing = false;
         for &leg in legs {
-            if std::mem::replace(&mut self.ended[leg as usize], true) {
+            if self.ended[leg as usize] {
                 continue;
             }
             let Some(peer) = self.peer_of(leg) else {
+                self.ended[leg as usize] = true;
                 continue;
             };
+            if self.dialog_mut(leg).is_none() && self.ring_cancelled(leg, ctx) {
+                // Not answered yet: cancelled; its final response (or a 2xx
+                // crossing the CANCEL, then hung up) ends the wait.
+                ringing = true;
+                continue;
+            }
+            self.ended[leg as usize] = true;
             let via = self.switch.via(peer);
             if let Some(d) = self.dialog_mut(leg) {
                 let bye = d.request(Method::Bye, &via, 70);
@@ -1218,12 +1277,45 @@ impl Call {
                 });
             }
         }
-        if self.byes_pending == 0 {
+        if self.byes_pending == 0 && !ringing {
             return ctx.stop();
         }
         if first {
             // Give up waiting for the BYEs' answers after Timer F.
             ctx.run_later(Duration::from_secs(33), |_, ctx| ctx.stop());
+        }
+    }
+}
+
+impl Call {
+    /// Hanging up `leg` before it answered: its INVITE is cancelled (or
+    /// will be, at its first provisional response, §9.1). False if it has
+    /// no INVITE outstanding.
+    fn ring_cancelled(&mut self, leg: Leg, ctx: &mut Context<Self>) -> bool {
+        match leg {
+            Leg::A if self.originated && !self.a_final => {
+                if self.a_provisional {
+                    self.shard.do_send(ShardCmd::Request {
+                        peer: self.a.peer,
+                        req: cancel_for(&self.a.invite),
+                        owner: ctx.address().recipient(),
+                    });
+                } else {
+                    self.a_cancel_pending = true;
+                }
+                true
+            }
+            Leg::B
+                if self
+                    .b
+                    .as_ref()
+                    .is_some_and(|b| !b.failed && b.dialog.is_none()) =>
+            {
+                self.cancelled = true;
+                self.cancel_b(ctx);
+                true
+            }
+            _ => false,
         }
     }
 }
@@ -1294,17 +1386,24 @@ impl Actor for Call {
             .ok()
             .and_then(|f| f.uri.sip().and_then(|u| u.user.clone()))
             .unwrap_or_default();
+        let (caller, dialed) = match &self.source {
+            Some(Source::User(u)) if self.originated => (u.clone(), self.orig_number.clone()),
+            _ => (caller, String::new()),
+        };
         self.switch.calls.insert(
             self.call_id_a(),
             CallEntry {
                 addr: ctx.address(),
                 caller,
-                dialed: String::new(),
+                dialed,
                 destination: None,
                 start_ms: self.start_ms,
                 answer_ms: None,
             },
         );
+        if self.originated {
+            return self.ring_user(ctx);
+        }
         self.route(ctx);
     }
 
@@ -1343,6 +1442,11 @@ impl Handler<CallEvent> for Call {
                 match method {
                     Method::Invite if self.leg_of(resp.call_id()) == Some(Leg::B) => {
                         self.on_b_response(tx, resp, ctx)
+                    }
+                    Method::Invite
+                        if self.originated && self.leg_of(resp.call_id()) == Some(Leg::A) =>
+                    {
+                        self.on_a_response(tx, resp, ctx)
                     }
                     Method::Invite if self.leg_of(resp.call_id()) == Some(Leg::C) => {
                         self.on_c_response(tx, resp, ctx)
@@ -1405,7 +1509,8 @@ impl Handler<Hangup> for Call {
     fn handle(&mut self, Hangup { reason }: Hangup, ctx: &mut Context<Self>) {
         self.end_reason.get_or_insert(reason);
         match self.phase {
-            Phase::Routing | Phase::Calling => {
+            _ if self.originated => self.hangup(&[Leg::A, Leg::B], ctx),
+            Phase::Originating | Phase::Routing | Phase::Calling => {
                 if !self.a.final_sent {
                     self.a.final_sent = true;
                     let r = response_to(&self.a.invite, 480, Some(&self.a.tag));
@@ -1510,6 +1615,10 @@ impl Call {
         let Some(engine) = self.switch.media.clone() else {
             return Ok(());
         };
+        if self.anchor.is_some() {
+            // Click-to-call: leg A is anchored already.
+            return Ok(());
+        }
         let delayed = self.a.invite.body().is_empty();
         if !delayed && !is_sdp(&self.a.invite) {
             tracing::debug!(call_id = %self.call_id_a(), "body is not SDP: media not anchored");
@@ -1519,17 +1628,7 @@ impl Call {
             let addr = ctx.address();
             engine.session(Box::new(move |ev| addr.do_send(MediaMsg(ev))))
         });
-        let cfg = self.switch.config();
-        let codecs = cfg
-            .media
-            .codecs
-            .iter()
-            .filter_map(|c| {
-                media::codec::Codec::ALL
-                    .into_iter()
-                    .find(|k| k.name().eq_ignore_ascii_case(c))
-            })
-            .collect();
+        let codecs = self.codecs();
         let opts = LegOptions { inband_dtmf };
         let anchor = if delayed {
             Anchor::delayed(session, engine.ip(), codecs, opts)?
@@ -1559,6 +1658,10 @@ impl Call {
             .sip()
             .and_then(|u| u.user_decoded().map(|u| u.into_owned()))
             .unwrap_or_default();
+        let (caller, dialed) = match &self.source {
+            Some(Source::User(u)) if self.originated => (u.clone(), self.orig_number.clone()),
+            _ => (caller, dialed),
+        };
         let direction = match (&self.source, self.b_user.is_some() || self.room.is_some()) {
             (Some(Source::Trunk(_)), _) => Direction::Inbound,
             (_, false) if self.trunk_out.is_some() => Direction::Outbound,
@@ -1676,6 +1779,34 @@ impl Call {
                 .get_or_insert_with(|| "no SDP answer".into());
             self.hangup(&[Leg::A, Leg::B], ctx);
         }
+    }
+
+    /// The `call.start` event.
+    fn publish_start(&self, source: &str, dialed: &str) {
+        self.switch.publish(
+            "call.start",
+            serde_json::json!({
+                "call_id": self.call_id_a(),
+                "source": source,
+                "dialed": dialed,
+                "originate": self.originated,
+            }),
+        );
+    }
+
+    /// The configured codecs, in order.
+    fn codecs(&self) -> Vec<media::codec::Codec> {
+        self.switch
+            .config()
+            .media
+            .codecs
+            .iter()
+            .filter_map(|c| {
+                media::codec::Codec::ALL
+                    .into_iter()
+                    .find(|k| k.name().eq_ignore_ascii_case(c))
+            })
+            .collect()
     }
 
     /// Records the call: on answer if the config says so (`on_demand`

@@ -376,6 +376,25 @@ impl Handler<ShardCmd> for Shard {
     }
 }
 
+impl Handler<crate::call::Originate> for Shard {
+    type Result = Result<String, String>;
+
+    fn handle(&mut self, msg: crate::call::Originate, ctx: &mut Context<Self>) -> Self::Result {
+        let call = Call::originate(
+            self.switch.clone(),
+            ctx.address(),
+            self.index,
+            &msg.user,
+            &msg.number,
+        )?;
+        let call_id = call.call_id_a();
+        let addr = call.start();
+        self.calls.insert(call_id.clone(), addr);
+        self.live_calls += 1;
+        Ok(call_id)
+    }
+}
+
 impl Handler<GetStats> for Shard {
     type Result = ShardStats;
 

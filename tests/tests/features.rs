@@ -34,12 +34,19 @@ struct UserCall {
 
 const ROUTES: &str = "[[routes]]\nprefix = \"\"\nfrom = \"any\"\ntarget = \"users\"\n";
 
-fn user_call(media: &str) -> UserCall {
+/// A switch with anchored media (`media` lines in `[media]`) routing every
+/// number to the users; its SIP address and folder.
+fn media_switch(media: &str) -> (SwitchProc, SocketAddr, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let port = e2e::free_port("127.0.0.1");
     let sw_addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let cfg = media_config(port, dir.path(), media, ROUTES);
     let sw = SwitchProc::start(dir.path(), port, &cfg);
+    (sw, sw_addr, dir)
+}
+
+fn user_call(media: &str) -> UserCall {
+    let (sw, sw_addr, dir) = media_switch(media);
     let mut callee = Ua::new("127.0.0.1", sw_addr);
     let r = callee.register("1001", "secret", 300).expect("REGISTER");
     assert_eq!(r.code, 200);
@@ -366,4 +373,144 @@ fn an_operator_transfers_the_caller_to_another_user() {
     let cdrs = c.sw.ctl_json(&["cdr", "query", "--since", "10m"]);
     assert_eq!(cdrs[0]["destination"], "1002", "{cdrs}");
     assert_eq!(cdrs[0]["reason"], "caller hung up");
+}
+
+/// Answers an INVITE at `ua` with 200 and an SDP for `rtp`, takes the ACK;
+/// returns the INVITE and the switch's media address in it.
+fn answer_with_media(ua: &mut Ua, rtp: &RtpPeer, tag: &str) -> (sip::Request, SocketAddr) {
+    let (tx, inv) = ua.request(Duration::from_secs(5)).expect("INVITE");
+    assert_eq!(inv.method, Method::Invite);
+    let media = sdp_addr(inv.body());
+    let mut ok = ua.answer(&inv, 200, tag);
+    ok.body = sdp(rtp.port, "0 101", PCMU);
+    ua.respond(tx.unwrap(), ok);
+    let (_, ack) = ua.request(Duration::from_secs(5)).expect("ACK");
+    assert_eq!(ack.method, Method::Ack);
+    (inv, media)
+}
+
+/// Click-to-call (`ctl calls originate 1001 1002`): 1001's phone rings
+/// first showing what it will call; once it answers it hears ringback
+/// while 1002 rings; then the two talk. The CDR names 1001 as the caller.
+#[test]
+fn click_to_call_rings_the_user_then_dials_the_number() {
+    let _heavy = e2e::heavy_lock();
+    let (sw, sw_addr, _dir) = media_switch("");
+    let mut phone = Ua::new("127.0.0.1", sw_addr);
+    assert_eq!(phone.register("1001", "secret", 300).unwrap().code, 200);
+    let mut target = Ua::new("127.0.0.3", sw_addr);
+    assert_eq!(target.register("1002", "secret", 300).unwrap().code, 200);
+    let (p_rtp, t_rtp) = (RtpPeer::bind(), RtpPeer::bind());
+
+    let r = sw.ctl_json(&["calls", "originate", "1001", "1002"]);
+    let call_id = r["call_id"].as_str().expect("a call id").to_owned();
+    let (inv, p_media) = answer_with_media(&mut phone, &p_rtp, "phone");
+    let from = inv.from().unwrap();
+    assert_eq!(from.display.as_deref(), Some("Call to 1002"));
+    assert_eq!(inv.call_id(), Some(call_id.as_str()));
+
+    // 1002 rings; meanwhile the phone hears ringback from the switch.
+    let (tx, t_inv) = target
+        .request(Duration::from_secs(5))
+        .expect("INVITE to 1002");
+    assert_eq!(
+        t_inv
+            .from()
+            .unwrap()
+            .uri
+            .sip()
+            .and_then(|u| u.user.clone())
+            .as_deref(),
+        Some("1001"),
+        "1002 sees the user calling"
+    );
+    std::thread::sleep(Duration::from_millis(1000));
+    let ringback = ulaw_pcm(&p_rtp.packets());
+    let share = tone_share(&ringback, 440.0) + tone_share(&ringback, 480.0);
+    println!(
+        "ringback: {} samples, 440+480 Hz share {share:.2}",
+        ringback.len()
+    );
+    assert!(
+        ringback.len() > 4000 && share > 0.5,
+        "ringback while 1002 rings"
+    );
+    let t_media = sdp_addr(t_inv.body());
+    let mut ok = target.answer(&t_inv, 200, "target");
+    ok.body = sdp(t_rtp.port, "0 101", PCMU);
+    target.respond(tx.unwrap(), ok.clone());
+    let (_, ack) = target.request(Duration::from_secs(5)).expect("ACK");
+    assert_eq!(ack.method, Method::Ack);
+
+    // They talk.
+    std::thread::sleep(Duration::from_millis(200));
+    let marks = (p_rtp.packets().len(), t_rtp.packets().len());
+    let mut p = Sender::new(&p_rtp, p_media, 0xE0E0);
+    let mut t = Sender::new(&t_rtp, t_media, 0xF0F0);
+    let (fp, ft) = (ulaw_tone(700.0, 1000), ulaw_tone(1300.0, 1000));
+    std::thread::scope(|s| {
+        s.spawn(|| p.audio(0, 160, &fp));
+        s.spawn(|| t.audio(0, 160, &ft));
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let to_p = ulaw_pcm(&p_rtp.packets()[marks.0..]);
+    let to_t = ulaw_pcm(&t_rtp.packets()[marks.1..]);
+    let (sp, st) = (tone_share(&to_p, 1300.0), tone_share(&to_t, 700.0));
+    println!("connected: the user hears 1002 at {sp:.2}, 1002 hears the user at {st:.2}");
+    assert!(sp > 0.8 && st > 0.8);
+
+    // The user hangs up (the phone is the UAS of its dialog).
+    let mut d = sip::dialog::Dialog::uas(&inv, "phone").unwrap();
+    let via = sip::Via::new(
+        "UDP",
+        sip::Host::Ip(phone.local.ip()),
+        Some(phone.local.port()),
+        &sip::transaction::new_branch(),
+    );
+    let btx = phone.send(d.request(Method::Bye, &via, 70));
+    let (ttx, bye) = target.request(Duration::from_secs(5)).expect("BYE to 1002");
+    assert_eq!(bye.method, Method::Bye);
+    target.respond(ttx.unwrap(), sip::response_to(&bye, 200, None));
+    let r = phone.final_response(btx, Duration::from_secs(5));
+    assert_eq!(r.last().map(|r| r.code), Some(200));
+    std::thread::sleep(Duration::from_millis(300));
+    let cdr = &sw.ctl_json(&["cdr", "query", "--since", "10m"])[0];
+    assert_eq!(cdr["call_id"], call_id.as_str(), "{cdr}");
+    assert_eq!(cdr["caller"], "1001");
+    assert_eq!(cdr["dialed"], "1002");
+    assert_eq!(cdr["destination"], "1002");
+    assert_eq!(cdr["disposition"], "answered");
+    assert_eq!(cdr["reason"], "caller hung up");
+}
+
+/// Click-to-call whose number is busy: the user's phone, answered, is hung
+/// up; the CDR says busy. An unregistered user cannot be rung.
+#[test]
+fn click_to_call_to_a_busy_number_hangs_the_phone_up() {
+    let _heavy = e2e::heavy_lock();
+    let (sw, sw_addr, _dir) = media_switch("");
+    let out = sw.ctl(&["calls", "originate", "1003", "1002"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("1003 is not registered"));
+    let mut phone = Ua::new("127.0.0.1", sw_addr);
+    assert_eq!(phone.register("1001", "secret", 300).unwrap().code, 200);
+    let mut target = Ua::new("127.0.0.3", sw_addr);
+    assert_eq!(target.register("1002", "secret", 300).unwrap().code, 200);
+    let p_rtp = RtpPeer::bind();
+    sw.ctl_json(&["calls", "originate", "1001", "1002"]);
+    let (_inv, _) = answer_with_media(&mut phone, &p_rtp, "phone");
+    let (tx, t_inv) = target
+        .request(Duration::from_secs(5))
+        .expect("INVITE to 1002");
+    target.respond(tx.unwrap(), target.answer(&t_inv, 486, "busy"));
+    let (btx, bye) = phone
+        .request(Duration::from_secs(5))
+        .expect("BYE to the phone");
+    assert_eq!(bye.method, Method::Bye);
+    phone.respond(btx.unwrap(), sip::response_to(&bye, 200, None));
+    std::thread::sleep(Duration::from_millis(300));
+    let cdr = &sw.ctl_json(&["cdr", "query", "--since", "10m"])[0];
+    assert_eq!(cdr["disposition"], "busy", "{cdr}");
+    assert_eq!(cdr["cause"], 486);
+    assert_eq!(cdr["caller"], "1001");
 }

@@ -29,6 +29,7 @@ pub(crate) const COMMANDS: &[(&str, &str)] = &[
     ),
     ("calls.list", "calls in progress"),
     ("calls.hangup", "end a call: {\"call_id\": \"...\"}"),
+    ("calls.originate", "click-to-call: ring a user, then dial a number: {\"user\": \"1001\", \"number\": \"5550100\"}"),
     ("calls.transfer", "transfer the caller: {\"call_id\": \"...\", \"to\": \"1002\"}; the outcome is a call.transfer event"),
     ("registrations.list", "registered contacts per user"),
     (
@@ -203,6 +204,27 @@ impl Control {
                     reason: "hung up by an operator".into(),
                 });
                 Ok(json!({"call_id": id}))
+            }
+            "calls.originate" => {
+                let user = req.args["user"].as_str();
+                let number = req.args["number"].as_str();
+                let (Some(user), Some(number)) = (user, number) else {
+                    return Err(
+                        "calls.originate needs {\"user\": \"...\", \"number\": \"...\"}".into(),
+                    );
+                };
+                let shards = sw.shards.get().ok_or("the switch is starting")?;
+                let i = (::actors::context::unix_ms() as usize) % shards.len();
+                let call_id = shards[i]
+                    .send(::actors::call::Originate {
+                        user: user.to_owned(),
+                        number: number.to_owned(),
+                    })
+                    .await
+                    .map_err(|e| e.to_string())??;
+                Ok(
+                    json!({"call_id": call_id, "user": user, "number": number, "state": "ringing the user"}),
+                )
             }
             "calls.transfer" => {
                 let (id, addr) = self.call_of(&req.args)?;

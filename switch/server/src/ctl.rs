@@ -76,6 +76,13 @@ enum CallsCmd {
         /// Its Call-ID (leg A's, as `calls list` shows).
         call_id: String,
     },
+    /// Click-to-call: ring USER's phone, then dial NUMBER from it.
+    Originate {
+        /// The local user whose phone rings first.
+        user: String,
+        /// The number to dial when the user answers.
+        number: String,
+    },
     /// Transfer the caller to another number (the callee is released when it answers).
     Transfer {
         /// The call (leg A's Call-ID).
@@ -265,6 +272,17 @@ fn run(conn: &mut Conn, cmd: &Cmd, json_out: bool) -> Result<(), String> {
         } => print(
             &conn.call("calls.hangup", json!({ "call_id": call_id }))?,
             &|_| format!("hanging up {call_id}"),
+        ),
+        Cmd::Calls {
+            cmd: CallsCmd::Originate { user, number },
+        } => print(
+            &conn.call("calls.originate", json!({ "user": user, "number": number }))?,
+            &|v| {
+                format!(
+                    "ringing {user}, then dialing {number}: call {}",
+                    v["call_id"].as_str().unwrap_or("")
+                )
+            },
         ),
         Cmd::Calls {
             cmd: CallsCmd::Transfer { call_id, to },
