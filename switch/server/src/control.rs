@@ -31,6 +31,7 @@ pub(crate) const COMMANDS: &[(&str, &str)] = &[
     ("calls.hangup", "end a call: {\"call_id\": \"...\"}"),
     ("calls.originate", "click-to-call: ring a user, then dial a number: {\"user\": \"1001\", \"number\": \"5550100\"}"),
     ("calls.transfer", "transfer the caller: {\"call_id\": \"...\", \"to\": \"1002\"}; the outcome is a call.transfer event"),
+    ("calls.record", "recording control: {\"call_id\": \"...\", \"action\": \"start|stop|pause|resume\"}"),
     ("registrations.list", "registered contacts per user"),
     (
         "cdr.query",
@@ -236,6 +237,22 @@ impl Control {
                     .await
                     .map_err(|e| e.to_string())??;
                 Ok(json!({"call_id": id, "to": to, "state": "calling"}))
+            }
+            "calls.record" => {
+                let (id, addr) = self.call_of(&req.args)?;
+                let cmd = match req.args["action"].as_str() {
+                    Some("start") => ::actors::call::RecordCmd::Start,
+                    Some("stop") => ::actors::call::RecordCmd::Stop,
+                    Some("pause") => ::actors::call::RecordCmd::Pause,
+                    Some("resume") => ::actors::call::RecordCmd::Resume,
+                    _ => {
+                        return Err(
+                            "calls.record needs \"action\": start, stop, pause or resume".into(),
+                        )
+                    }
+                };
+                addr.send(cmd).await.map_err(|e| e.to_string())??;
+                Ok(json!({"call_id": id, "recording": format!("{cmd:?}").to_lowercase()}))
             }
             "registrations.list" => {
                 let now = ::actors::context::unix_now();

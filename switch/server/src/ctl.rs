@@ -76,6 +76,14 @@ enum CallsCmd {
         /// Its Call-ID (leg A's, as `calls list` shows).
         call_id: String,
     },
+    /// Recording control for one call.
+    Record {
+        /// The call (leg A's Call-ID).
+        call_id: String,
+        /// What to do.
+        #[arg(value_enum)]
+        action: RecordAction,
+    },
     /// Click-to-call: ring USER's phone, then dial NUMBER from it.
     Originate {
         /// The local user whose phone rings first.
@@ -90,6 +98,14 @@ enum CallsCmd {
         /// Where to: a user or any number the dialplan routes.
         to: String,
     },
+}
+
+#[derive(Clone, Copy, ValueEnum, Debug)]
+enum RecordAction {
+    Start,
+    Stop,
+    Pause,
+    Resume,
 }
 
 #[derive(Subcommand, Clone)]
@@ -273,6 +289,18 @@ fn run(conn: &mut Conn, cmd: &Cmd, json_out: bool) -> Result<(), String> {
             &conn.call("calls.hangup", json!({ "call_id": call_id }))?,
             &|_| format!("hanging up {call_id}"),
         ),
+        Cmd::Calls {
+            cmd: CallsCmd::Record { call_id, action },
+        } => {
+            let action = format!("{action:?}").to_lowercase();
+            print(
+                &conn.call(
+                    "calls.record",
+                    json!({ "call_id": call_id, "action": action }),
+                )?,
+                &|_| format!("recording of {call_id}: {action}"),
+            )
+        }
         Cmd::Calls {
             cmd: CallsCmd::Originate { user, number },
         } => print(
