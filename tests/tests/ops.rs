@@ -400,6 +400,15 @@ fn metrics_move_with_a_sipp_load_and_pass_promtool() {
         get(&after, byes),
         get(&after, answered)
     );
+    let (records, batches, secs) = (
+        get(&after, "switchboard_store_records_total"),
+        get(&after, "switchboard_store_write_seconds_count"),
+        get(&after, "switchboard_store_write_seconds_sum"),
+    );
+    println!(
+        "store: {records} records in {batches} fsynced batches, {:.2} ms per batch",
+        secs * 1000.0 / batches.max(1.0)
+    );
     assert_eq!(done, 500.0, "sipp completed every call");
     assert!(
         get(&during, invites) > 0.0 && get(&during, invites) < 500.0,
