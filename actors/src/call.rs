@@ -482,7 +482,11 @@ impl Call {
             Source::User(_) => RouteSource::Users,
             Source::Trunk(_) => RouteSource::Trunks,
         };
-        let Some(route) = cfg.route_for(&dialed, kind) else {
+        let trunk = match &source {
+            Source::Trunk(t) => Some(t.as_str()),
+            Source::User(_) => None,
+        };
+        let Some(route) = cfg.route_for_call(&dialed, kind, trunk) else {
             tracing::info!(%dialed, ?source, "no route");
             return self.fail_a(404, None, ctx);
         };

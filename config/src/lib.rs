@@ -13,6 +13,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer};
 
+pub mod dialplan;
 mod locate;
 #[cfg(test)]
 mod tests;
@@ -655,8 +656,20 @@ pub struct Route {
     /// Optional label for logs.
     #[serde(default)]
     pub name: Option<String>,
-    /// Required; digits, `*`, `#`, `+`, or `""` to match everything. Longest prefix wins.
-    pub prefix: String,
+    /// Numbers starting with this (digits, `*`, `#`, `+`; `""` matches
+    /// everything). One of `prefix`, `number` and `pattern` is required.
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// Exactly this number (a DID).
+    #[serde(default)]
+    pub number: Option<String>,
+    /// A number range such as `"400-800-1xxx"` (see [`dialplan::Pattern`]).
+    #[serde(default)]
+    pub pattern: Option<PatternField>,
+    /// Only calls from this trunk (implies `from = "trunks"`); a route for
+    /// one trunk beats an equally specific one for all.
+    #[serde(default)]
+    pub trunk: Option<String>,
     /// Which callers may use this route; default users.
     #[serde(default)]
     pub from: RouteSource,
@@ -670,7 +683,48 @@ pub struct Route {
     pub prepend: String,
 }
 
+/// A route's `pattern`: its text, compiled when the config is read (a bad
+/// one is an error naming file, line and key).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct PatternField {
+    /// As written.
+    pub text: String,
+    /// Compiled.
+    pub pattern: dialplan::Pattern,
+}
+
+impl TryFrom<String> for PatternField {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        let pattern = dialplan::Pattern::parse(&text)?;
+        Ok(PatternField { text, pattern })
+    }
+}
+
 impl Route {
+    /// How specifically this route matches `dialed` (None: not at all).
+    fn score(&self, dialed: &str) -> Option<(dialplan::Score, bool)> {
+        let s = dialplan::score(
+            self.number.as_deref(),
+            self.pattern.as_ref().map(|p| &p.pattern),
+            self.prefix.as_deref(),
+            dialed,
+        )?;
+        Some((s, self.trunk.is_some()))
+    }
+
+    /// What it matches, for messages: `prefix "9"`, `number "..."`, `pattern "..."`.
+    pub fn matcher(&self) -> String {
+        match (&self.number, &self.pattern, &self.prefix) {
+            (Some(n), _, _) => format!("number {n:?}"),
+            (_, Some(p), _) => format!("pattern {:?}", p.text),
+            (_, _, Some(p)) => format!("prefix {p:?}"),
+            _ => "nothing".into(),
+        }
+    }
+
     /// The number to send on: `dialed` minus `strip` leading characters, plus `prepend` in front.
     pub fn rewrite(&self, dialed: &str) -> String {
         let rest = dialed
@@ -791,10 +845,28 @@ impl Config {
     /// routes whose `from` allows `source` (see [`RouteSource::allows`]); ties go to the
     /// route listed first.
     pub fn route_for(&self, dialed: &str, source: RouteSource) -> Option<&Route> {
+        self.route_for_call(dialed, source, None)
+    }
+
+    /// [`Config::route_for`] for a call from `trunk` (if from a trunk):
+    /// routes limited to that trunk take part too. The most specific match
+    /// wins (see [`dialplan`]); ties go to the route listed first.
+    pub fn route_for_call(
+        &self,
+        dialed: &str,
+        source: RouteSource,
+        trunk: Option<&str>,
+    ) -> Option<&Route> {
         self.routes
             .iter()
-            .filter(|r| r.from.allows(source) && dialed.starts_with(r.prefix.as_str()))
+            .filter(|r| match &r.trunk {
+                // A trunk's own route serves calls from that trunk only.
+                Some(t) => RouteSource::Trunks.allows(source) && trunk == Some(t.as_str()),
+                None => r.from.allows(source),
+            })
+            .filter_map(|r| Some((r.score(dialed)?, r)))
             .rev() // max_by_key keeps the last maximum; reversing makes that the first listed
-            .max_by_key(|r| r.prefix.len())
+            .max_by_key(|(s, _)| *s)
+            .map(|(_, r)| r)
     }
 }

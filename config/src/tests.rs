@@ -189,7 +189,10 @@ target = { hangup = 480 }
 fn rewrite_strips_then_prepends() {
     let route = |strip, prepend: &str| Route {
         name: None,
-        prefix: String::new(),
+        prefix: Some(String::new()),
+        number: None,
+        pattern: None,
+        trunk: None,
         from: RouteSource::Users,
         target: RouteTarget::Users,
         strip,
@@ -452,4 +455,107 @@ fn feature_codes_validate() {
     );
     let off = Config::from_str("[features]\nthree_way = \"\"\n", "t.toml").unwrap();
     assert_eq!(off.features.codes().len(), 2);
+}
+
+#[test]
+fn number_ranges_patterns_and_trunks() {
+    let text = r#"
+[[users]]
+name = "1001"
+password = "x"
+
+[[users]]
+name = "1002"
+password = "x"
+
+[[trunks]]
+name = "a"
+inbound = { from = ["10.0.0.1"] }
+
+[[trunks]]
+name = "b"
+inbound = { from = ["10.0.0.2"] }
+
+[[routes]]
+name = "range"
+pattern = "400-800-1xxx"
+from = "trunks"
+target = { user = "1001" }
+
+[[routes]]
+name = "sales"
+pattern = "400-800-12xx"
+from = "trunks"
+target = { user = "1002" }
+
+[[routes]]
+name = "ceo"
+number = "4008001234"
+from = "trunks"
+target = { hangup = 403 }
+
+[[routes]]
+name = "b-only"
+pattern = "400-800-1xxx"
+trunk = "b"
+from = "trunks"
+target = { hangup = 486 }
+
+[[routes]]
+name = "rest"
+prefix = "400"
+from = "trunks"
+target = { hangup = 404 }
+"#;
+    let c = Config::from_str(text, "t.toml").unwrap();
+    let name = |dialed, trunk| {
+        c.route_for_call(dialed, RouteSource::Trunks, trunk)
+            .and_then(|r| r.name.as_deref())
+    };
+    assert_eq!(name("4008001000", Some("a")), Some("range"));
+    assert_eq!(
+        name("4008001200", Some("a")),
+        Some("sales"),
+        "more literal digits"
+    );
+    assert_eq!(
+        name("4008001234", Some("a")),
+        Some("ceo"),
+        "exact beats patterns"
+    );
+    assert_eq!(
+        name("4008001000", Some("b")),
+        Some("b-only"),
+        "the trunk's own route"
+    );
+    assert_eq!(
+        name("4008002000", Some("a")),
+        Some("rest"),
+        "prefix as the fallback"
+    );
+    assert_eq!(name("5000", Some("a")), None);
+}
+
+#[test]
+fn route_matcher_errors_are_located() {
+    let base = "[[routes]]\ntarget = \"users\"\n";
+    let msg = assert_at(
+        &format!("{base}pattern = \"40x-a\"\n"),
+        3,
+        "routes[0].pattern",
+    );
+    assert!(msg.contains("not allowed"), "{msg}");
+    let msg = assert_at(
+        &format!("{base}prefix = \"4\"\nnumber = \"4\"\n"),
+        4,
+        "routes[0].number",
+    );
+    assert!(msg.contains("only one"), "{msg}");
+    let msg = assert_at(base, 1, "routes[0]");
+    assert!(msg.contains("one of prefix, number or pattern"), "{msg}");
+    assert_at(
+        &format!("{base}prefix = \"4\"\ntrunk = \"nope\"\n"),
+        4,
+        "routes[0].trunk",
+    );
 }

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use crate::locate::Doc;
-use crate::{Config, ConfigError, RouteTarget};
+use crate::{Config, ConfigError, RouteSource, RouteTarget};
 
 /// Returns the first problem found, located in `doc`.
 pub(crate) fn check(config: &Config, doc: &Doc<'_>) -> Result<(), ConfigError> {
@@ -189,7 +189,13 @@ pub(crate) fn check(config: &Config, doc: &Doc<'_>) -> Result<(), ConfigError> {
 
     let mut seen = HashMap::new();
     for (i, route) in config.routes.iter().enumerate() {
-        for (field, value) in [("prefix", &route.prefix), ("prepend", &route.prepend)] {
+        let digits = [
+            ("prefix", route.prefix.as_deref()),
+            ("number", route.number.as_deref()),
+            ("prepend", Some(route.prepend.as_str())),
+        ];
+        for (field, value) in digits {
+            let Some(value) = value else { continue };
             if let Some(c) = value
                 .chars()
                 .find(|c| !matches!(c, '0'..='9' | '*' | '#' | '+'))
@@ -199,10 +205,62 @@ pub(crate) fn check(config: &Config, doc: &Doc<'_>) -> Result<(), ConfigError> {
                 return Err(doc.invalid(format!("routes[{i}].{field}"), msg));
             }
         }
-        if let Some(first) = seen.insert((route.prefix.as_str(), route.from), i) {
-            let line = doc.line_of(&format!("routes[{first}].prefix"));
-            let msg = format!("duplicate route for prefix {:?} and the same `from` (first defined on line {line})", route.prefix);
-            return Err(doc.invalid(format!("routes[{i}].prefix"), msg));
+        let given = [
+            route.prefix.is_some(),
+            route.number.is_some(),
+            route.pattern.is_some(),
+        ];
+        let field = match given {
+            [true, false, false] => "prefix",
+            [false, true, false] => "number",
+            [false, false, true] => "pattern",
+            [false, false, false] => {
+                return Err(doc.invalid(
+                    format!("routes[{i}]"),
+                    "a route needs one of prefix, number or pattern",
+                ))
+            }
+            _ => {
+                let key = if route.pattern.is_some() {
+                    "pattern"
+                } else {
+                    "number"
+                };
+                return Err(doc.invalid(
+                    format!("routes[{i}].{key}"),
+                    "give only one of prefix, number and pattern",
+                ));
+            }
+        };
+        if let Some(t) = &route.trunk {
+            if doc.has(&format!("routes[{i}].from")) && route.from == RouteSource::Users {
+                return Err(doc.invalid(
+                    format!("routes[{i}].from"),
+                    "a route for a trunk serves that trunk's calls, not users'",
+                ));
+            }
+            match config.trunk(t) {
+                Some(tr) if tr.inbound.is_some() => {}
+                Some(_) => {
+                    return Err(doc.invalid(
+                        format!("routes[{i}].trunk"),
+                        format!("trunk {t:?} has no inbound section: no calls come from it"),
+                    ))
+                }
+                None => {
+                    return Err(
+                        doc.invalid(format!("routes[{i}].trunk"), format!("unknown trunk {t:?}"))
+                    )
+                }
+            }
+        }
+        let what = route.matcher();
+        if let Some(first) = seen.insert((what.clone(), route.from, route.trunk.clone()), i) {
+            let line = doc.line_of(&format!("routes[{first}].{field}"));
+            let msg = format!(
+                "duplicate route for {what} and the same `from`/`trunk` (first defined on line {line})"
+            );
+            return Err(doc.invalid(format!("routes[{i}].{field}"), msg));
         }
         let key = format!("routes[{i}].target");
         match &route.target {
