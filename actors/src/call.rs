@@ -495,6 +495,10 @@ impl Call {
             Source::User(u) => ("user", u.as_str()),
             Source::Trunk(t) => ("trunk", t.as_str()),
         };
+        let (target, closed) = cfg.target_at(route, self.switch.now());
+        if closed {
+            tracing::info!(%dialed, route = ?route.name, schedule = ?route.schedule, "closed: the route's closed target");
+        }
         tracing::debug!(%dialed, %number, source = kind_name, who, route = ?route.name, "routing");
         let inband_a = match &source {
             Source::Trunk(t) => cfg.trunk(t).is_some_and(|t| t.inband_dtmf),
@@ -506,7 +510,7 @@ impl Call {
         if !self.originated {
             self.publish_start(&format!("{kind_name}:{who}"), &dialed);
         }
-        if let RouteTarget::Conference(room) = &route.target {
+        if let RouteTarget::Conference(room) = target {
             if self.originated {
                 return self.fail_a(488, Some("Not For Click-To-Call"), ctx);
             }
@@ -516,17 +520,17 @@ impl Call {
         if let Err(code) = self.anchor_a(None, inband_a, ctx) {
             return self.fail_a(code, None, ctx);
         }
-        let dest = match self.resolve(&route.target, &number) {
+        let dest = match self.resolve(target, &number) {
             Ok(d) => d,
             Err((code, reason)) => return self.fail_a(code, reason, ctx),
         };
-        self.b_user = match &route.target {
+        self.b_user = match target {
             RouteTarget::User(u) => Some(u.clone()),
             RouteTarget::Users => Some(number.clone()),
             _ => None,
         };
         self.destination = Some(self.b_user.clone().unwrap_or_else(|| number.clone()));
-        if let RouteTarget::Trunk(t) = &route.target {
+        if let RouteTarget::Trunk(t) = target {
             self.trunk_out = Some(t.clone());
         }
         let inband_b = dest.inband_dtmf;

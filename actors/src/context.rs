@@ -50,6 +50,9 @@ pub struct Switch {
     pub alerts: dashmap::DashMap<(String, String), serde_json::Value>,
     /// When the switch started, unix ms.
     pub started_ms: u64,
+    /// Added to the clock for schedules: `SWITCHBOARD_FAKE_NOW` (an RFC 3339
+    /// instant) makes the switch start at that time, for tests and demos.
+    clock_offset: jiff::SignedDuration,
 }
 
 impl Switch {
@@ -99,12 +102,21 @@ impl Switch {
             trunks_down: Default::default(),
             alerts: Default::default(),
             started_ms: unix_ms(),
+            clock_offset: fake_now_offset(),
         })
     }
 
     /// Publishes an event on the stream (and into the store).
     pub fn publish(&self, kind: &str, data: serde_json::Value) {
         self.events.publish(&self.records, kind, data);
+    }
+
+    /// The instant schedules are checked against (the real clock unless
+    /// `SWITCHBOARD_FAKE_NOW` moved it).
+    pub fn now(&self) -> jiff::Timestamp {
+        jiff::Timestamp::now()
+            .checked_add(self.clock_offset)
+            .unwrap_or_else(|_| jiff::Timestamp::now())
     }
 
     /// Replaces the configuration (a reload): calls routed from now on use
@@ -201,6 +213,23 @@ pub fn call_id_for_shard(index: usize, shards: usize, host: &str) -> String {
         let id = format!("{:016x}@{host}", rand::random::<u64>());
         if shard_of(&id, shards) == index {
             return id;
+        }
+    }
+}
+
+/// The offset `SWITCHBOARD_FAKE_NOW` asks for (zero without it).
+fn fake_now_offset() -> jiff::SignedDuration {
+    let Some(v) = std::env::var_os("SWITCHBOARD_FAKE_NOW") else {
+        return jiff::SignedDuration::ZERO;
+    };
+    match v.to_string_lossy().parse::<jiff::Timestamp>() {
+        Ok(t) => {
+            tracing::warn!(now = %t, "the clock is moved by SWITCHBOARD_FAKE_NOW (schedules)");
+            t.duration_since(jiff::Timestamp::now())
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "SWITCHBOARD_FAKE_NOW is not an RFC 3339 instant; ignored");
+            jiff::SignedDuration::ZERO
         }
     }
 }

@@ -31,52 +31,53 @@ impl Pattern {
         let mut units = Vec::new();
         let mut chars = text.chars().filter(|c| *c != '-' && *c != ' ').peekable();
         while let Some(c) = chars.next() {
-            let unit =
-                match c.to_ascii_lowercase() {
-                    '0'..='9' | '*' | '#' | '+' => Unit::Lit(c),
-                    'x' => Unit::Set(('0'..='9').collect()),
-                    'z' => Unit::Set(('1'..='9').collect()),
-                    'n' => Unit::Set(('2'..='9').collect()),
-                    '.' if chars.peek().is_none() => Unit::Rest,
-                    '.' => return Err("'.' (one or more of anything) may only come last".into()),
-                    '[' => {
-                        let mut set = Vec::new();
-                        let mut prev: Option<char> = None;
-                        loop {
-                            match chars.next() {
-                                Some(']') => break,
-                                Some(d @ '0'..='9') => {
-                                    set.push(d);
-                                    prev = Some(d);
-                                }
-                                Some('~') => {
-                                    // A range inside brackets is written 1~5 (a
-                                    // dash would be read as a separator).
-                                    let (Some(lo), Some(hi)) = (prev, chars.next()) else {
-                                        return Err("a range needs two digits, e.g. [1~5]".into());
-                                    };
-                                    if !hi.is_ascii_digit() || hi < lo {
-                                        return Err(format!("bad range {lo}~{hi}"));
-                                    }
-                                    set.extend((lo..=hi).skip(1));
-                                }
-                                Some(o) => {
-                                    return Err(format!("{o:?} in a [...] set; digits and ~ only"))
-                                }
-                                None => return Err("unclosed '['".into()),
+            let unit = match c.to_ascii_lowercase() {
+                '0'..='9' | '*' | '#' | '+' => Unit::Lit(c),
+                'x' => Unit::Set(('0'..='9').collect()),
+                'z' => Unit::Set(('1'..='9').collect()),
+                'n' => Unit::Set(('2'..='9').collect()),
+                '.' if chars.peek().is_none() => Unit::Rest,
+                '.' => return Err("'.' (one or more of anything) may only come last".into()),
+                '[' => {
+                    let mut set = Vec::new();
+                    let mut prev: Option<char> = None;
+                    loop {
+                        match chars.next() {
+                            Some(']') => break,
+                            Some(d @ '0'..='9') => {
+                                set.push(d);
+                                prev = Some(d);
                             }
+                            Some('~') => {
+                                // A range inside brackets is written 1~5 (a
+                                // dash would be read as a separator).
+                                let (Some(lo), Some(hi)) = (prev, chars.next()) else {
+                                    return Err("a range needs two digits, e.g. [1~5]".into());
+                                };
+                                if !hi.is_ascii_digit() || hi < lo {
+                                    return Err(format!("bad range {lo}~{hi}"));
+                                }
+                                set.extend((lo..=hi).skip(1));
+                            }
+                            Some(o) => {
+                                return Err(format!("{o:?} in a [...] set; digits and ~ only"))
+                            }
+                            None => return Err("unclosed '['".into()),
                         }
-                        if set.is_empty() {
-                            return Err("empty [] set".into());
-                        }
-                        set.sort_unstable();
-                        set.dedup();
-                        Unit::Set(set)
                     }
-                    o => return Err(format!(
+                    if set.is_empty() {
+                        return Err("empty [] set".into());
+                    }
+                    set.sort_unstable();
+                    set.dedup();
+                    Unit::Set(set)
+                }
+                o => {
+                    return Err(format!(
                         "{o:?} is not allowed in a pattern (digits, * # +, x z n, [..], final .)"
-                    )),
-                };
+                    ))
+                }
+            };
             units.push(unit);
         }
         if units.is_empty() {

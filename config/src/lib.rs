@@ -15,6 +15,7 @@ use serde::{Deserialize, Deserializer};
 
 pub mod dialplan;
 mod locate;
+pub mod schedule;
 #[cfg(test)]
 mod tests;
 mod validate;
@@ -78,6 +79,8 @@ pub struct Config {
     pub trunks: Vec<Trunk>,
     /// Dial plan (`[[routes]]`).
     pub routes: Vec<Route>,
+    /// Opening hours routes can depend on (`[[schedules]]`).
+    pub schedules: Vec<schedule::Schedule>,
 }
 
 /// `[sip]`: signalling endpoints and identity.
@@ -675,6 +678,13 @@ pub struct Route {
     pub from: RouteSource,
     /// Where matching calls go.
     pub target: RouteTarget,
+    /// Opening hours (a `[[schedules]]` name): outside them, or on a
+    /// holiday, the call goes to `closed` instead of `target`.
+    #[serde(default)]
+    pub schedule: Option<String>,
+    /// Where calls go while `schedule` is closed.
+    #[serde(default)]
+    pub closed: Option<RouteTarget>,
     /// Characters stripped from the front of the dialed number; default 0.
     #[serde(default)]
     pub strip: usize,
@@ -846,6 +856,26 @@ impl Config {
     /// route listed first.
     pub fn route_for(&self, dialed: &str, source: RouteSource) -> Option<&Route> {
         self.route_for_call(dialed, source, None)
+    }
+
+    /// Where `route` sends a call at instant `at`: its target, or its
+    /// `closed` target while its schedule is closed. Also whether it was
+    /// closed.
+    pub fn target_at<'a>(&self, route: &'a Route, at: jiff::Timestamp) -> (&'a RouteTarget, bool) {
+        let (Some(name), Some(closed)) = (&route.schedule, &route.closed) else {
+            return (&route.target, false);
+        };
+        let open = self
+            .schedules
+            .iter()
+            .find(|s| s.name == *name)
+            .and_then(|s| s.compile().ok())
+            .is_none_or(|c| c.is_open(at));
+        if open {
+            (&route.target, false)
+        } else {
+            (closed, true)
+        }
     }
 
     /// [`Config::route_for`] for a call from `trunk` (if from a trunk):

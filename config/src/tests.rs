@@ -193,6 +193,8 @@ fn rewrite_strips_then_prepends() {
         number: None,
         pattern: None,
         trunk: None,
+        schedule: None,
+        closed: None,
         from: RouteSource::Users,
         target: RouteTarget::Users,
         strip,
@@ -558,4 +560,20 @@ fn route_matcher_errors_are_located() {
         4,
         "routes[0].trunk",
     );
+}
+
+#[test]
+fn schedule_errors_are_located() {
+    let sched = "[[schedules]]\nname = \"office\"\ntimezone = \"Mars/Base\"\nopen = [\"mon 08:00-18:00\"]\n";
+    assert_at(sched, 3, "schedules[0].timezone");
+    let bad_open = "[[schedules]]\nname = \"office\"\nopen = [\"moon 08:00-18:00\"]\n";
+    assert_at(bad_open, 3, "schedules[0].open");
+    let route = "[[schedules]]\nname = \"office\"\nopen = [\"mon 08:00-18:00\"]\n\n\
+                 [[routes]]\nprefix = \"4\"\ntarget = \"users\"\nschedule = \"office\"\n";
+    let msg = assert_at(route, 8, "routes[0].schedule");
+    assert!(msg.contains("needs `closed`"), "{msg}");
+    let unknown = format!("{route}closed = {{ hangup = 480 }}\n")
+        .replace("schedule = \"office\"", "schedule = \"other\"");
+    let msg = assert_at(&unknown, 8, "routes[0].schedule");
+    assert!(msg.contains("unknown schedule"), "{msg}");
 }

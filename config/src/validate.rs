@@ -262,38 +262,84 @@ pub(crate) fn check(config: &Config, doc: &Doc<'_>) -> Result<(), ConfigError> {
             );
             return Err(doc.invalid(format!("routes[{i}].{field}"), msg));
         }
-        let key = format!("routes[{i}].target");
-        match &route.target {
-            RouteTarget::User(name) if config.user(name).is_none() => {
-                return Err(doc.invalid(key, format!("unknown user {name:?}")));
-            }
-            RouteTarget::Trunk(name) => match config.trunk(name) {
-                None => return Err(doc.invalid(key, format!("unknown trunk {name:?}"))),
-                Some(t) if t.outbound.is_none() => {
-                    return Err(doc.invalid(key, format!("trunk {name:?} has no outbound section")));
+        check_target(config, doc, &format!("routes[{i}].target"), &route.target)?;
+        match (&route.schedule, &route.closed) {
+            (Some(name), Some(closed)) => {
+                if !config.schedules.iter().any(|s| s.name == *name) {
+                    return Err(doc.invalid(
+                        format!("routes[{i}].schedule"),
+                        format!("unknown schedule {name:?}"),
+                    ));
                 }
-                Some(_) => {}
-            },
-            RouteTarget::Conference(name)
-                if name.is_empty()
-                    || !name
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) =>
-            {
+                check_target(config, doc, &format!("routes[{i}].closed"), closed)?;
+            }
+            (Some(_), None) => {
                 return Err(doc.invalid(
-                    key,
-                    format!("conference name {name:?} must be letters, digits, '-', '_' or '.'"),
-                ));
+                    format!("routes[{i}].schedule"),
+                    "a route with a schedule needs `closed`, the target outside its hours",
+                ))
             }
-            RouteTarget::Hangup { code } if !(400..=699).contains(code) => {
+            (None, Some(_)) => {
                 return Err(
-                    doc.invalid(key, format!("hangup code {code} is out of range 400..=699"))
-                );
+                    doc.invalid(format!("routes[{i}].closed"), "`closed` needs a `schedule`")
+                )
             }
-            _ => {}
+            (None, None) => {}
+        }
+    }
+    let mut names = HashMap::new();
+    for (i, s) in config.schedules.iter().enumerate() {
+        if let Some(first) = names.insert(s.name.as_str(), i) {
+            let line = doc.line_of(&format!("schedules[{first}].name"));
+            return Err(doc.invalid(
+                format!("schedules[{i}].name"),
+                format!(
+                    "duplicate schedule {:?} (first defined on line {line})",
+                    s.name
+                ),
+            ));
+        }
+        if let Err((field, msg)) = s.compile() {
+            return Err(doc.invalid(format!("schedules[{i}].{field}"), msg));
         }
     }
     Ok(())
+}
+
+/// A route's target (or `closed` target) names things that exist.
+fn check_target(
+    config: &Config,
+    doc: &Doc<'_>,
+    key: &str,
+    target: &RouteTarget,
+) -> Result<(), ConfigError> {
+    match target {
+        RouteTarget::User(name) if config.user(name).is_none() => {
+            Err(doc.invalid(key, format!("unknown user {name:?}")))
+        }
+        RouteTarget::Trunk(name) => match config.trunk(name) {
+            None => Err(doc.invalid(key, format!("unknown trunk {name:?}"))),
+            Some(t) if t.outbound.is_none() => {
+                Err(doc.invalid(key, format!("trunk {name:?} has no outbound section")))
+            }
+            Some(_) => Ok(()),
+        },
+        RouteTarget::Conference(name)
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) =>
+        {
+            Err(doc.invalid(
+                key,
+                format!("conference name {name:?} must be letters, digits, '-', '_' or '.'"),
+            ))
+        }
+        RouteTarget::Hangup { code } if !(400..=699).contains(code) => {
+            Err(doc.invalid(key, format!("hangup code {code} is out of range 400..=699")))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// RFC 3261 `user`: alphanumerics, `mark` and `user-unreserved` characters (no escapes).

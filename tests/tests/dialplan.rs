@@ -63,3 +63,48 @@ target = { hangup = 404 }
         ]
     );
 }
+
+/// A route with opening hours (Mon-Fri 08:00-18:00 Berlin, Christmas off):
+/// the same number goes to the target while open and to the closed target
+/// otherwise; the switch's clock is set by SWITCHBOARD_FAKE_NOW.
+#[test]
+fn opening_hours_and_holidays_choose_the_target() {
+    let routes = r#"
+[[schedules]]
+name = "office"
+timezone = "Europe/Berlin"
+open = ["mon-fri 08:00-18:00"]
+holidays = ["2026-12-25"]
+
+[[routes]]
+pattern = "400-800-1xxx"
+from = "trunks"
+target = { hangup = 486 }
+schedule = "office"
+closed = { hangup = 480 }
+"#;
+    let mut seen = Vec::new();
+    for now in [
+        "2026-11-24T10:00:00Z", // Tuesday 11:00 in Berlin: open
+        "2026-11-24T20:00:00Z", // Tuesday 21:00: closed
+        "2026-11-29T10:00:00Z", // Sunday: closed
+        "2026-12-25T10:00:00Z", // Friday, Christmas: closed
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let port = e2e::free_port("127.0.0.1");
+        let cfg = base_config(port, &dir.path().join("db"), routes);
+        let sw =
+            SwitchProc::start_with_env(dir.path(), port, &cfg, &[("SWITCHBOARD_FAKE_NOW", now)]);
+        let mut carrier = Ua::new("127.0.0.2", sw.addr());
+        let invite = carrier.invite("5551234", "4008001000");
+        let tx = carrier.send(invite);
+        let code = carrier
+            .final_response(tx, Duration::from_secs(5))
+            .pop()
+            .map(|r| r.code);
+        seen.push((now, code));
+    }
+    println!("{seen:?}");
+    let codes: Vec<_> = seen.iter().map(|(_, c)| *c).collect();
+    assert_eq!(codes, [Some(486), Some(480), Some(480), Some(480)]);
+}
