@@ -359,6 +359,9 @@ impl Anchor {
         self.local_b = Some(local);
         self.pending = None;
         self.session.set_mode(Mode::Bridge(self.a.info.id, leg));
+        // A stereo recording keeps the caller left, now with the new callee right.
+        self.session
+            .set_recording_sides(Some((self.a.info.id, leg)));
         Ok(())
     }
 

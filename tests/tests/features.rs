@@ -330,8 +330,13 @@ fn three_way_call_mixes_the_third_party_then_bridges_again() {
 /// and caller and 1002 hear each other; the CDR ends with 1002.
 #[test]
 fn an_operator_transfers_the_caller_to_another_user() {
+    e2e::require("sox");
     let _heavy = e2e::heavy_lock();
-    let mut c = user_call("");
+    let rec = tempfile::tempdir().unwrap();
+    let mut c = user_call(&format!(
+        "record = \"stereo\"\nrecordings = \"{}\"",
+        rec.path().display()
+    ));
     let mut target = Ua::new("127.0.0.3", c.sw_addr);
     assert_eq!(target.register("1002", "secret", 300).unwrap().code, 200);
     let t_rtp = RtpPeer::bind();
@@ -405,6 +410,27 @@ fn an_operator_transfers_the_caller_to_another_user() {
     let cdrs = c.sw.ctl_json(&["cdr", "query", "--since", "10m"]);
     assert_eq!(cdrs[0]["destination"], "1002", "{cdrs}");
     assert_eq!(cdrs[0]["reason"], "caller hung up");
+    // The stereo recording follows the transfer: caller left, 1002 right.
+    let file = e2e::media::wait_recording(rec.path(), &c.sw);
+    let (left, right) = (
+        e2e::media::wav_channel(&file, 1),
+        e2e::media::wav_channel(&file, 2),
+    );
+    // The loud 20 ms blocks of the last 2 s (the talk after the transfer).
+    let tail = |pcm: &[i16]| -> Vec<i16> {
+        pcm[pcm.len().saturating_sub(16000)..]
+            .chunks(160)
+            .filter(|b| e2e::rtp::rms_dbfs(b) > -40.0)
+            .flatten()
+            .copied()
+            .collect()
+    };
+    let (l, r) = (
+        tone_share(&tail(&left), 500.0),
+        tone_share(&tail(&right), 1500.0),
+    );
+    println!("recording after the transfer: caller left {l:.2}, 1002 right {r:.2}");
+    assert!(l > 0.8 && r > 0.8);
 }
 
 /// Answers an INVITE at `ua` with 200 and an SDP for `rtp`, takes the ACK;

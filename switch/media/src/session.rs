@@ -578,6 +578,14 @@ impl Session {
         Ok(())
     }
 
+    /// Which legs a stereo recording puts left and right (after a
+    /// transfer replaced the callee).
+    pub fn set_recording_sides(&mut self, sides: Option<(LegId, LegId)>) {
+        if let Some(r) = &mut self.recording {
+            r.sides = sides;
+        }
+    }
+
     /// Pauses (writes silence) or resumes the recording.
     pub fn pause_recording(&mut self, pause: bool) {
         if let Some(r) = &mut self.recording {

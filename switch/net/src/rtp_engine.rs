@@ -116,6 +116,7 @@ enum Cmd {
         sides: Option<(LegId, LegId)>,
     },
     RecordPause(bool),
+    RecordSides(Option<(LegId, LegId)>),
     RecordStop,
     Stats(LegId, oneshot::Sender<Option<LegStats>>),
 }
@@ -318,6 +319,11 @@ impl SessionHandle {
         });
     }
 
+    /// Re-points a stereo recording's sides (caller left, callee right).
+    pub fn set_recording_sides(&self, sides: Option<(LegId, LegId)>) {
+        let _ = self.tx.send(Cmd::RecordSides(sides));
+    }
+
     /// Pauses or resumes the recording (silence keeps its timeline).
     pub fn pause_recording(&self, pause: bool) {
         let _ = self.tx.send(Cmd::RecordPause(pause));
@@ -447,6 +453,7 @@ async fn run_session(s: Spawn) {
                         next_tick = Instant::now() + TICK;
                     }
                     Cmd::RecordPause(p) => session.pause_recording(p),
+                    Cmd::RecordSides(sides) => session.set_recording_sides(sides),
                     Cmd::RecordStop => finish_recording(&mut session, &mut recording, &events),
                     Cmd::Stats(id, reply) => {
                         let _ = reply.send(session.stats(id));
