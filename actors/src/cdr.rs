@@ -214,7 +214,7 @@ mod tests {
     use super::*;
     use crate::store::RocksStore;
 
-    fn cdr(call_id: &str, end_ms: u64, queue: Option<&str>, agent: Option<&str>) -> Cdr {
+    pub(super) fn cdr(call_id: &str, end_ms: u64, queue: Option<&str>, agent: Option<&str>) -> Cdr {
         Cdr {
             call_id: call_id.into(),
             direction: Direction::Inbound,
@@ -288,5 +288,80 @@ mod tests {
         assert_eq!(Disposition::of_code(486, false), Disposition::Busy);
         assert_eq!(Disposition::of_code(480, false), Disposition::NoAnswer);
         assert_eq!(Disposition::of_code(404, false), Disposition::Failed);
+    }
+}
+
+/// Deletes CDRs (and their index entries) that ended before `cutoff_ms`,
+/// and events from before `events_cutoff_ms` (None: keep). The index
+/// families are keyed by name first, so their old entries are found by
+/// scanning them (the main family is ordered by time: one range delete).
+pub fn expire(
+    store: &dyn Store,
+    cutoff_ms: Option<u64>,
+    events_cutoff_ms: Option<u64>,
+) -> Result<usize, StoreError> {
+    let mut removed = 0;
+    if let Some(cutoff) = cutoff_ms {
+        let old = store.scan_range(cf::CDRS, &[], Some(&cutoff.to_be_bytes()), usize::MAX)?;
+        removed = old.len();
+        for family in [cf::CDRS_BY_QUEUE, cf::CDRS_BY_AGENT] {
+            let stale: Vec<Op> = store
+                .scan_prefix(family, b"")?
+                .into_iter()
+                .filter(|(_, main_key)| {
+                    main_key
+                        .get(..8)
+                        .is_some_and(|t| t < &cutoff.to_be_bytes()[..])
+                })
+                .map(|(key, _)| Op::Delete { cf: family, key })
+                .collect();
+            store.write(&stale)?;
+        }
+        store.delete_range(cf::CDRS, &[0u8; 8], &cutoff.to_be_bytes())?;
+    }
+    if let Some(cutoff) = events_cutoff_ms {
+        store.delete_range(cf::EVENTS, &[0u8; 8], &cutoff.to_be_bytes())?;
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod retention {
+    use super::*;
+    use crate::store::RocksStore;
+
+    #[test]
+    fn old_records_expire_with_their_index_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = RocksStore::open(dir.path(), false).unwrap();
+        for (id, end) in [("old", 1_000u64), ("new", 5_000)] {
+            let mut c = super::tests::cdr(id, end, None, None);
+            c.queue = Some("sales".into());
+            s.write(&c.ops()).unwrap();
+        }
+        s.write(&[Op::Put {
+            cf: cf::EVENTS,
+            key: [1_000u64.to_be_bytes(), 0u64.to_be_bytes()].concat(),
+            value: b"{}".to_vec(),
+        }])
+        .unwrap();
+        assert_eq!(expire(&s, Some(2_000), Some(2_000)).unwrap(), 1);
+        let left: Vec<String> = query(&s, &Query::default())
+            .unwrap()
+            .into_iter()
+            .map(|c| c.call_id)
+            .collect();
+        assert_eq!(left, ["new"]);
+        let sales = Query {
+            queue: Some("sales".into()),
+            ..Default::default()
+        };
+        assert_eq!(query(&s, &sales).unwrap().len(), 1);
+        assert_eq!(
+            s.scan_prefix(cf::CDRS_BY_QUEUE, b"").unwrap().len(),
+            1,
+            "index entry gone too"
+        );
+        assert!(s.scan_prefix(cf::EVENTS, b"").unwrap().is_empty());
     }
 }

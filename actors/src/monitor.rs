@@ -218,6 +218,30 @@ impl Monitor {
         }
     }
 
+    /// Deletes CDRs and events older than `[store]`'s retention, off the
+    /// actor's thread.
+    fn expire_records(&self) {
+        let cfg = self.switch.config();
+        let day_ms = 86_400_000u64;
+        let now = crate::context::unix_ms();
+        let cutoff = |days: u32| (days > 0).then(|| now.saturating_sub(u64::from(days) * day_ms));
+        let (cdrs, events) = (
+            cutoff(cfg.store.cdr_retention_days),
+            cutoff(cfg.store.event_retention_days),
+        );
+        if cdrs.is_none() && events.is_none() {
+            return;
+        }
+        let store = self.switch.store.clone();
+        tokio::task::spawn_blocking(move || {
+            match crate::cdr::expire(store.as_ref(), cdrs, events) {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(cdrs = n, "expired CDRs past their retention"),
+                Err(e) => tracing::warn!(error = %e, "expiring old records failed"),
+            }
+        });
+    }
+
     /// Raises or clears alert `name` on `subject` when its state changes.
     fn alert(&mut self, name: &str, subject: &str, active: bool, detail: serde_json::Value) {
         let key = (name.to_owned(), subject.to_owned());
@@ -250,6 +274,11 @@ impl Actor for Monitor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.run_interval(Duration::from_secs(1), |this, ctx| this.tick(ctx));
+        // Retention: a minute after start, then hourly.
+        ctx.run_later(Duration::from_secs(60), |this, ctx| {
+            this.expire_records();
+            ctx.run_interval(Duration::from_secs(3600), |this, _| this.expire_records());
+        });
     }
 }
 

@@ -83,6 +83,9 @@ pub trait Store: Send + Sync {
     ) -> Result<Rows, StoreError>;
     /// The value at `key`, if any.
     fn get(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Deletes every key in `from..to` (one range tombstone; compaction
+    /// reclaims the space).
+    fn delete_range(&self, cf: &str, from: &[u8], to: &[u8]) -> Result<(), StoreError>;
 }
 
 /// The RocksDB store.
@@ -186,6 +189,12 @@ impl Store for RocksStore {
     fn get(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         self.db
             .get_cf(self.cf(cf)?, key)
+            .map_err(|e| StoreError(e.to_string()))
+    }
+
+    fn delete_range(&self, cf: &str, from: &[u8], to: &[u8]) -> Result<(), StoreError> {
+        self.db
+            .delete_range_cf_opt(self.cf(cf)?, from, to, &self.write_opts())
             .map_err(|e| StoreError(e.to_string()))
     }
 }

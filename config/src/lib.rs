@@ -205,6 +205,12 @@ pub struct Store {
     pub path: PathBuf,
     /// Sync every write to disk; default `true`.
     pub sync_writes: bool,
+    /// CDRs older than this many days are deleted (hourly); 0 keeps them
+    /// forever. Default 0.
+    pub cdr_retention_days: u32,
+    /// Interaction events older than this many days are deleted; 0 keeps
+    /// them. Default 90.
+    pub event_retention_days: u32,
 }
 
 impl Default for Store {
@@ -212,6 +218,8 @@ impl Default for Store {
         Store {
             path: "switchboard-data".into(),
             sync_writes: true,
+            cdr_retention_days: 0,
+            event_retention_days: 90,
         }
     }
 }
