@@ -37,11 +37,19 @@ const ROUTES: &str = "[[routes]]\nprefix = \"\"\nfrom = \"any\"\ntarget = \"user
 /// A switch with anchored media (`media` lines in `[media]`) routing every
 /// number to the users; its SIP address and folder.
 fn media_switch(media: &str) -> (SwitchProc, SocketAddr, tempfile::TempDir) {
+    media_switch_env(media, &[])
+}
+
+/// [`media_switch`] with environment variables for the switch.
+fn media_switch_env(
+    media: &str,
+    env: &[(&str, &str)],
+) -> (SwitchProc, SocketAddr, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let port = e2e::free_port("127.0.0.1");
     let sw_addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let cfg = media_config(port, dir.path(), media, ROUTES);
-    let sw = SwitchProc::start(dir.path(), port, &cfg);
+    let sw = SwitchProc::start_with_env(dir.path(), port, &cfg, env);
     (sw, sw_addr, dir)
 }
 
@@ -571,4 +579,36 @@ fn click_to_call_to_a_busy_number_hangs_the_phone_up() {
     assert_eq!(cdr["disposition"], "busy", "{cdr}");
     assert_eq!(cdr["cause"], 486);
     assert_eq!(cdr["caller"], "1001");
+}
+
+/// A click-to-call whose actor fails while the user's phone rings: the
+/// phone gets a CANCEL (not left ringing), and the CDR says internal error.
+#[test]
+fn a_failed_click_to_call_cancels_the_ringing_phone() {
+    let _heavy = e2e::heavy_lock();
+    let (sw, sw_addr, _dir) = media_switch_env("", &[("SWITCHBOARD_FAULTS", "1")]);
+    let mut phone = Ua::new("127.0.0.1", sw_addr);
+    assert_eq!(phone.register("1001", "secret", 300).unwrap().code, 200);
+    let r = sw.ctl_json(&["calls", "originate", "1001", "1002"]);
+    let call_id = r["call_id"].as_str().unwrap().to_owned();
+    let (tx, inv) = phone.request(Duration::from_secs(5)).expect("INVITE");
+    phone.respond(tx.unwrap(), phone.answer(&inv, 180, "phone"));
+    std::thread::sleep(Duration::from_millis(200));
+    let out = sw.ctl(&[
+        "raw",
+        "debug.panic_call",
+        &format!("{{\"call_id\":\"{call_id}\"}}"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (_, cancel) = phone
+        .request(Duration::from_secs(5))
+        .expect("CANCEL to the phone");
+    assert_eq!(cancel.method, Method::Cancel);
+    std::thread::sleep(Duration::from_millis(300));
+    let cdr = &sw.ctl_json(&["cdr", "query", "--since", "10m"])[0];
+    assert_eq!(cdr["reason"], "internal error", "{cdr}");
 }

@@ -29,7 +29,10 @@ impl Call {
     /// or a leg whose dialog was never ended.
     fn still_up(&self) -> bool {
         let live = |leg: Leg, dialog: bool| dialog && !self.ended[leg as usize];
+        // Click-to-call: the user's phone still ringing.
+        let ringing_a = self.originated && !self.a_final && self.a_provisional;
         !self.a.final_sent
+            || ringing_a
             || live(Leg::A, self.a.dialog.is_some())
             || live(Leg::B, self.b.as_ref().is_some_and(|b| b.dialog.is_some()))
             || live(Leg::C, self.c.as_ref().is_some_and(|c| c.dialog.is_some()))
@@ -51,8 +54,10 @@ impl Call {
             };
             let via = self.switch.via(peer);
             let cancelled = self.cancelled;
+            let ringing_a = leg == Leg::A && self.originated && !self.a_final && self.a_provisional;
             let req = match self.dialog_mut(leg) {
                 Some(d) => d.request(Method::Bye, &via, 70),
+                None if ringing_a => cancel_for(&self.a.invite),
                 None => match self.out_mut(leg) {
                     Some(out) if out.provisional && !cancelled => cancel_for(&out.invite),
                     _ => continue,
