@@ -464,7 +464,6 @@ impl Call {
         };
         // The dialed number ends up in leg B's Request-URI and To: only
         // dialable characters, so escapes like %0D%0A cannot inject headers.
-        let dialable = |c: char| c.is_ascii_alphanumeric() || "+*#._-".contains(c);
         if dialed.is_empty() || dialed.len() > 64 || !dialed.chars().all(dialable) {
             return self.fail_a(484, Some("Invalid Number"), ctx);
         }
@@ -804,6 +803,11 @@ impl Call {
         {
             // 200 crossed our CANCEL (or leg A is gone): hang leg B up.
             return self.hangup(&[Leg::B], ctx);
+        }
+        if self.anchor.is_some() && answer.is_none() && self.originated {
+            // No usable answer: no audio; both legs go.
+            self.end_reason = Some("no usable SDP answer".into());
+            return self.hangup(&[Leg::A, Leg::B], ctx);
         }
         if self.originated {
             return self.originate_connected(ctx);
@@ -1328,6 +1332,12 @@ impl Call {
     }
 }
 
+/// A character a dialed number may hold: anything else could end up as
+/// header syntax in the Request-URI or To of the leg it is sent on.
+fn dialable(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "+*#._-".contains(c)
+}
+
 /// A CANCEL for `inv` (§9.1: same branch, R-URI, Call-ID, From, To, CSeq number).
 fn cancel_for(inv: &Request) -> Request {
     let mut c = Request::new(Method::Cancel, inv.uri.clone());
@@ -1458,6 +1468,25 @@ impl Handler<CallEvent> for Call {
                     }
                     Method::Invite if self.leg_of(resp.call_id()) == Some(Leg::C) => {
                         self.on_c_response(tx, resp, ctx)
+                    }
+                    Method::Invite if resp.code < 200 => {
+                        // A third party given up before its first provisional
+                        // response: its CANCEL can go now (§9.1).
+                        let owed = self
+                            .c_done
+                            .iter_mut()
+                            .find(|c| c.invite.call_id() == resp.call_id())
+                            .and_then(|c| {
+                                std::mem::take(&mut c.cancel_pending)
+                                    .then(|| (cancel_for(&c.invite), c.peer))
+                            });
+                        if let Some((req, peer)) = owed {
+                            self.shard.do_send(ShardCmd::Request {
+                                peer,
+                                req,
+                                owner: ctx.address().recipient(),
+                            });
+                        }
                     }
                     Method::Invite if (200..300).contains(&resp.code) => {
                         // A third party that answers after it was given up.

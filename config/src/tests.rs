@@ -577,3 +577,8 @@ fn schedule_errors_are_located() {
     let msg = assert_at(&unknown, 8, "routes[0].schedule");
     assert!(msg.contains("unknown schedule"), "{msg}");
 }
+
+#[test]
+fn max_forwards_must_be_positive() {
+    assert_at("[calls]\nmax_forwards = 0\n", 2, "calls.max_forwards");
+}

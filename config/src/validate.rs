@@ -65,6 +65,10 @@ pub(crate) fn check(config: &Config, doc: &Doc<'_>) -> Result<(), ConfigError> {
         return Err(doc.invalid("alerts.trunk_down_after", "must be at least 1"));
     }
 
+    if config.calls.max_forwards == 0 {
+        return Err(doc.invalid("calls.max_forwards", "must be at least 1"));
+    }
+
     let f = &config.features;
     let codes = f.codes();
     for (i, (key, code)) in codes.iter().enumerate() {

@@ -349,6 +349,9 @@ fn an_operator_transfers_the_caller_to_another_user() {
     assert_eq!(target.register("1002", "secret", 300).unwrap().code, 200);
     let t_rtp = RtpPeer::bind();
     let call_id = c.invite.call_id().unwrap().to_owned();
+    let evil =
+        c.sw.ctl(&["calls", "transfer", &call_id, "1002\r\nX-Evil: 1"]);
+    assert!(String::from_utf8_lossy(&evil.stderr).contains("is not a number"));
     let out = c.sw.ctl(&["calls", "transfer", &call_id, "1002"]);
     assert!(
         out.status.success(),

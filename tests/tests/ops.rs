@@ -306,6 +306,14 @@ fn ctl_drives_the_switch_and_only_its_user_may() {
         200,
         "the old config (with 1004) stays"
     );
+    // A [sip] change is named as needing a restart and does not apply yet:
+    // phones still authenticate in the running realm.
+    let other_domain = cfg.replace("domain = \"switchboard\"", "domain = \"elsewhere\"");
+    std::fs::write(&cfg_path, format!("{other_domain}\n{extra_user}")).unwrap();
+    let r = sw.ctl_json(&["reload"]);
+    assert_eq!(r["restart_needed"], serde_json::json!(["sip"]), "{r}");
+    let mut p4c = Ua::new("127.0.0.3", sw_addr);
+    assert_eq!(p4c.register("1004", "secret", 300).unwrap().code, 200);
 
     // Another user: the socket's mode keeps it out; with the mode opened
     // up, the peer-credential check still refuses it.

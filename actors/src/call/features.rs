@@ -195,13 +195,18 @@ impl Call {
         if self.room.is_some() || self.b.is_none() {
             return Err("not a two-party call".into());
         }
+        // The number ends up in a Request-URI and To: dialable characters only.
+        if number.is_empty() || number.len() > 64 || !number.chars().all(dialable) {
+            return Err(format!("{number:?} is not a number"));
+        }
         let cfg = self.switch.config();
         let route = cfg
             .route_for(number, RouteSource::Users)
             .ok_or_else(|| format!("no route for {number}"))?;
+        let (route_target, _) = cfg.target_at(route, self.switch.now());
         let target = route.rewrite(number);
-        let dest = match self.resolve(&route.target, &target) {
-            Ok(d) if !matches!(route.target, RouteTarget::Conference(_)) => d,
+        let dest = match self.resolve(route_target, &target) {
+            Ok(d) if !matches!(route_target, RouteTarget::Conference(_)) => d,
             Ok(_) => return Err(format!("{number} is a conference room")),
             Err((code, reason)) => {
                 return Err(format!(
@@ -227,9 +232,9 @@ impl Call {
         self.c_purpose = purpose;
         self.c_target = Some((
             target.clone(),
-            matches!(route.target, RouteTarget::Users | RouteTarget::User(_)),
+            matches!(route_target, RouteTarget::Users | RouteTarget::User(_)),
         ));
-        if let RouteTarget::User(u) = &route.target {
+        if let RouteTarget::User(u) = route_target {
             self.c_target = Some((u.clone(), true));
         }
         self.ended[Leg::C as usize] = false;

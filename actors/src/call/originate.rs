@@ -28,7 +28,6 @@ impl Call {
         user: &str,
         number: &str,
     ) -> Result<Call, String> {
-        let dialable = |c: char| c.is_ascii_alphanumeric() || "+*#._-".contains(c);
         if number.is_empty() || number.len() > 64 || !number.chars().all(dialable) {
             return Err(format!("{number:?} is not a number"));
         }

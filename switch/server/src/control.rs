@@ -74,7 +74,14 @@ pub(crate) fn start(
     path: &Path,
     config_path: Option<PathBuf>,
 ) -> Result<(), String> {
-    if path.exists() {
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        use std::os::unix::fs::FileTypeExt;
+        if !meta.file_type().is_socket() {
+            return Err(format!(
+                "{}: exists and is not a socket; refusing to replace it",
+                path.display()
+            ));
+        }
         // A socket left by a killed switch is removed; a live one is an error.
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
             return Err(format!(
@@ -94,7 +101,14 @@ pub(crate) fn start(
     let _ = std::fs::remove_file(&tmp);
     let listener =
         UnixListener::bind(&tmp).map_err(|e| format!("control socket {}: {e}", tmp.display()))?;
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))
+    // 0600; 0660 when [control] allow_uids names others (they must then be
+    // in the switch's group; the peer-uid check still admits only them).
+    let mode = if switch.config().control.allow_uids.is_empty() {
+        0o600
+    } else {
+        0o660
+    };
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))
         .and_then(|()| std::fs::rename(&tmp, path))
         .map_err(|e| format!("control socket {}: {e}", path.display()))?;
     let uid = std::fs::metadata(path).map_err(|e| e.to_string())?.uid();
@@ -273,12 +287,14 @@ impl Control {
                 Ok(Value::Array(rows))
             }
             "cdr.query" => {
-                let q: cdr::Query = if req.args.is_null() {
+                let mut q: cdr::Query = if req.args.is_null() {
                     cdr::Query::default()
                 } else {
                     serde_json::from_value(req.args.clone())
                         .map_err(|e| format!("cdr.query: {e}"))?
                 };
+                // One answer stays a sane size; page with since_ms.
+                q.limit = Some(q.limit.unwrap_or(1000).min(100_000));
                 let store = sw.store.clone();
                 let rows = tokio::task::spawn_blocking(move || cdr::query(store.as_ref(), &q))
                     .await
@@ -400,7 +416,8 @@ impl Control {
             .config_path
             .as_ref()
             .ok_or("the switch runs on the embedded default config: nothing to reload")?;
-        let new = config::Config::from_file(path).map_err(|e| format!("reload refused: {e}"))?;
+        let mut new =
+            config::Config::from_file(path).map_err(|e| format!("reload refused: {e}"))?;
         let old = self.switch.config();
         let mut restart = Vec::new();
         for (name, changed) in [
@@ -424,6 +441,21 @@ impl Control {
                 restart.push(name);
             }
         }
+        // What needs a restart keeps its running values until then (a new
+        // [sip] domain, say, would not match the digest server's realm).
+        new.sip = old.sip.clone();
+        new.store = old.store.clone();
+        new.log = old.log.clone();
+        new.control.socket = old.control.socket.clone();
+        new.http = old.http.clone();
+        let m = &old.media;
+        new.media.anchor = m.anchor;
+        new.media.ip = m.ip;
+        new.media.port_min = m.port_min;
+        new.media.port_max = m.port_max;
+        new.media.workers = m.workers;
+        new.media.timeout_secs = m.timeout_secs;
+        new.media.opus_complexity = m.opus_complexity;
         self.switch.set_config(new);
         tracing::info!(file = %path.display(), ?restart, "config reloaded");
         self.switch.publish(
