@@ -1074,6 +1074,11 @@ impl Call {
 
     fn on_request(&mut self, tx: Option<TxId>, req: Request, ctx: &mut Context<Self>) {
         let Some(leg) = self.leg_of(req.call_id()) else {
+            // A leg this call gave up (an old B after a transfer, a dropped
+            // third party): its dialog is gone (§12.2.2).
+            if let Some(tx) = tx {
+                self.respond(tx, response_to(&req, 481, Some(&new_tag())));
+            }
             return;
         };
         // §12.2.2: a request belongs to the dialog only with its Call-ID and
@@ -1113,6 +1118,11 @@ impl Call {
                 _ => (Leg::A, "callee hung up"),
             };
             self.end_reason.get_or_insert_with(|| by.to_owned());
+            if self.originated && self.answer_ms.is_none() {
+                // Click-to-call: the user gave up while the number rang.
+                self.cancelled = true;
+                self.final_code.get_or_insert(487);
+            }
             // The CDR is durable before the BYE is answered: a hang-up the
             // caller saw acknowledged always has its record.
             return self.write_cdr_then(ctx, move |this, ctx| {
@@ -1546,7 +1556,14 @@ impl Handler<Hangup> for Call {
     fn handle(&mut self, Hangup { reason }: Hangup, ctx: &mut Context<Self>) {
         self.end_reason.get_or_insert(reason);
         match self.phase {
-            _ if self.originated => self.hangup(&[Leg::A, Leg::B], ctx),
+            _ if self.originated => {
+                if self.answer_ms.is_none() {
+                    // Ended before anyone talked: a cancelled attempt.
+                    self.cancelled = true;
+                    self.final_code.get_or_insert(487);
+                }
+                self.hangup(&[Leg::A, Leg::B], ctx)
+            }
             Phase::Originating | Phase::Routing | Phase::Calling => {
                 if !self.a.final_sent {
                     self.a.final_sent = true;

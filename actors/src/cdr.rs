@@ -196,11 +196,17 @@ pub fn query(store: &dyn Store, q: &Query) -> Result<Vec<Cdr>, StoreError> {
         // Just past every key with this name's prefix.
         None => prefixed(&[0xff; 9]),
     };
-    let rows = store.scan_range(family, &prefixed(&from), Some(&upper), limit)?;
-    let mut out = Vec::with_capacity(rows.len());
+    // With both filters the agent is checked on each record, so the limit
+    // applies after that check.
+    let both = q.queue.is_some() && q.agent.is_some();
+    let scan_limit = if both { usize::MAX } else { limit };
+    let rows = store.scan_range(family, &prefixed(&from), Some(&upper), scan_limit)?;
+    let mut out = Vec::with_capacity(rows.len().min(limit));
     for (_, main_key) in rows {
+        if out.len() >= limit {
+            break;
+        }
         if let Some(c) = store.get(cf::CDRS, &main_key)?.as_deref().and_then(decode) {
-            // With both filters, the agent is checked on the record.
             if q.agent.is_none() || c.agent == q.agent {
                 out.push(c);
             }
@@ -274,6 +280,17 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(ids(query(&s, &alice_late).unwrap()), ["b"]);
+        let sales_bob = Query {
+            queue: Some("sales".into()),
+            agent: Some("bob".into()),
+            limit: Some(1),
+            ..Default::default()
+        };
+        assert_eq!(
+            ids(query(&s, &sales_bob).unwrap()),
+            ["c"],
+            "limit after the agent filter"
+        );
         let limited = Query {
             limit: Some(1),
             ..Default::default()

@@ -293,15 +293,7 @@ fn three_way_call_mixes_the_third_party_then_bridges_again() {
 
     // The third party hangs up: caller and callee are bridged again.
     // The third party is the UAS of its dialog: From/To reversed.
-    let mut d = sip::dialog::Dialog::uas(&inv_c, "third").unwrap();
-    let via = sip::Via::new(
-        "UDP",
-        sip::Host::Ip(third.local.ip()),
-        Some(third.local.port()),
-        &sip::transaction::new_branch(),
-    );
-    let bye_c = d.request(Method::Bye, &via, 70);
-    let btx = third.send(bye_c);
+    let btx = bye_as_callee(&mut third, &inv_c, "third");
     assert_eq!(
         third
             .final_response(btx, Duration::from_secs(5))
@@ -529,14 +521,7 @@ fn click_to_call_rings_the_user_then_dials_the_number() {
     assert!(sp > 0.8 && st > 0.8);
 
     // The user hangs up (the phone is the UAS of its dialog).
-    let mut d = sip::dialog::Dialog::uas(&inv, "phone").unwrap();
-    let via = sip::Via::new(
-        "UDP",
-        sip::Host::Ip(phone.local.ip()),
-        Some(phone.local.port()),
-        &sip::transaction::new_branch(),
-    );
-    let btx = phone.send(d.request(Method::Bye, &via, 70));
+    let btx = bye_as_callee(&mut phone, &inv, "phone");
     let (ttx, bye) = target.request(Duration::from_secs(5)).expect("BYE to 1002");
     assert_eq!(bye.method, Method::Bye);
     target.respond(ttx.unwrap(), sip::response_to(&bye, 200, None));
@@ -552,6 +537,44 @@ fn click_to_call_rings_the_user_then_dials_the_number() {
     assert_eq!(cdr["reason"], "caller hung up");
 }
 
+/// 1001 and 1002 register; `ctl calls originate 1001 1002`; 1001's phone
+/// answers; 1002 gets the INVITE (not yet answered). The phones, the
+/// INVITE 1001 answered, and 1002's server transaction and INVITE.
+fn originate_1001_to_1002(
+    sw: &SwitchProc,
+    sw_addr: SocketAddr,
+) -> (
+    Ua,
+    Ua,
+    sip::Request,
+    Option<sip::transaction::TxId>,
+    sip::Request,
+) {
+    let mut phone = Ua::new("127.0.0.1", sw_addr);
+    assert_eq!(phone.register("1001", "secret", 300).unwrap().code, 200);
+    let mut target = Ua::new("127.0.0.3", sw_addr);
+    assert_eq!(target.register("1002", "secret", 300).unwrap().code, 200);
+    let p_rtp = RtpPeer::bind();
+    sw.ctl_json(&["calls", "originate", "1001", "1002"]);
+    let (inv, _) = answer_with_media(&mut phone, &p_rtp, "phone");
+    let (tx, t_inv) = target
+        .request(Duration::from_secs(5))
+        .expect("INVITE to 1002");
+    (phone, target, inv, tx, t_inv)
+}
+
+/// `ua` hangs up a dialog in which it answered `inv` (with To tag `tag`).
+fn bye_as_callee(ua: &mut Ua, inv: &sip::Request, tag: &str) -> sip::transaction::TxId {
+    let mut d = sip::dialog::Dialog::uas(inv, tag).unwrap();
+    let via = sip::Via::new(
+        "UDP",
+        sip::Host::Ip(ua.local.ip()),
+        Some(ua.local.port()),
+        &sip::transaction::new_branch(),
+    );
+    ua.send(d.request(Method::Bye, &via, 70))
+}
+
 /// Click-to-call whose number is busy: the user's phone, answered, is hung
 /// up; the CDR says busy. An unregistered user cannot be rung.
 #[test]
@@ -561,16 +584,7 @@ fn click_to_call_to_a_busy_number_hangs_the_phone_up() {
     let out = sw.ctl(&["calls", "originate", "1003", "1002"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("1003 is not registered"));
-    let mut phone = Ua::new("127.0.0.1", sw_addr);
-    assert_eq!(phone.register("1001", "secret", 300).unwrap().code, 200);
-    let mut target = Ua::new("127.0.0.3", sw_addr);
-    assert_eq!(target.register("1002", "secret", 300).unwrap().code, 200);
-    let p_rtp = RtpPeer::bind();
-    sw.ctl_json(&["calls", "originate", "1001", "1002"]);
-    let (_inv, _) = answer_with_media(&mut phone, &p_rtp, "phone");
-    let (tx, t_inv) = target
-        .request(Duration::from_secs(5))
-        .expect("INVITE to 1002");
+    let (mut phone, mut target, _inv, tx, t_inv) = originate_1001_to_1002(&sw, sw_addr);
     target.respond(tx.unwrap(), target.answer(&t_inv, 486, "busy"));
     let (btx, bye) = phone
         .request(Duration::from_secs(5))
@@ -614,4 +628,31 @@ fn a_failed_click_to_call_cancels_the_ringing_phone() {
     std::thread::sleep(Duration::from_millis(300));
     let cdr = &sw.ctl_json(&["cdr", "query", "--since", "10m"])[0];
     assert_eq!(cdr["reason"], "internal error", "{cdr}");
+}
+
+/// Click-to-call where the user hangs up while the number still rings:
+/// the number gets a CANCEL, and the CDR says cancelled (487).
+#[test]
+fn click_to_call_given_up_while_the_number_rings_is_cancelled() {
+    let _heavy = e2e::heavy_lock();
+    let (sw, sw_addr, _dir) = media_switch("");
+    let (mut phone, mut target, inv, ttx, t_inv) = originate_1001_to_1002(&sw, sw_addr);
+    target.respond(ttx.unwrap(), target.answer(&t_inv, 180, "target"));
+    std::thread::sleep(Duration::from_millis(200));
+    let btx = bye_as_callee(&mut phone, &inv, "phone");
+    assert_eq!(
+        phone
+            .final_response(btx, Duration::from_secs(5))
+            .last()
+            .map(|r| r.code),
+        Some(200)
+    );
+    let (_, cancel) = target
+        .request(Duration::from_secs(5))
+        .expect("CANCEL to 1002");
+    assert_eq!(cancel.method, Method::Cancel);
+    std::thread::sleep(Duration::from_millis(300));
+    let cdr = &sw.ctl_json(&["cdr", "query", "--since", "10m"])[0];
+    assert_eq!(cdr["disposition"], "cancelled", "{cdr}");
+    assert_eq!(cdr["cause"], 487);
 }
