@@ -327,32 +327,34 @@ impl Anchor {
 
     /// The extra leg's answer to our offer: it joins the mix.
     pub(crate) fn on_extra_answer(&mut self, leg: LegId, body: &[u8]) -> Result<(), SdpError> {
-        let answer = sdp::parse(body)?;
-        let (m, local) = self
-            .extra
-            .iter_mut()
-            .find(|(m, _)| m.info.id == leg)
-            .ok_or(SdpError::NoAudio)?;
-        let neg = sdp::accept_answer(&answer, local)?;
-        self.session.configure(leg, neg.clone());
-        m.neg = Some(neg);
+        self.accept_extra(leg, body)?;
         self.session.set_mode(Mode::Conference);
         Ok(())
+    }
+
+    /// Where extra leg `leg` is in `extra`.
+    fn extra_index(&self, leg: LegId) -> Result<usize, SdpError> {
+        self.extra
+            .iter()
+            .position(|(m, _)| m.info.id == leg)
+            .ok_or(SdpError::NoAudio)
+    }
+
+    /// The extra leg's answer to our offer: configures it; returns its index.
+    fn accept_extra(&mut self, leg: LegId, body: &[u8]) -> Result<usize, SdpError> {
+        let answer = sdp::parse(body)?;
+        let i = self.extra_index(leg)?;
+        let neg = sdp::accept_answer(&answer, &self.extra[i].1)?;
+        self.session.configure(leg, neg.clone());
+        self.extra[i].0.neg = Some(neg);
+        Ok(i)
     }
 
     /// A transfer's target answered: the extra leg replaces leg B (the
     /// old B leaves the session) and is bridged with A.
     pub(crate) fn promote_extra(&mut self, leg: LegId, body: &[u8]) -> Result<(), SdpError> {
-        let answer = sdp::parse(body)?;
-        let i = self
-            .extra
-            .iter()
-            .position(|(m, _)| m.info.id == leg)
-            .ok_or(SdpError::NoAudio)?;
-        let neg = sdp::accept_answer(&answer, &self.extra[i].1)?;
-        let (mut m, local) = self.extra.remove(i);
-        self.session.configure(leg, neg.clone());
-        m.neg = Some(neg);
+        let i = self.accept_extra(leg, body)?;
+        let (m, local) = self.extra.remove(i);
         if let Some(old) = self.b.replace(m) {
             self.session.remove_leg(old.info.id);
         }
@@ -372,11 +374,7 @@ impl Anchor {
         body: &[u8],
     ) -> Result<Bytes, SdpError> {
         let offer = sdp::parse(body)?;
-        let i = self
-            .extra
-            .iter()
-            .position(|(m, _)| m.info.id == leg)
-            .ok_or(SdpError::NoAudio)?;
+        let i = self.extra_index(leg)?;
         let current: Vec<Codec> = self.extra[i]
             .0
             .neg
@@ -398,7 +396,7 @@ impl Anchor {
 
     /// Drops an extra leg; without extra legs the call is a bridge again.
     pub(crate) fn remove_extra(&mut self, leg: LegId) {
-        let Some(i) = self.extra.iter().position(|(m, _)| m.info.id == leg) else {
+        let Ok(i) = self.extra_index(leg) else {
             return;
         };
         self.extra.remove(i);
