@@ -409,6 +409,32 @@ impl Anchor {
         }
     }
 
+    /// The PCM rate of leg A's codec (prompts are rendered at it).
+    pub(crate) fn rate_a(&self) -> media::audio::Rate {
+        self.a
+            .neg
+            .as_ref()
+            .map_or(media::audio::Rate::Nb8k, |n| n.codec.pcm_rate())
+    }
+
+    /// Connects A and B (A was answered by the switch, e.g. an IVR, before
+    /// B existed).
+    pub(crate) fn bridge(&self) {
+        if let Some(b) = self.leg_b() {
+            self.session.set_mode(Mode::Bridge(self.a.info.id, b));
+        }
+    }
+
+    /// Forgets leg B (a transfer from the IVR that failed): its port is
+    /// released and a later `offer_b` starts afresh.
+    pub(crate) fn drop_b(&mut self) {
+        if let Some(b) = self.b.take() {
+            self.session.remove_leg(b.info.id);
+        }
+        self.local_b = None;
+        self.pending = None;
+    }
+
     /// Answers A's offer on our own (the call ends at the switch: a
     /// conference, a prompt) and returns the answer.
     pub(crate) fn answer_locally(&mut self) -> Result<Bytes, SdpError> {

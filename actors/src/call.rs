@@ -12,6 +12,7 @@
 
 mod failure;
 mod features;
+mod ivr;
 mod originate;
 
 pub use failure::InjectPanic;
@@ -281,6 +282,10 @@ pub struct Call {
     a_provisional: bool,
     a_final: bool,
     a_cancel_pending: bool,
+    /// The caller is in an IVR flow (leg A answered by the switch).
+    ivr: Option<Box<ivr::IvrCall>>,
+    /// Flows the caller went through, node by node (for the CDR).
+    ivr_path: Vec<String>,
 }
 
 impl Call {
@@ -341,6 +346,8 @@ impl Call {
             a_provisional: false,
             a_final: false,
             a_cancel_pending: false,
+            ivr: None,
+            ivr_path: Vec::new(),
         }
     }
 
@@ -358,6 +365,10 @@ impl Call {
 
     /// Answers leg A's INVITE with a final `code` (not 2xx) and ends.
     fn fail_a(&mut self, code: u16, reason: Option<&str>, ctx: &mut Context<Self>) {
+        if self.ivr.is_some() {
+            // Leg A is answered by the IVR: the transfer failed.
+            return self.ivr_b_failed(code, ctx);
+        }
         if self.originated {
             // Click-to-call: the user's phone (leg A) is hung up.
             self.final_code.get_or_insert(code);
@@ -516,9 +527,31 @@ impl Call {
             self.destination = Some(format!("room:{room}"));
             return self.join_room(room, inband_a, ctx);
         }
+        if let RouteTarget::Flow(flow) = target {
+            if self.originated {
+                return self.fail_a(488, Some("Not For Click-To-Call"), ctx);
+            }
+            self.destination = Some(format!("flow:{flow}"));
+            return self.start_ivr(flow, &dialed, inband_a, ctx);
+        }
         if let Err(code) = self.anchor_a(None, inband_a, ctx) {
             return self.fail_a(code, None, ctx);
         }
+        self.call_b(&source, target, number, mf, None, ctx)
+    }
+
+    /// Calls leg B at `target` for `number` (routing decided), ringing for
+    /// at most `ring` (default `[calls] no_answer_timeout_secs`).
+    fn call_b(
+        &mut self,
+        source: &Source,
+        target: &RouteTarget,
+        number: String,
+        mf: u8,
+        ring: Option<Duration>,
+        ctx: &mut Context<Self>,
+    ) {
+        let cfg = self.switch.config();
         let dest = match self.resolve(target, &number) {
             Ok(d) => d,
             Err((code, reason)) => return self.fail_a(code, reason, ctx),
@@ -543,7 +576,7 @@ impl Call {
             None => None,
         };
         let peer = dest.peer;
-        let mut invite = self.build_b_invite(&dest, &number, &source, mf - 1);
+        let mut invite = self.build_b_invite(&dest, &number, source, mf.saturating_sub(1));
         if let Some(body) = body {
             invite.headers.set(Name::ContentType, "application/sdp");
             invite.body = body;
@@ -562,8 +595,12 @@ impl Call {
             req: invite,
             owner: ctx.address().recipient(),
         });
-        self.phase = Phase::Calling;
-        let timeout = Duration::from_secs(cfg.calls.no_answer_timeout_secs as u64);
+        if self.ivr.is_none() {
+            // From an IVR leg A is answered already and stays Up.
+            self.phase = Phase::Calling;
+        }
+        let timeout =
+            ring.unwrap_or(Duration::from_secs(cfg.calls.no_answer_timeout_secs as u64));
         self.no_answer = Some(ctx.run_later(timeout, |this, ctx| this.on_no_answer(ctx)));
     }
 
@@ -578,7 +615,7 @@ impl Call {
         let cfg = self.switch.config();
         match target {
             RouteTarget::Hangup { code } => Err((*code, None)),
-            RouteTarget::Conference(_) => Err((404, None)),
+            RouteTarget::Conference(_) | RouteTarget::Flow(_) => Err((404, None)),
             RouteTarget::Users | RouteTarget::User(_) => {
                 let user = match target {
                     RouteTarget::User(u) => u.as_str(),
@@ -799,7 +836,8 @@ impl Call {
         if let Some(ack) = ack {
             self.shard.do_send(ShardCmd::Ack2xx { tx, peer, ack });
         }
-        if self.cancelled || (self.a.final_sent && !self.originated) || self.ended[Leg::A as usize]
+        let a_answered_here = self.originated || self.ivr.is_some();
+        if self.cancelled || (self.a.final_sent && !a_answered_here) || self.ended[Leg::A as usize]
         {
             // 200 crossed our CANCEL (or leg A is gone): hang leg B up.
             return self.hangup(&[Leg::B], ctx);
@@ -811,6 +849,13 @@ impl Call {
         }
         if self.originated {
             return self.originate_connected(ctx);
+        }
+        if self.ivr.is_some() {
+            if self.anchor.is_some() && answer.is_none() {
+                self.hangup_b_only(ctx);
+                return self.ivr_b_failed(488, ctx);
+            }
+            return self.ivr_connected(ctx);
         }
         if self.anchor.is_some() && answer.is_none() {
             // No usable answer: the call cannot carry audio.
@@ -962,6 +1007,10 @@ impl Call {
 
     fn on_no_answer(&mut self, ctx: &mut Context<Self>) {
         self.no_answer = None;
+        if self.ivr_transferring() {
+            self.cancel_b(ctx);
+            return self.ivr_b_failed(480, ctx);
+        }
         if self.phase == Phase::Originating {
             self.end_reason
                 .get_or_insert_with(|| "the user did not answer".into());
@@ -1134,7 +1183,7 @@ impl Call {
             let r = response_to(&req, 481, None);
             return self.respond(tx, r);
         }
-        if self.b.is_none() || leg == Leg::C {
+        if self.b.as_ref().is_none_or(|b| b.dialog.is_none()) || leg == Leg::C {
             // The call ends at the switch (a conference room), or the
             // request is the third party's: nobody to relay to, so the
             // switch answers itself.
@@ -1436,6 +1485,7 @@ impl Actor for Call {
     }
 
     fn stopped(&mut self, ctx: &mut Context<Self>) {
+        self.ivr_finish();
         self.release(Some(ctx.address()));
     }
 }
@@ -1535,6 +1585,10 @@ impl Handler<CallEvent> for Call {
                     self.end_reason.get_or_insert_with(|| "no ACK".into());
                     return self.hangup(&[Leg::A, Leg::B], ctx);
                 }
+                let b_tx = self.b.as_ref().and_then(|b| b.tx);
+                if self.ivr_transferring() && b_tx == Some(tx) {
+                    return self.ivr_b_failed(408, ctx);
+                }
                 match self.phase {
                     Phase::Calling => self.fail_a(408, None, ctx),
                     Phase::Ending => {
@@ -1614,6 +1668,9 @@ impl Handler<MediaMsg> for Call {
                     source = ?digit.source,
                     "dtmf"
                 );
+                if from == Some(Leg::A) && self.in_ivr() {
+                    return self.ivr_digit(digit.digit, ctx);
+                }
                 if let Some(from) = from {
                     self.on_feature_digit(from, digit.digit, ctx);
                 }
@@ -1640,8 +1697,14 @@ impl Handler<MediaMsg> for Call {
             }
             SessionEvent::Media(MediaEvent::Speech { leg, event }) => {
                 tracing::debug!(%call_id, leg = side(leg), ?event, "speech");
+                if self.in_ivr() && side(leg) == "a" {
+                    let started = matches!(event, media::vad::VadEvent::SpeechStart);
+                    self.ivr_speech(started, ctx);
+                }
             }
-            SessionEvent::Media(MediaEvent::PlaybackDone { .. }) => {}
+            SessionEvent::Media(MediaEvent::PlaybackDone { leg, tag }) => {
+                self.ivr_played(leg, tag, ctx);
+            }
             SessionEvent::Recorded { path, result } => match result {
                 Ok(info) => tracing::info!(
                     %call_id,
@@ -1764,7 +1827,7 @@ impl Call {
             wait_ms: answer_or_end.saturating_sub(self.start_ms),
             talk_ms: self.answer_ms.map_or(0, |a| end_ms.saturating_sub(a)),
             recordings: self.recordings.clone(),
-            ivr_path: Vec::new(),
+            ivr_path: self.ivr_path_now(),
             digits: self.digits.clone(),
         }
     }
@@ -1922,7 +1985,7 @@ impl Call {
                         SessionEvent::Media(
                             MediaEvent::Digit { leg, .. }
                             | MediaEvent::MediaTimeout { leg }
-                            | MediaEvent::PlaybackDone { leg }
+                            | MediaEvent::PlaybackDone { leg, .. }
                             | MediaEvent::Speech { leg, .. }
                             | MediaEvent::Latched { leg, .. },
                         ) => *leg,

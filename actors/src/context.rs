@@ -50,6 +50,8 @@ pub struct Switch {
     pub alerts: dashmap::DashMap<(String, String), serde_json::Value>,
     /// When the switch started, unix ms.
     pub started_ms: u64,
+    /// Renders IVR prompts (TTS and WAV files).
+    pub prompts: Arc<crate::prompts::PromptRenderer>,
     /// Added to the clock for schedules: `SWITCHBOARD_FAKE_NOW` (an RFC 3339
     /// instant) makes the switch start at that time, for tests and demos.
     clock_offset: jiff::SignedDuration,
@@ -81,7 +83,13 @@ impl Switch {
             // one use per nonce, so a sniffed one is worth one request at most.
             .with_no_qop_max_uses(1);
         let metrics = crate::metrics::Metrics::new();
+        let tts_cache = config
+            .ivr
+            .tts_cache
+            .clone()
+            .unwrap_or_else(|| config.store.path.join("tts"));
         Arc::new(Switch {
+            prompts: Arc::new(crate::prompts::PromptRenderer::espeak(&tts_cache)),
             config: RwLock::new(Arc::new(config)),
             location,
             auth: Mutex::new(auth),

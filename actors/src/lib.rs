@@ -13,6 +13,8 @@ pub mod call;
 pub mod cdr;
 pub mod context;
 pub mod events;
+pub mod ivr;
+pub mod prompts;
 pub mod metrics;
 pub mod monitor;
 pub mod registrar;

@@ -14,6 +14,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Deserializer};
 
 pub mod dialplan;
+pub mod flow;
 mod locate;
 pub mod schedule;
 #[cfg(test)]
@@ -81,6 +82,41 @@ pub struct Config {
     pub routes: Vec<Route>,
     /// Opening hours routes can depend on (`[[schedules]]`).
     pub schedules: Vec<schedule::Schedule>,
+    /// IVR settings (`[ivr]`).
+    pub ivr: Ivr,
+    /// IVR call flows: `[flows.NAME]` tables and the files of `ivr.flows_dir`.
+    pub flows: std::collections::BTreeMap<String, flow::Flow>,
+}
+
+/// `[ivr]`: call flows, prompts and speech.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Ivr {
+    /// Directory of flow files (`NAME.toml`, one flow each), relative to
+    /// the config file; default none (only `[flows.NAME]` tables).
+    pub flows_dir: Option<PathBuf>,
+    /// Directory WAV prompts are named relative to; default the config
+    /// file's directory.
+    pub prompts_dir: PathBuf,
+    /// Text-to-speech voice (espeak-ng); default "en-us".
+    pub voice: String,
+    /// Where synthesized prompts are cached; default `<store.path>/tts`.
+    pub tts_cache: Option<PathBuf>,
+    /// Node steps one call may take before it is hung up (a guard against
+    /// flows that loop through menus forever); default 200.
+    pub max_steps: u32,
+}
+
+impl Default for Ivr {
+    fn default() -> Self {
+        Ivr {
+            flows_dir: None,
+            prompts_dir: PathBuf::new(),
+            voice: "en-us".into(),
+            tts_cache: None,
+            max_steps: 200,
+        }
+    }
 }
 
 /// `[sip]`: signalling endpoints and identity.
@@ -775,7 +811,7 @@ impl RouteSource {
 }
 
 /// Route destination. TOML: `"users"`, `{ user = "1001" }`, `{ trunk = "demo" }`,
-/// `{ conference = "room" }`, `{ hangup = 404 }`.
+/// `{ conference = "room" }`, `{ flow = "main" }`, `{ hangup = 404 }`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(from = "RawTarget")]
 pub enum RouteTarget {
@@ -787,6 +823,8 @@ pub enum RouteTarget {
     Users,
     /// A conference room: every caller routed here hears all the others.
     Conference(String),
+    /// An IVR flow: the switch answers and the flow decides.
+    Flow(String),
     /// Reject with this SIP status code (`400..=699`).
     Hangup {
         /// SIP status code.
@@ -802,6 +840,7 @@ enum RawTarget {
     User(String),
     Trunk(String),
     Conference(String),
+    Flow(String),
     Hangup(u16),
 }
 
@@ -812,6 +851,7 @@ impl From<RawTarget> for RouteTarget {
             RawTarget::User(u) => RouteTarget::User(u),
             RawTarget::Trunk(t) => RouteTarget::Trunk(t),
             RawTarget::Conference(c) => RouteTarget::Conference(c),
+            RawTarget::Flow(f) => RouteTarget::Flow(f),
             RawTarget::Hangup(code) => RouteTarget::Hangup { code },
         }
     }
@@ -819,18 +859,36 @@ impl From<RawTarget> for RouteTarget {
 
 impl Config {
     /// Reads and validates a config file; errors are labelled with `path`.
+    ///
+    /// Relative `[ivr]` directories are taken from the file's directory, and
+    /// the flow files of `ivr.flows_dir` are read and checked too (errors
+    /// name the flow file).
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
         let file = path.display().to_string();
         match std::fs::read_to_string(path) {
-            Ok(text) => Config::from_str(&text, &file),
+            Ok(text) => {
+                let base = path.parent().unwrap_or(Path::new(""));
+                Config::parse(&text, &file, base)
+            }
             Err(source) => Err(ConfigError::Io { file, source }),
         }
     }
 
-    /// Parses and validates config text; `file_label` names the source in errors.
+    /// Parses and validates config text; `file_label` names the source in
+    /// errors; relative directories are taken from the working directory.
     pub fn from_str(text: &str, file_label: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, file_label, Path::new(""))
+    }
+
+    fn parse(text: &str, file_label: &str, base: &Path) -> Result<Config, ConfigError> {
         let doc = locate::Doc::parse(text, file_label)?;
-        let config = Config::deserialize(doc.deserializer()).map_err(|e| doc.de_error(&e))?;
+        let mut config = Config::deserialize(doc.deserializer()).map_err(|e| doc.de_error(&e))?;
+        config.ivr.prompts_dir = base.join(&config.ivr.prompts_dir);
+        if let Some(dir) = &config.ivr.flows_dir {
+            let dir = base.join(dir);
+            config.ivr.flows_dir = Some(dir.clone());
+            validate::load_flows(&mut config, &dir, &doc)?;
+        }
         validate::check(&config, &doc)?;
         Ok(config)
     }
@@ -908,3 +966,6 @@ impl Config {
             .map(|(_, r)| r)
     }
 }
+
+#[cfg(test)]
+mod flow_tests;

@@ -1,7 +1,7 @@
 use super::*;
 
 /// Parses `text`, expecting an `Invalid` error; returns (line, key, message).
-fn invalid(text: &str) -> (usize, String, String) {
+pub(crate) fn invalid(text: &str) -> (usize, String, String) {
     match Config::from_str(text, "t.toml") {
         Err(ConfigError::Invalid {
             file,

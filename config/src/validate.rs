@@ -2,11 +2,81 @@
 
 use std::collections::HashMap;
 
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::flow::{Flow, FlowContext};
 use crate::locate::Doc;
 use crate::{Config, ConfigError, RouteSource, RouteTarget};
 
+/// Reads every `*.toml` in `dir` as a flow named after the file, each
+/// checked against `config` with errors located in its own file.
+pub(crate) fn load_flows(config: &mut Config, dir: &Path, main: &Doc<'_>) -> Result<(), ConfigError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        main.invalid("ivr.flows_dir", format!("cannot read {}: {e}", dir.display()))
+    })?;
+    let mut files: Vec<_> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    for path in files {
+        let label = path.display().to_string();
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Io {
+            file: label.clone(),
+            source,
+        })?;
+        let doc = Doc::parse(&text, &label)?;
+        let mut flow = Flow::deserialize(doc.deserializer()).map_err(|e| doc.de_error(&e))?;
+        let name = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .to_owned();
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c)) {
+            return Err(doc.invalid("", format!("flow file name {name:?}: letters, digits, '-' and '_' only")));
+        }
+        if config.flows.contains_key(&name) {
+            return Err(doc.invalid("", format!("flow {name:?} is also defined as [flows.{name}]")));
+        }
+        check_flow(config, &flow, &doc, "")?;
+        flow.file = Some(path);
+        config.flows.insert(name, flow);
+    }
+    Ok(())
+}
+
+/// Checks one flow; `prefix` is its key path in `doc` (`flows.NAME.` inline, "" in its own file).
+fn check_flow(config: &Config, flow: &Flow, doc: &Doc<'_>, prefix: &str) -> Result<(), ConfigError> {
+    let users = |u: &str| config.user(u).is_some();
+    let trunk = |t: &str| match config.trunk(t) {
+        None => Err(format!("unknown trunk {t:?}")),
+        Some(t) if t.outbound.is_none() => Err(format!("trunk {:?} has no outbound section", t.name)),
+        Some(_) => Ok(()),
+    };
+    let schedule = |s: &str| config.schedules.iter().any(|x| x.name == s);
+    let cx = FlowContext {
+        users: &users,
+        trunk: &trunk,
+        schedule: &schedule,
+        prompts_dir: &config.ivr.prompts_dir,
+    };
+    flow.check(&cx)
+        .map_err(|p| doc.invalid(format!("{prefix}{}", p.key), p.message))
+}
+
 /// Returns the first problem found, located in `doc`.
 pub(crate) fn check(config: &Config, doc: &Doc<'_>) -> Result<(), ConfigError> {
+    for (name, flow) in &config.flows {
+        if flow.file.is_none() {
+            check_flow(config, flow, doc, &format!("flows.{name}."))?;
+        }
+    }
+    if config.ivr.max_steps == 0 {
+        return Err(doc.invalid("ivr.max_steps", "must be at least 1"));
+    }
     let sip = &config.sip;
     if sip.listen.is_empty() {
         return Err(doc.invalid("sip.listen", "at least one listen address is required"));
@@ -338,6 +408,9 @@ fn check_target(
                 key,
                 format!("conference name {name:?} must be letters, digits, '-', '_' or '.'"),
             ))
+        }
+        RouteTarget::Flow(name) if !config.flows.contains_key(name) => {
+            Err(doc.invalid(key, format!("unknown flow {name:?}")))
         }
         RouteTarget::Hangup { code } if !(400..=699).contains(code) => {
             Err(doc.invalid(key, format!("hangup code {code} is out of range 400..=699")))

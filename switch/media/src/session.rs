@@ -118,10 +118,12 @@ pub enum Event {
         /// What happened.
         event: VadEvent,
     },
-    /// A prompt or tone played to a leg ended.
+    /// A prompt played to a leg ended (not when stopped or replaced).
     PlaybackDone {
         /// The leg.
         leg: LegId,
+        /// The tag it was played with.
+        tag: u64,
     },
     /// The first packet from a leg came from another address than its SDP
     /// said (NAT): the leg now sends there (symmetric RTP).
@@ -201,7 +203,8 @@ pub struct LegStats {
 
 /// Something played to a leg instead of what it would hear.
 enum Source {
-    Prompt(Player),
+    /// The prompt and its tag.
+    Prompt(Player, u64),
     Tone(ToneGen),
 }
 
@@ -605,10 +608,22 @@ impl Session {
         Some(info)
     }
 
-    /// Plays a prompt to a leg (it hears nothing else meanwhile).
-    pub fn play(&mut self, id: LegId, prompt: Prompt) {
+    /// Plays a prompt to a leg (it hears nothing else meanwhile); `tag`
+    /// comes back in [`Event::PlaybackDone`]. A prompt at another rate than
+    /// the leg's is converted.
+    pub fn play(&mut self, id: LegId, prompt: Prompt, tag: u64) {
         if let Some(i) = self.index(id) {
-            self.legs[i].source = Some(Source::Prompt(Player::new(prompt)));
+            let rate = self.legs[i].rate();
+            let prompt = if prompt.rate == rate {
+                prompt
+            } else {
+                // Rendered for another rate (the leg's codec changed): convert.
+                let mut r = Resampler::new(prompt.rate, rate);
+                let mut out = Vec::with_capacity(prompt.samples.len() * 2);
+                r.process(&prompt.samples, &mut out);
+                Prompt::new(rate, out)
+            };
+            self.legs[i].source = Some(Source::Prompt(Player::new(prompt), tag));
         }
     }
 
@@ -1101,15 +1116,18 @@ impl Session {
             };
             self.scratch.clear();
             let more = match src {
-                Source::Prompt(p) => p.next_frame(&mut self.scratch),
+                Source::Prompt(p, _) => p.next_frame(&mut self.scratch),
                 Source::Tone(t) => {
                     t.next_frame(&mut self.scratch);
                     true
                 }
             };
             if !more {
-                l.source = None;
-                self.events.push_back(Event::PlaybackDone { leg: l.id });
+                let tag = match l.source.take() {
+                    Some(Source::Prompt(_, tag)) => tag,
+                    _ => 0,
+                };
+                self.events.push_back(Event::PlaybackDone { leg: l.id, tag });
                 continue;
             }
             if !l.sends() {

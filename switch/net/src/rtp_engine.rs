@@ -105,7 +105,7 @@ enum Cmd {
     RemoveLeg(LegId),
     Configure(LegId, Negotiated),
     Mode(Mode),
-    Play(LegId, Prompt),
+    Play(LegId, Prompt, u64),
     Tone(LegId, ToneKind),
     StopPlaying(LegId),
     Digits(LegId, String, u32),
@@ -283,9 +283,9 @@ impl SessionHandle {
         let _ = self.tx.send(Cmd::Mode(mode));
     }
 
-    /// Plays a prompt to a leg.
-    pub fn play(&self, leg: LegId, prompt: Prompt) {
-        let _ = self.tx.send(Cmd::Play(leg, prompt));
+    /// Plays a prompt to a leg; `tag` comes back in its `PlaybackDone`.
+    pub fn play(&self, leg: LegId, prompt: Prompt, tag: u64) {
+        let _ = self.tx.send(Cmd::Play(leg, prompt, tag));
     }
 
     /// Plays a call-progress tone to a leg until stopped.
@@ -433,7 +433,7 @@ async fn run_session(s: Spawn) {
                         }
                     }
                     Cmd::Mode(m) => session.set_mode(m),
-                    Cmd::Play(id, p) => session.play(id, p),
+                    Cmd::Play(id, p, tag) => session.play(id, p, tag),
                     Cmd::Tone(id, k) => session.play_tone(id, k),
                     Cmd::StopPlaying(id) => session.stop_playing(id),
                     Cmd::Digits(id, d, ms) => session.send_digits(id, &d, ms),
