@@ -599,8 +599,7 @@ impl Call {
             // From an IVR leg A is answered already and stays Up.
             self.phase = Phase::Calling;
         }
-        let timeout =
-            ring.unwrap_or(Duration::from_secs(cfg.calls.no_answer_timeout_secs as u64));
+        let timeout = ring.unwrap_or(Duration::from_secs(cfg.calls.no_answer_timeout_secs as u64));
         self.no_answer = Some(ctx.run_later(timeout, |this, ctx| this.on_no_answer(ctx)));
     }
 
@@ -1950,8 +1949,18 @@ impl Call {
             tracing::warn!(dir = %dir.display(), error = %e, "cannot create recordings directory");
             return Err(format!("cannot create {}: {e}", dir.display()));
         }
-        let safe: String = self
-            .call_id_a()
+        let path = dir.join(format!("{}-{}.wav", unix_now(), self.file_safe_id()));
+        let sides = anchor.leg_b().map(|b| (anchor.leg_a(), b));
+        tracing::info!(call_id = %self.call_id_a(), path = %path.display(), "recording started");
+        self.recordings.push(path.display().to_string());
+        anchor.session.record(path, layout, sides);
+        self.rec = Rec::On;
+        Ok(())
+    }
+
+    /// Leg A's Call-ID as a file name part.
+    fn file_safe_id(&self) -> String {
+        self.call_id_a()
             .chars()
             .map(|c| {
                 if c.is_ascii_alphanumeric() || c == '-' {
@@ -1961,14 +1970,7 @@ impl Call {
                 }
             })
             .take(64)
-            .collect();
-        let path = dir.join(format!("{}-{safe}.wav", unix_now()));
-        let sides = anchor.leg_b().map(|b| (anchor.leg_a(), b));
-        tracing::info!(call_id = %self.call_id_a(), path = %path.display(), "recording started");
-        self.recordings.push(path.display().to_string());
-        anchor.session.record(path, layout, sides);
-        self.rec = Rec::On;
-        Ok(())
+            .collect()
     }
 
     /// Routes the call into a conference room: answered by the switch, mixed

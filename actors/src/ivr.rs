@@ -332,7 +332,12 @@ impl Runner {
                             .and_then(|x| x.compile().ok())
                             .is_none_or(|c| c.is_open((self.wall)()));
                         self.note(if open { "open" } else { "closed" });
-                        if open { b.open.clone() } else { b.closed.clone() }.unwrap_or_default()
+                        if open {
+                            b.open.clone()
+                        } else {
+                            b.closed.clone()
+                        }
+                        .unwrap_or_default()
                     } else {
                         let v = b.var.as_ref().and_then(|v| self.vars.get(v));
                         let to = v.and_then(|v| b.cases.get(v)).or(b.default.as_ref());
@@ -600,7 +605,11 @@ impl Runner {
                 if self.attempts > a.retries {
                     return self.fail(a.on_failure.as_deref(), now, out);
                 }
-                let lead = if invalid { &a.invalid_prompt } else { &a.timeout_prompt };
+                let lead = if invalid {
+                    &a.invalid_prompt
+                } else {
+                    &a.timeout_prompt
+                };
                 if lead.is_none() && a.prompt.is_none() {
                     self.wait = Wait::Input;
                     self.deadline = Some(now + Duration::from_secs(a.timeout_secs.into()));
@@ -613,7 +622,11 @@ impl Runner {
                 if self.attempts > c.retries {
                     return self.fail(c.on_failure.as_deref(), now, out);
                 }
-                let lead = if invalid { c.invalid_prompt.as_ref() } else { None };
+                let lead = if invalid {
+                    c.invalid_prompt.as_ref()
+                } else {
+                    None
+                };
                 if lead.is_none() && c.prompt.is_none() {
                     self.wait = Wait::Input;
                     self.deadline = Some(now + Duration::from_secs(c.timeout_secs.into()));
@@ -666,7 +679,11 @@ impl Runner {
         out.push(Action::StopRecording);
         match &r.next {
             Some(n) => self.enter(n, now, out),
-            None => self.leave(&format!("message:{}", self.node), "caller left a message", out),
+            None => self.leave(
+                &format!("message:{}", self.node),
+                "caller left a message",
+                out,
+            ),
         }
     }
 
@@ -759,12 +776,15 @@ impl Runner {
             return out;
         }
         self.note(format!("failed {code}"));
-        match self.node().clone() {
-            Node::Transfer(t) => match &t.on_failure {
+        if let Node::Transfer(t) = self.node().clone() {
+            match &t.on_failure {
                 Some(n) => self.enter(n, now, &mut out),
-                None => self.leave(&format!("hangup:{}", self.node), "transfer failed", &mut out),
-            },
-            _ => {}
+                None => self.leave(
+                    &format!("hangup:{}", self.node),
+                    "transfer failed",
+                    &mut out,
+                ),
+            }
         }
         out
     }

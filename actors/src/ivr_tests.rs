@@ -106,7 +106,11 @@ fn said(actions: &[Action]) -> Vec<String> {
 }
 
 fn path(r: &Runner) -> String {
-    r.path().iter().map(ToString::to_string).collect::<Vec<_>>().join(" > ")
+    r.path()
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(" > ")
 }
 
 #[test]
@@ -115,7 +119,12 @@ fn a_menu_choice_by_digit_leads_to_a_transfer() {
     let a = r.start(t0);
     assert_eq!(said(&a), ["Welcome 555."]);
     let a = r.played(play_id(&a), t0);
-    assert!(a.contains(&Action::Listen { phrases: vec!["sales".into()] }), "{a:?}");
+    assert!(
+        a.contains(&Action::Listen {
+            phrases: vec!["sales".into()]
+        }),
+        "{a:?}"
+    );
     assert_eq!(said(&a), ["Press 1 for sales, 2 for an account."]);
     let id = play_id(&a);
     // The prompt's end starts the 5 s timeout.
@@ -160,7 +169,10 @@ fn invalid_input_and_timeout_retry_then_give_up() {
     // Type-ahead during the welcome: "9" barges in and is an invalid choice.
     let a2 = r.digit('9', t0);
     assert_eq!(a2[0], Action::StopPlaying);
-    assert_eq!(said(&a2), ["Sorry.", "Press 1 for sales, 2 for an account."]);
+    assert_eq!(
+        said(&a2),
+        ["Sorry.", "Press 1 for sales, 2 for an account."]
+    );
     let _ = a;
     let id = play_id(&a2);
     r.played(id, t0);
@@ -168,7 +180,12 @@ fn invalid_input_and_timeout_retry_then_give_up() {
     let t1 = t0 + Duration::from_secs(5);
     let a = r.tick(t1);
     assert!(a.contains(&Action::StopListening), "{a:?}");
-    assert_eq!(a.last(), Some(&Action::Hangup { reason: "ivr hangup".into() }));
+    assert_eq!(
+        a.last(),
+        Some(&Action::Hangup {
+            reason: "ivr hangup".into()
+        })
+    );
     assert_eq!(r.outcome(), Some("hangup:bye"));
     assert_eq!(
         path(&r),
@@ -185,7 +202,10 @@ fn a_timeout_plays_the_timeout_prompt() {
     // Too early: nothing.
     assert!(r.tick(t0 + Duration::from_secs(4)).is_empty());
     let a = r.tick(t0 + Duration::from_secs(5));
-    assert_eq!(said(&a), ["Are you there?", "Press 1 for sales, 2 for an account."]);
+    assert_eq!(
+        said(&a),
+        ["Are you there?", "Press 1 for sales, 2 for an account."]
+    );
 }
 
 #[test]
@@ -195,7 +215,12 @@ fn closed_hours_take_the_closed_branch() {
     let a = r.start(t0);
     assert_eq!(said(&a), ["We are closed."]);
     let a = r.played(play_id(&a), t0);
-    assert_eq!(a, [Action::Hangup { reason: "closed".into() }]);
+    assert_eq!(
+        a,
+        [Action::Hangup {
+            reason: "closed".into()
+        }]
+    );
     assert_eq!(path(&r), "hours(closed) > closed");
 }
 
@@ -233,7 +258,9 @@ fn speech_chooses_and_a_failed_transfer_records_a_message() {
         a,
         [
             Action::StopRecording,
-            Action::Hangup { reason: "caller left a message".into() }
+            Action::Hangup {
+                reason: "caller left a message".into()
+            }
         ]
     );
     assert_eq!(r.outcome(), Some("message:message"));
@@ -268,7 +295,12 @@ next = "menu"
         steps += 1;
         a = r.digit('1', t0);
     }
-    assert_eq!(a.last(), Some(&Action::Hangup { reason: "ivr step limit".into() }));
+    assert_eq!(
+        a.last(),
+        Some(&Action::Hangup {
+            reason: "ivr step limit".into()
+        })
+    );
     assert_eq!(r.path().len(), 7);
     assert_eq!(r.outcome(), Some("hangup:step limit"));
 }

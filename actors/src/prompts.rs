@@ -104,7 +104,8 @@ impl PromptRenderer {
 
 fn load(path: &PathBuf, rate: Rate) -> Result<Prompt, String> {
     let f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    media::wav::load(std::io::BufReader::new(f), rate).map_err(|e| format!("{}: {e}", path.display()))
+    media::wav::load(std::io::BufReader::new(f), rate)
+        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// 1 kHz for 250 ms at -10 dBFS, with 5 ms ramps.
@@ -142,7 +143,11 @@ mod tests {
         let (p16, _) = r.render(&parts, Rate::Wb16k);
         assert_eq!(p8.rate, Rate::Nb8k);
         // "Hello." is about half a second: 250 + 100 + ~500 ms.
-        assert!((700..1500).contains(&p8.duration_ms()), "{}", p8.duration_ms());
+        assert!(
+            (700..1500).contains(&p8.duration_ms()),
+            "{}",
+            p8.duration_ms()
+        );
         assert!(p16.duration_ms().abs_diff(p8.duration_ms()) <= 2);
         // A missing file is reported, the rest plays.
         let (p, errors) = r.render(

@@ -440,7 +440,11 @@ impl Node {
             Node::Set(s) => out.push(("next".into(), &s.next)),
             Node::Branch(b) => {
                 map(&mut out, "cases", &b.cases);
-                for (k, v) in [("default", &b.default), ("open", &b.open), ("closed", &b.closed)] {
+                for (k, v) in [
+                    ("default", &b.default),
+                    ("open", &b.open),
+                    ("closed", &b.closed),
+                ] {
                     if let Some(v) = v {
                         out.push((k.into(), v));
                     }
@@ -463,7 +467,11 @@ impl Node {
 
     /// Every prompt of the node, with its key.
     pub fn prompts(&self) -> Vec<(&'static str, &Prompts)> {
-        fn add<'a>(out: &mut Vec<(&'static str, &'a Prompts)>, k: &'static str, p: &'a Option<Prompts>) {
+        fn add<'a>(
+            out: &mut Vec<(&'static str, &'a Prompts)>,
+            k: &'static str,
+            p: &'a Option<Prompts>,
+        ) {
             if let Some(p) = p {
                 out.push((k, p));
             }
@@ -526,7 +534,11 @@ impl Flow {
         }
         for (name, node) in &self.nodes {
             let at = |k: &str| format!("nodes.{name}.{k}");
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c)) {
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
+            {
                 return Err(problem(
                     format!("nodes.{name}"),
                     "node names are letters, digits, '-' and '_'",
@@ -539,7 +551,11 @@ impl Flow {
             }
             for (key, prompts) in node.prompts() {
                 check_prompts(prompts, cx.prompts_dir).map_err(|(i, m)| {
-                    let k = if prompts.0.len() > 1 { format!("{key}[{i}]") } else { key.into() };
+                    let k = if prompts.0.len() > 1 {
+                        format!("{key}[{i}]")
+                    } else {
+                        key.into()
+                    };
                     problem(at(&k), m)
                 })?;
             }
@@ -671,7 +687,8 @@ fn check_node(node: &Node, cx: &FlowContext<'_>) -> Result<(), FlowProblem> {
             for k in a.phrases.keys() {
                 let ok = !k.trim().is_empty()
                     && k.len() <= 64
-                    && k.chars().all(|c| c.is_alphabetic() || c == ' ' || c == '\'');
+                    && k.chars()
+                        .all(|c| c.is_alphabetic() || c == ' ' || c == '\'');
                 if !ok {
                     return Err(problem(
                         format!("phrases.{k}"),
@@ -680,60 +697,93 @@ fn check_node(node: &Node, cx: &FlowContext<'_>) -> Result<(), FlowProblem> {
                 }
             }
             if a.options.is_empty() && a.phrases.is_empty() {
-                return Err(problem("options", "needs at least one of `options` and `phrases`"));
+                return Err(problem(
+                    "options",
+                    "needs at least one of `options` and `phrases`",
+                ));
             }
             if matches!(node, Node::Speech(_)) && a.phrases.is_empty() {
                 return Err(problem("phrases", "a speech node needs `phrases`"));
             }
             if !(1..=60).contains(&a.timeout_secs) {
-                return Err(problem("timeout_secs", format!("{} is out of range 1..=60", a.timeout_secs)));
+                return Err(problem(
+                    "timeout_secs",
+                    format!("{} is out of range 1..=60", a.timeout_secs),
+                ));
             }
             if a.retries > 10 {
-                return Err(problem("retries", format!("{} is out of range 0..=10", a.retries)));
+                return Err(problem(
+                    "retries",
+                    format!("{} is out of range 0..=10", a.retries),
+                ));
             }
             if let Some(v) = &a.var {
                 if !is_var(v) {
-                    return Err(problem("var", format!("{v:?}: variable names are letters, digits and '_'")));
+                    return Err(problem(
+                        "var",
+                        format!("{v:?}: variable names are letters, digits and '_'"),
+                    ));
                 }
             }
         }
         Node::Collect(c) => {
             if !is_var(&c.var) {
-                return Err(problem("var", format!("{:?}: variable names are letters, digits and '_'", c.var)));
+                return Err(problem(
+                    "var",
+                    format!("{:?}: variable names are letters, digits and '_'", c.var),
+                ));
             }
             if c.min_digits == 0 || c.min_digits > c.max_digits || c.max_digits > 64 {
                 return Err(problem(
                     "min_digits",
-                    format!("need 1 <= min_digits ({}) <= max_digits ({}) <= 64", c.min_digits, c.max_digits),
+                    format!(
+                        "need 1 <= min_digits ({}) <= max_digits ({}) <= 64",
+                        c.min_digits, c.max_digits
+                    ),
                 ));
             }
             if !(c.terminator.is_empty() || is_digit(&c.terminator)) {
-                return Err(problem("terminator", format!("{:?} is not one DTMF digit", c.terminator)));
+                return Err(problem(
+                    "terminator",
+                    format!("{:?} is not one DTMF digit", c.terminator),
+                ));
             }
             if !(1..=60).contains(&c.timeout_secs) || !(1..=60).contains(&c.inter_digit_secs) {
                 return Err(problem("timeout_secs", "timeouts are 1..=60 seconds"));
             }
             if c.retries > 10 {
-                return Err(problem("retries", format!("{} is out of range 0..=10", c.retries)));
+                return Err(problem(
+                    "retries",
+                    format!("{} is out of range 0..=10", c.retries),
+                ));
             }
         }
         Node::Set(s) => {
             for k in s.vars.keys() {
                 if !is_var(k) {
-                    return Err(problem(format!("vars.{k}"), format!("{k:?}: variable names are letters, digits and '_'")));
+                    return Err(problem(
+                        format!("vars.{k}"),
+                        format!("{k:?}: variable names are letters, digits and '_'"),
+                    ));
                 }
             }
         }
         Node::Branch(b) => match (&b.var, &b.schedule) {
             (Some(v), None) => {
                 if !is_var(v) {
-                    return Err(problem("var", format!("{v:?}: variable names are letters, digits and '_'")));
+                    return Err(problem(
+                        "var",
+                        format!("{v:?}: variable names are letters, digits and '_'"),
+                    ));
                 }
                 if b.default.is_none() {
                     return Err(problem("default", "a branch on a variable needs `default`"));
                 }
                 if b.open.is_some() || b.closed.is_some() {
-                    return Err(problem("open", "`open`/`closed` go with `schedule`, not `var`"));
+                    return Err(problem(
+                        "open",
+                        "`open`/`closed` go with `schedule`, not `var`",
+                    ));
                 }
             }
             (None, Some(s)) => {
@@ -741,17 +791,30 @@ fn check_node(node: &Node, cx: &FlowContext<'_>) -> Result<(), FlowProblem> {
                     return Err(problem("schedule", format!("unknown schedule {s:?}")));
                 }
                 if b.open.is_none() || b.closed.is_none() {
-                    return Err(problem("schedule", "a branch on a schedule needs `open` and `closed`"));
+                    return Err(problem(
+                        "schedule",
+                        "a branch on a schedule needs `open` and `closed`",
+                    ));
                 }
                 if !b.cases.is_empty() || b.default.is_some() {
-                    return Err(problem("cases", "`cases`/`default` go with `var`, not `schedule`"));
+                    return Err(problem(
+                        "cases",
+                        "`cases`/`default` go with `var`, not `schedule`",
+                    ));
                 }
             }
-            _ => return Err(problem("var", "a branch needs exactly one of `var` and `schedule`")),
+            _ => {
+                return Err(problem(
+                    "var",
+                    "a branch needs exactly one of `var` and `schedule`",
+                ))
+            }
         },
         Node::Transfer(t) => {
             let dialable = |n: &str| {
-                !n.is_empty() && n.len() <= 32 && n.chars().all(|c| c.is_ascii_digit() || "*#+".contains(c))
+                !n.is_empty()
+                    && n.len() <= 32
+                    && n.chars().all(|c| c.is_ascii_digit() || "*#+".contains(c))
             };
             match (&t.user, &t.number, &t.trunk) {
                 (Some(u), None, None) => {
@@ -770,25 +833,44 @@ fn check_node(node: &Node, cx: &FlowContext<'_>) -> Result<(), FlowProblem> {
                         (cx.trunk)(tr).map_err(|m| problem("trunk", m))?;
                     }
                 }
-                (None, None, Some(_)) => return Err(problem("trunk", "a transfer to a trunk needs `number`")),
-                _ => return Err(problem("user", "a transfer needs exactly one of `user` and `number` (with `trunk`)")),
+                (None, None, Some(_)) => {
+                    return Err(problem("trunk", "a transfer to a trunk needs `number`"))
+                }
+                _ => {
+                    return Err(problem(
+                        "user",
+                        "a transfer needs exactly one of `user` and `number` (with `trunk`)",
+                    ))
+                }
             }
             if let Some(s) = t.timeout_secs {
                 if !(1..=600).contains(&s) {
-                    return Err(problem("timeout_secs", format!("{s} is out of range 1..=600")));
+                    return Err(problem(
+                        "timeout_secs",
+                        format!("{s} is out of range 1..=600"),
+                    ));
                 }
             }
         }
         Node::Record(r) => {
             if !(1..=3600).contains(&r.max_secs) {
-                return Err(problem("max_secs", format!("{} is out of range 1..=3600", r.max_secs)));
+                return Err(problem(
+                    "max_secs",
+                    format!("{} is out of range 1..=3600", r.max_secs),
+                ));
             }
             if !(r.terminator.is_empty() || is_digit(&r.terminator)) {
-                return Err(problem("terminator", format!("{:?} is not one DTMF digit", r.terminator)));
+                return Err(problem(
+                    "terminator",
+                    format!("{:?} is not one DTMF digit", r.terminator),
+                ));
             }
             if let Some(v) = &r.var {
                 if !is_var(v) {
-                    return Err(problem("var", format!("{v:?}: variable names are letters, digits and '_'")));
+                    return Err(problem(
+                        "var",
+                        format!("{v:?}: variable names are letters, digits and '_'"),
+                    ));
                 }
             }
         }
@@ -824,8 +906,8 @@ fn check_prompts(prompts: &Prompts, dir: &Path) -> Result<(), (usize, String)> {
 fn check_wav(path: &Path) -> Result<(), String> {
     use std::io::Read;
     let mut head = [0u8; 12];
-    let mut f = std::fs::File::open(path)
-        .map_err(|e| format!("WAV file {}: {e}", path.display()))?;
+    let mut f =
+        std::fs::File::open(path).map_err(|e| format!("WAV file {}: {e}", path.display()))?;
     f.read_exact(&mut head)
         .ok()
         .filter(|_| &head[..4] == b"RIFF" && &head[8..] == b"WAVE")

@@ -38,20 +38,30 @@ fn an_inline_flow_parses() {
     let c = Config::from_str(&inline(GOOD), "t.toml").unwrap();
     let flow = &c.flows["main"];
     assert_eq!(flow.start, "menu");
-    let Node::Menu(m) = &flow.nodes["menu"] else { panic!() };
+    let Node::Menu(m) = &flow.nodes["menu"] else {
+        panic!()
+    };
     assert_eq!(m.options["1"], "sales");
     assert_eq!(m.timeout_secs, 5);
     assert_eq!(m.retries, 2);
     let p = &m.prompt.as_ref().unwrap().0;
     assert_eq!(p.len(), 3);
-    assert_eq!(p[1], PromptPart::Say { say: "Press 1 for sales.".into(), voice: Some("en-gb".into()) });
-    assert_eq!(p[2], PromptPart::Silence { silence_ms: 200 });
-    let Node::Collect(col) = &flow.nodes["ask"] else { panic!() };
-    assert_eq!((col.min_digits, col.max_digits, col.terminator.as_str()), (1, 16, "#"));
     assert_eq!(
-        c.routes[0].target,
-        RouteTarget::Flow("main".into())
+        p[1],
+        PromptPart::Say {
+            say: "Press 1 for sales.".into(),
+            voice: Some("en-gb".into())
+        }
     );
+    assert_eq!(p[2], PromptPart::Silence { silence_ms: 200 });
+    let Node::Collect(col) = &flow.nodes["ask"] else {
+        panic!()
+    };
+    assert_eq!(
+        (col.min_digits, col.max_digits, col.terminator.as_str()),
+        (1, 16, "#")
+    );
+    assert_eq!(c.routes[0].target, RouteTarget::Flow("main".into()));
 }
 
 #[test]
@@ -61,24 +71,36 @@ fn flow_errors_name_the_line_and_key() {
     let (line, key, msg) = invalid(&bad);
     assert_eq!(key, "flows.main.nodes.menu.options.2");
     assert!(msg.contains("unknown node \"nowhere\""), "{msg}");
-    assert_eq!(bad.lines().nth(line - 1).unwrap(), "options = { \"1\" = \"sales\", \"2\" = \"nowhere\" }");
+    assert_eq!(
+        bad.lines().nth(line - 1).unwrap(),
+        "options = { \"1\" = \"sales\", \"2\" = \"nowhere\" }"
+    );
     // A route to a flow that does not exist.
     let bad = inline(GOOD).replace("flow = \"main\"", "flow = \"other\"");
     let (_, key, msg) = invalid(&bad);
-    assert_eq!((key.as_str(), msg.as_str()), ("routes[0].target", "unknown flow \"other\""));
+    assert_eq!(
+        (key.as_str(), msg.as_str()),
+        ("routes[0].target", "unknown flow \"other\"")
+    );
     // Not a digit.
     let bad = inline(&GOOD.replace("\"2\" = \"ask\"", "\"22\" = \"ask\""));
     let (_, key, _) = invalid(&bad);
     assert_eq!(key, "flows.main.nodes.menu.options.22");
     // Unknown user.
     let (_, key, msg) = invalid(&inline(&GOOD.replace("user = \"1001\"", "user = \"999\"")));
-    assert_eq!((key.as_str(), msg.as_str()), ("flows.main.nodes.sales.user", "unknown user \"999\""));
+    assert_eq!(
+        (key.as_str(), msg.as_str()),
+        ("flows.main.nodes.sales.user", "unknown user \"999\"")
+    );
     // Caller input never picks a transfer number.
-    let (_, key, _) =
-        invalid(&inline(&GOOD.replace("user = \"1001\"", "number = \"${account}\"")));
+    let (_, key, _) = invalid(&inline(
+        &GOOD.replace("user = \"1001\"", "number = \"${account}\""),
+    ));
     assert_eq!(key, "flows.main.nodes.sales.number");
     // Unknown field.
-    let (_, key, msg) = invalid(&inline(&GOOD.replace("var = \"account\"", "var = \"account\"\nbogus = 1")));
+    let (_, key, msg) = invalid(&inline(
+        &GOOD.replace("var = \"account\"", "var = \"account\"\nbogus = 1"),
+    ));
     assert!(key.starts_with("flows.main.nodes.ask"), "{key}");
     assert!(msg.contains("bogus"), "{msg}");
 }
@@ -101,7 +123,10 @@ next = "a"
 "#;
     let (_, key, msg) = invalid(&inline(flow));
     assert!(msg.contains("loop without exit"), "{msg}");
-    assert!(key == "flows.main.nodes.a" || key == "flows.main.nodes.b", "{key}");
+    assert!(
+        key == "flows.main.nodes.a" || key == "flows.main.nodes.b",
+        "{key}"
+    );
     // Play → set → play: spins without waiting, even with an exit elsewhere.
     let flow = r#"
 [flows.main]
@@ -121,7 +146,10 @@ type = "hangup"
     let (_, _, msg) = invalid(&inline(flow));
     assert!(msg.contains("without waiting for the caller"), "{msg}");
     // The same loop through a menu is fine.
-    let ok = flow.replace("type = \"play\"\nprompt = \"Hello.\"\nnext = \"b\"", "type = \"menu\"\nprompt = \"Hello.\"\noptions = { \"1\" = \"b\" }\non_failure = \"bye\"");
+    let ok = flow.replace(
+        "type = \"play\"\nprompt = \"Hello.\"\nnext = \"b\"",
+        "type = \"menu\"\nprompt = \"Hello.\"\noptions = { \"1\" = \"b\" }\non_failure = \"bye\"",
+    );
     Config::from_str(&inline(&ok), "t.toml").unwrap();
 }
 
@@ -142,12 +170,19 @@ fn flow_files_are_read_and_checked_in_their_own_file() {
     let flow = "start = \"hi\"\n\n[nodes.hi]\ntype = \"play\"\nprompt = { file = \"hello.wav\" }\nnext = \"bye\"\n\n[nodes.bye]\ntype = \"hangup\"\n";
     std::fs::write(flows.join("sales.toml"), flow).unwrap();
     let c = Config::from_file(&main).unwrap();
-    assert_eq!(c.flows["sales"].file.as_deref(), Some(flows.join("sales.toml").as_path()));
+    assert_eq!(
+        c.flows["sales"].file.as_deref(),
+        Some(flows.join("sales.toml").as_path())
+    );
     assert_eq!(c.ivr.prompts_dir, dir.path().join("prompts"));
     // A missing WAV: that flow file, the prompt's line.
     std::fs::remove_file(&wav).unwrap();
     let err = Config::from_file(&main).unwrap_err().to_string();
-    let want = format!("{}:5: nodes.hi.prompt: WAV file {}", flows.join("sales.toml").display(), wav.display());
+    let want = format!(
+        "{}:5: nodes.hi.prompt: WAV file {}",
+        flows.join("sales.toml").display(),
+        wav.display()
+    );
     assert!(err.starts_with(&want), "{err}");
     // Not a WAV.
     std::fs::write(&wav, b"hello there, not a wav").unwrap();
@@ -155,7 +190,14 @@ fn flow_files_are_read_and_checked_in_their_own_file() {
     assert!(err.contains("is not a WAV file"), "{err}");
     // An unknown node in a flow file.
     std::fs::write(&wav, b"RIFF\0\0\0\0WAVEfmt ").unwrap();
-    std::fs::write(flows.join("sales.toml"), flow.replace("next = \"bye\"", "next = \"by\"")).unwrap();
+    std::fs::write(
+        flows.join("sales.toml"),
+        flow.replace("next = \"bye\"", "next = \"by\""),
+    )
+    .unwrap();
     let err = Config::from_file(&main).unwrap_err().to_string();
-    assert!(err.ends_with("sales.toml:6: nodes.hi.next: unknown node \"by\""), "{err}");
+    assert!(
+        err.ends_with("sales.toml:6: nodes.hi.next: unknown node \"by\""),
+        "{err}"
+    );
 }

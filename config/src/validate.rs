@@ -12,9 +12,16 @@ use crate::{Config, ConfigError, RouteSource, RouteTarget};
 
 /// Reads every `*.toml` in `dir` as a flow named after the file, each
 /// checked against `config` with errors located in its own file.
-pub(crate) fn load_flows(config: &mut Config, dir: &Path, main: &Doc<'_>) -> Result<(), ConfigError> {
+pub(crate) fn load_flows(
+    config: &mut Config,
+    dir: &Path,
+    main: &Doc<'_>,
+) -> Result<(), ConfigError> {
     let entries = std::fs::read_dir(dir).map_err(|e| {
-        main.invalid("ivr.flows_dir", format!("cannot read {}: {e}", dir.display()))
+        main.invalid(
+            "ivr.flows_dir",
+            format!("cannot read {}: {e}", dir.display()),
+        )
     })?;
     let mut files: Vec<_> = entries
         .filter_map(Result::ok)
@@ -35,11 +42,21 @@ pub(crate) fn load_flows(config: &mut Config, dir: &Path, main: &Doc<'_>) -> Res
             .and_then(|s| s.to_str())
             .unwrap_or_default()
             .to_owned();
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c)) {
-            return Err(doc.invalid("", format!("flow file name {name:?}: letters, digits, '-' and '_' only")));
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
+        {
+            return Err(doc.invalid(
+                "",
+                format!("flow file name {name:?}: letters, digits, '-' and '_' only"),
+            ));
         }
         if config.flows.contains_key(&name) {
-            return Err(doc.invalid("", format!("flow {name:?} is also defined as [flows.{name}]")));
+            return Err(doc.invalid(
+                "",
+                format!("flow {name:?} is also defined as [flows.{name}]"),
+            ));
         }
         check_flow(config, &flow, &doc, "")?;
         flow.file = Some(path);
@@ -49,11 +66,18 @@ pub(crate) fn load_flows(config: &mut Config, dir: &Path, main: &Doc<'_>) -> Res
 }
 
 /// Checks one flow; `prefix` is its key path in `doc` (`flows.NAME.` inline, "" in its own file).
-fn check_flow(config: &Config, flow: &Flow, doc: &Doc<'_>, prefix: &str) -> Result<(), ConfigError> {
+fn check_flow(
+    config: &Config,
+    flow: &Flow,
+    doc: &Doc<'_>,
+    prefix: &str,
+) -> Result<(), ConfigError> {
     let users = |u: &str| config.user(u).is_some();
     let trunk = |t: &str| match config.trunk(t) {
         None => Err(format!("unknown trunk {t:?}")),
-        Some(t) if t.outbound.is_none() => Err(format!("trunk {:?} has no outbound section", t.name)),
+        Some(t) if t.outbound.is_none() => {
+            Err(format!("trunk {:?} has no outbound section", t.name))
+        }
         Some(_) => Ok(()),
     };
     let schedule = |s: &str| config.schedules.iter().any(|x| x.name == s);

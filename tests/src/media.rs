@@ -192,3 +192,27 @@ pub fn assert_hears_the_others(i: usize, pcm: &[i16], freqs: &[f64]) {
         }
     }
 }
+
+/// Runs of 20 ms blocks louder than -40 dBFS, as (start, length) in seconds;
+/// gaps shorter than 100 ms are bridged.
+pub fn loud_spans(pcm: &[i16], rate: usize) -> Vec<(f64, f64)> {
+    let block = rate / 50;
+    let loud: Vec<bool> = pcm
+        .chunks(block)
+        .map(|c| crate::rtp::rms_dbfs(c) > -40.0)
+        .collect();
+    let mut spans: Vec<(usize, usize)> = Vec::new();
+    for (i, &l) in loud.iter().enumerate() {
+        if !l {
+            continue;
+        }
+        match spans.last_mut() {
+            Some((_, end)) if i - *end <= 5 => *end = i + 1,
+            _ => spans.push((i, i + 1)),
+        }
+    }
+    spans
+        .into_iter()
+        .map(|(s, e)| (s as f64 * 0.02, (e - s) as f64 * 0.02))
+        .collect()
+}

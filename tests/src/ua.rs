@@ -355,3 +355,15 @@ impl Ua {
         r
     }
 }
+
+/// A BYE from the callee side of the dialog `inv` started (our To tag `tag`).
+pub fn bye_as_callee(ua: &mut Ua, inv: &sip::Request, tag: &str) -> sip::transaction::TxId {
+    let mut d = sip::dialog::Dialog::uas(inv, tag).unwrap();
+    let via = sip::Via::new(
+        "UDP",
+        sip::Host::Ip(ua.local.ip()),
+        Some(ua.local.port()),
+        &sip::transaction::new_branch(),
+    );
+    ua.send(d.request(sip::Method::Bye, &via, 70))
+}

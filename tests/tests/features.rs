@@ -119,30 +119,6 @@ impl UserCall {
     }
 }
 
-/// Runs of 20 ms blocks louder than -40 dBFS, as (start, length) in seconds;
-/// gaps shorter than 100 ms are bridged.
-fn loud_spans(pcm: &[i16], rate: usize) -> Vec<(f64, f64)> {
-    let block = rate / 50;
-    let loud: Vec<bool> = pcm
-        .chunks(block)
-        .map(|c| e2e::rtp::rms_dbfs(c) > -40.0)
-        .collect();
-    let mut spans: Vec<(usize, usize)> = Vec::new();
-    for (i, &l) in loud.iter().enumerate() {
-        if !l {
-            continue;
-        }
-        match spans.last_mut() {
-            Some((_, end)) if i - *end <= 5 => *end = i + 1,
-            _ => spans.push((i, i + 1)),
-        }
-    }
-    spans
-        .into_iter()
-        .map(|(s, e)| (s as f64 * 0.02, (e - s) as f64 * 0.02))
-        .collect()
-}
-
 #[test]
 fn feature_codes_start_pause_resume_and_stop_recording() {
     recording_controlled(false);
@@ -210,7 +186,7 @@ fn recording_controlled(via_ctl: bool) {
     );
     for (channel, hz) in [(1, 500.0), (2, 1500.0)] {
         let pcm = e2e::media::wav_channel(&file, channel);
-        let spans = loud_spans(&pcm, 8000);
+        let spans = e2e::media::loud_spans(&pcm, 8000);
         println!("channel {channel} ({hz} Hz): loud spans (start s, length s) {spans:.2?}");
         assert_eq!(spans.len(), 2, "recorded, paused, recorded: {spans:.2?}");
         for (start, len) in &spans {
@@ -293,7 +269,7 @@ fn three_way_call_mixes_the_third_party_then_bridges_again() {
 
     // The third party hangs up: caller and callee are bridged again.
     // The third party is the UAS of its dialog: From/To reversed.
-    let btx = bye_as_callee(&mut third, &inv_c, "third");
+    let btx = e2e::ua::bye_as_callee(&mut third, &inv_c, "third");
     assert_eq!(
         third
             .final_response(btx, Duration::from_secs(5))
@@ -521,7 +497,7 @@ fn click_to_call_rings_the_user_then_dials_the_number() {
     assert!(sp > 0.8 && st > 0.8);
 
     // The user hangs up (the phone is the UAS of its dialog).
-    let btx = bye_as_callee(&mut phone, &inv, "phone");
+    let btx = e2e::ua::bye_as_callee(&mut phone, &inv, "phone");
     let (ttx, bye) = target.request(Duration::from_secs(5)).expect("BYE to 1002");
     assert_eq!(bye.method, Method::Bye);
     target.respond(ttx.unwrap(), sip::response_to(&bye, 200, None));
@@ -561,18 +537,6 @@ fn originate_1001_to_1002(
         .request(Duration::from_secs(5))
         .expect("INVITE to 1002");
     (phone, target, inv, tx, t_inv)
-}
-
-/// `ua` hangs up a dialog in which it answered `inv` (with To tag `tag`).
-fn bye_as_callee(ua: &mut Ua, inv: &sip::Request, tag: &str) -> sip::transaction::TxId {
-    let mut d = sip::dialog::Dialog::uas(inv, tag).unwrap();
-    let via = sip::Via::new(
-        "UDP",
-        sip::Host::Ip(ua.local.ip()),
-        Some(ua.local.port()),
-        &sip::transaction::new_branch(),
-    );
-    ua.send(d.request(Method::Bye, &via, 70))
 }
 
 /// Click-to-call whose number is busy: the user's phone, answered, is hung
@@ -639,7 +603,7 @@ fn click_to_call_given_up_while_the_number_rings_is_cancelled() {
     let (mut phone, mut target, inv, ttx, t_inv) = originate_1001_to_1002(&sw, sw_addr);
     target.respond(ttx.unwrap(), target.answer(&t_inv, 180, "target"));
     std::thread::sleep(Duration::from_millis(200));
-    let btx = bye_as_callee(&mut phone, &inv, "phone");
+    let btx = e2e::ua::bye_as_callee(&mut phone, &inv, "phone");
     assert_eq!(
         phone
             .final_response(btx, Duration::from_secs(5))

@@ -54,7 +54,11 @@ impl Call {
             .invite
             .from()
             .ok()
-            .and_then(|f| f.uri.sip().and_then(|u| u.user_decoded().map(|u| u.into_owned())))
+            .and_then(|f| {
+                f.uri
+                    .sip()
+                    .and_then(|u| u.user_decoded().map(|u| u.into_owned()))
+            })
             .unwrap_or_default();
         vars.insert("caller".to_owned(), caller);
         vars.insert("dialed".to_owned(), dialed.to_owned());
@@ -86,7 +90,9 @@ impl Call {
     fn ivr_apply(&mut self, actions: Vec<Action>, ctx: &mut Context<Self>) {
         for action in actions {
             let Some(ivr) = self.ivr.as_mut() else { return };
-            let Some(anchor) = self.anchor.as_ref() else { return };
+            let Some(anchor) = self.anchor.as_ref() else {
+                return;
+            };
             let leg = anchor.leg_a();
             match action {
                 Action::Play { id, parts } => {
@@ -205,7 +211,9 @@ impl Call {
     /// A voicemail-style message: leg A's audio into its own file.
     fn ivr_record_message(&mut self) {
         let cfg = self.switch.config();
-        let Some(anchor) = self.anchor.as_ref() else { return };
+        let Some(anchor) = self.anchor.as_ref() else {
+            return;
+        };
         if self.rec != Rec::Off {
             // One recording per session: the message takes its place.
             anchor.session.stop_recording();
@@ -215,13 +223,11 @@ impl Call {
         if let Err(e) = std::fs::create_dir_all(&dir) {
             tracing::warn!(dir = %dir.display(), error = %e, "cannot create recordings directory");
         }
-        let safe: String = self
-            .call_id_a()
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
-            .take(64)
-            .collect();
-        let path = dir.join(format!("{}-{safe}-message.wav", unix_now()));
+        let path = dir.join(format!(
+            "{}-{}-message.wav",
+            unix_now(),
+            self.file_safe_id()
+        ));
         tracing::info!(call_id = %self.call_id_a(), path = %path.display(), "IVR: recording a message");
         anchor.session.record(path.clone(), Layout::Mono, None);
         anchor.session.detect_speech(anchor.leg_a(), true);
@@ -254,7 +260,9 @@ impl Call {
             RouteTarget::Hangup { code } => return self.ivr_b_failed(*code, ctx),
             _ => {}
         }
-        let Some(source) = self.source.clone() else { return };
+        let Some(source) = self.source.clone() else {
+            return;
+        };
         if let Some(ivr) = self.ivr.as_mut() {
             ivr.transferring = true;
         }
@@ -316,7 +324,9 @@ impl Call {
 
     /// Ends an answered leg B on its own (a BYE whose answer is absorbed).
     pub(super) fn hangup_b_only(&mut self, ctx: &mut Context<Self>) {
-        let Some(peer) = self.peer_of(Leg::B) else { return };
+        let Some(peer) = self.peer_of(Leg::B) else {
+            return;
+        };
         if let Some(mut d) = self.b.as_mut().and_then(|b| b.dialog.take()) {
             self.bye_aside(&mut d, peer, ctx);
         }
@@ -329,7 +339,9 @@ impl Call {
 
     /// Leg B answered the transfer: bridge, and the flow is over.
     pub(super) fn ivr_connected(&mut self, ctx: &mut Context<Self>) {
-        let Some(mut ivr) = self.ivr.take() else { return };
+        let Some(mut ivr) = self.ivr.take() else {
+            return;
+        };
         if let Some(h) = ivr.timer.take() {
             ctx.cancel_future(h);
         }
@@ -370,12 +382,16 @@ impl Call {
     fn ivr_finish_as(&mut self, outcome: &str) {
         let Some(ivr) = self.ivr.as_ref() else { return };
         let r = &ivr.runner;
-        let outcome = r
-            .outcome()
-            .map(str::to_owned)
-            .unwrap_or_else(|| if outcome.is_empty() { "abandoned".into() } else { outcome.into() });
+        let outcome = r.outcome().map(str::to_owned).unwrap_or_else(|| {
+            if outcome.is_empty() {
+                "abandoned".into()
+            } else {
+                outcome.into()
+            }
+        });
         let path: Vec<String> = r.path().iter().map(ToString::to_string).collect();
-        self.ivr_path.extend(path.iter().map(|p| format!("{}:{p}", r.flow_name())));
+        self.ivr_path
+            .extend(path.iter().map(|p| format!("{}:{p}", r.flow_name())));
         self.switch.publish(
             "ivr.end",
             serde_json::json!({

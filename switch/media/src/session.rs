@@ -1127,7 +1127,8 @@ impl Session {
                     Some(Source::Prompt(_, tag)) => tag,
                     _ => 0,
                 };
-                self.events.push_back(Event::PlaybackDone { leg: l.id, tag });
+                self.events
+                    .push_back(Event::PlaybackDone { leg: l.id, tag });
                 continue;
             }
             if !l.sends() {

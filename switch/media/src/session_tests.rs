@@ -638,3 +638,85 @@ fn three_way_stereo_recording_puts_the_caller_left_and_the_others_right() {
     assert!(share(&right, 1500.0) > 0.3 && share(&right, 2500.0) > 0.3);
     assert!(share(&right, 500.0) < 0.01, "the caller not on the right");
 }
+
+/// An IVR call: A alone is answered and recorded (no sides yet), a prompt
+/// plays, A sends digits; later B is added and bridged, and the recording's
+/// sides are set: both parties' audio lands on its side.
+#[test]
+fn a_recording_started_before_the_callee_exists_gets_both_sides() {
+    let t0 = Instant::now();
+    let mut s = Session::new(SessionConfig::default(), 7);
+    s.add_leg(A, LegOptions::default(), t0);
+    s.configure(A, neg(Codec::Pcmu, 0, Some(101), 4000), t0)
+        .unwrap();
+    let file = Shared::default();
+    s.start_recording(Box::new(file.clone()), Layout::Stereo, None)
+        .unwrap();
+    s.play(A, Prompt::new(Rate::Wb16k, vec![1000i16; 16000]), 9);
+    let mut out = Transmits::default();
+    let mut done = None;
+    // 1 s: the prompt (given at 16 kHz, played at A's 8 kHz) and two digits.
+    for i in 0..60usize {
+        let now = t0 + Duration::from_millis(20 * i as u64);
+        if (10..15).contains(&i) {
+            let end = i == 14;
+            let p = packet(
+                101,
+                i as u16,
+                800,
+                1,
+                &[2, if end { 0x8a } else { 0x0a }, 0, 160 * (i as u8 - 9)],
+            );
+            s.on_rtp(A, addr(4000), &p, now, &mut out);
+        }
+        s.on_tick(now, SystemTime::now(), &mut out);
+        out.clear();
+        while let Some(e) = s.poll_event() {
+            if let Event::PlaybackDone { tag, .. } = e {
+                done = Some((i, tag));
+            }
+        }
+    }
+    let (at, tag) = done.expect("the prompt ended");
+    assert_eq!(tag, 9);
+    assert!((49..=51).contains(&at), "1 s of prompt ended at tick {at}");
+    s.add_leg(B, LegOptions::default(), t0);
+    s.configure(B, neg(Codec::Pcmu, 0, None, 5000), t0).unwrap();
+    s.set_mode(Mode::Bridge(A, B));
+    s.set_recording_sides(Some((A, B)));
+    let ta = sine(500.0, Rate::Nb8k, 1000, -10.0);
+    let tb = sine(1500.0, Rate::Nb8k, 1000, -10.0);
+    for k in 0..50usize {
+        let now = t0 + Duration::from_millis(1200 + 20 * k as u64);
+        let i = 60 + k;
+        let pa = packet(
+            0,
+            i as u16,
+            160 * i as u32,
+            1,
+            &ulaw(&ta[160 * k..160 * (k + 1)]),
+        );
+        s.on_rtp(A, addr(4000), &pa, now, &mut out);
+        let pb = packet(
+            0,
+            k as u16,
+            160 * k as u32,
+            2,
+            &ulaw(&tb[160 * k..160 * (k + 1)]),
+        );
+        s.on_rtp(B, addr(5000), &pb, now, &mut out);
+        s.on_tick(now, SystemTime::now(), &mut out);
+        out.clear();
+    }
+    s.stop_recording().unwrap().unwrap();
+    let (left, right) = stereo_channels(&file);
+    let second = left.len() - 8000 + 1600..left.len();
+    assert!(
+        tone_share(&left[second.clone()], 8000, 500.0) > 0.8,
+        "caller on the left"
+    );
+    assert!(
+        tone_share(&right[second], 8000, 1500.0) > 0.8,
+        "callee on the right"
+    );
+}
