@@ -94,6 +94,8 @@ fn espeak_secs(text: &str) -> f64 {
 struct Caller {
     ua: Ua,
     rtp: RtpPeer,
+    /// The switch's RTP address for the caller.
+    media: std::net::SocketAddr,
     answered: Instant,
 }
 
@@ -113,6 +115,7 @@ fn dial(sw: &SwitchProc, number: &str) -> Caller {
     Caller {
         ua,
         rtp,
+        media: sdp_addr(ok.body()),
         answered: Instant::now(),
     }
 }
@@ -520,16 +523,15 @@ fn after_the_menu_caller_and_user_talk() {
     let mut agent = Ua::new("127.0.0.1", sw.addr());
     assert_eq!(agent.register("1001", "secret", 300).unwrap().code, 200);
     let c = dial(&sw, "500");
-    let ok_media = {
-        // The switch's media address for the caller: where digits go.
-        let pkts = || c.rtp.packets();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while pkts().is_empty() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        pkts().first().expect("the main prompt").from
-    };
-    let mut s = Sender::new(&c.rtp, ok_media, 0xCA11);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while c.rtp.packets().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        c.rtp.packets().first().expect("the main prompt").from,
+        c.media
+    );
+    let mut s = Sender::new(&c.rtp, c.media, 0xCA11);
     // Barge in on the main prompt, then on the support prompt.
     s.digits(101, "2", 100);
     std::thread::sleep(Duration::from_millis(300));
@@ -605,4 +607,104 @@ fn after_the_menu_caller_and_user_talk() {
         len > 1.0 && e2e::media::tone_share(talk, 500.0) > 0.8,
         "{ls:?}"
     );
+}
+
+/// `switchboard config check` names the flow file, line and reason for an
+/// unknown node, a loop without exit and a missing WAV; a running switch
+/// refuses a reload with a broken flow and keeps its flows; a good reload
+/// changes the flow for new calls while a call in the old one finishes it.
+#[test]
+fn broken_flow_files_are_refused_and_reload_keeps_calls_in_their_flow() {
+    e2e::require("sox");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let port = e2e::free_port("127.0.0.1");
+    std::fs::create_dir_all(d.join("flows")).unwrap();
+    std::fs::create_dir_all(d.join("prompts")).unwrap();
+    e2e::tone_wav(&d.join("prompts/beep.wav"), 1);
+    let main = media_config(
+        port,
+        d,
+        "",
+        "[ivr]\nflows_dir = \"flows\"\nprompts_dir = \"prompts\"\n\n[[routes]]\nnumber = \"600\"\nfrom = \"trunks\"\ntarget = { flow = \"main\" }\n",
+    );
+    let cfg_path = d.join("switchboard.toml");
+    std::fs::write(&cfg_path, &main).unwrap();
+    let flow = |reason: &str| {
+        format!(
+            "start = \"menu\"\n\n[nodes.menu]\ntype = \"menu\"\nprompt = {{ file = \"beep.wav\" }}\noptions = {{ \"1\" = \"done\" }}\ntimeout_secs = 30\n\n[nodes.done]\ntype = \"hangup\"\nreason = \"{reason}\"\n"
+        )
+    };
+    let flow_file = d.join("flows/main.toml");
+    std::fs::write(&flow_file, flow("old flow")).unwrap();
+    let check = || {
+        let out = std::process::Command::new(e2e::bin_dir().join("switchboard"))
+            .args(["config", "check"])
+            .arg(&cfg_path)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        )
+    };
+    assert_eq!(check(), (true, String::new()));
+    let good = flow("old flow");
+    let ff = flow_file.display();
+    for (broken, want) in [
+        (
+            good.replace("\"1\" = \"done\"", "\"1\" = \"don\""),
+            format!("{ff}:6: nodes.menu.options.1: unknown node \"don\""),
+        ),
+        (
+            good.replace("options = { \"1\" = \"done\" }", "options = { \"1\" = \"menu\" }\non_failure = \"menu\""),
+            format!("{ff}:3: nodes.menu: loop without exit: from \"menu\" no path leads to a transfer, a hang-up or an on_failure"),
+        ),
+        (
+            good.replace("beep.wav", "missing.wav"),
+            format!("{ff}:5: nodes.menu.prompt: WAV file {}: No such file or directory (os error 2)", d.join("prompts/missing.wav").display()),
+        ),
+    ] {
+        std::fs::write(&flow_file, &broken).unwrap();
+        let (ok, err) = check();
+        println!("{err}");
+        assert!(!ok);
+        assert_eq!(err, want);
+    }
+    std::fs::write(&flow_file, &good).unwrap();
+
+    // (The test harness writes the config to the same path.)
+    let sw = SwitchProc::start(d, port, &main);
+    let mut old = dial(&sw, "600");
+    // A broken flow: the reload is refused with the reason; the flows stay.
+    std::fs::write(
+        &flow_file,
+        good.replace("\"1\" = \"done\"", "\"1\" = \"don\""),
+    )
+    .unwrap();
+    let out = sw.ctl(&["reload"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("reload refused") && err.contains("unknown node \"don\""),
+        "{err}"
+    );
+    // A good new version: new calls get it, the call in progress keeps its flow.
+    std::fs::write(&flow_file, flow("new flow")).unwrap();
+    let out = sw.ctl(&["reload"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut new = dial(&sw, "600");
+    for c in [&mut old, &mut new] {
+        let mut s = Sender::new(&c.rtp, c.media, 0x600);
+        s.digits(101, "1", 100);
+        c.take_bye(Duration::from_secs(5));
+    }
+    let cdrs = cdr_for(&sw, 2);
+    let mut reasons: Vec<&str> = cdrs.iter().map(|c| c["reason"].as_str().unwrap()).collect();
+    reasons.sort();
+    assert_eq!(reasons, ["new flow", "old flow"]);
 }

@@ -426,6 +426,7 @@ impl Control {
             ("log", old.log != new.log),
             ("control", old.control.socket != new.control.socket),
             ("http", old.http != new.http),
+            ("ivr.tts_cache", old.ivr.tts_cache != new.ivr.tts_cache),
             (
                 "media",
                 old.media.anchor != new.media.anchor
@@ -448,6 +449,7 @@ impl Control {
         new.log = old.log.clone();
         new.control.socket = old.control.socket.clone();
         new.http = old.http.clone();
+        new.ivr.tts_cache = old.ivr.tts_cache.clone();
         let m = &old.media;
         new.media.anchor = m.anchor;
         new.media.ip = m.ip;
