@@ -1701,6 +1701,8 @@ impl Handler<MediaMsg> for Call {
                     self.ivr_speech(started, ctx);
                 }
             }
+            // Tapped audio goes to its tap on the media thread, never here.
+            SessionEvent::Media(MediaEvent::Audio { .. }) => {}
             SessionEvent::Media(MediaEvent::PlaybackDone { leg, tag }) => {
                 self.ivr_played(leg, tag, ctx);
             }
@@ -1989,7 +1991,8 @@ impl Call {
                             | MediaEvent::MediaTimeout { leg }
                             | MediaEvent::PlaybackDone { leg, .. }
                             | MediaEvent::Speech { leg, .. }
-                            | MediaEvent::Latched { leg, .. },
+                            | MediaEvent::Latched { leg, .. }
+                            | MediaEvent::Audio { leg, .. },
                         ) => *leg,
                         SessionEvent::Recorded { .. } => return,
                     };

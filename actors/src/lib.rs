@@ -9,6 +9,7 @@
 //! ```
 
 mod anchor;
+pub mod asr;
 pub mod call;
 pub mod cdr;
 pub mod context;

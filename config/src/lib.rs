@@ -105,6 +105,29 @@ pub struct Ivr {
     /// Node steps one call may take before it is hung up (a guard against
     /// flows that loop through menus forever); default 200.
     pub max_steps: u32,
+    /// Speech recognition for `phrases`: "pocketsphinx" (built in, 16 kHz
+    /// model: wideband calls), "websocket" (an external engine at
+    /// `asr_url`), or "off" (keypad only). Default "pocketsphinx".
+    pub asr: AsrEngine,
+    /// The external engine's `ws://` URL (see docs/ivr.md for the protocol).
+    pub asr_url: String,
+    /// pocketsphinx model directory; default Debian's en-us.
+    pub asr_model: PathBuf,
+    /// Language tag passed to the recognizer; default "en-US".
+    pub language: String,
+}
+
+/// `[ivr] asr`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AsrEngine {
+    /// Debian's pocketsphinx with the en-us model (grammar mode).
+    #[default]
+    Pocketsphinx,
+    /// An external engine behind the WebSocket hook.
+    Websocket,
+    /// No speech input.
+    Off,
 }
 
 impl Default for Ivr {
@@ -115,6 +138,10 @@ impl Default for Ivr {
             voice: "en-us".into(),
             tts_cache: None,
             max_steps: 200,
+            asr: AsrEngine::Pocketsphinx,
+            asr_url: String::new(),
+            asr_model: "/usr/share/pocketsphinx/model/en-us".into(),
+            language: "en-US".into(),
         }
     }
 }

@@ -98,6 +98,12 @@ pub(crate) fn check(config: &Config, doc: &Doc<'_>) -> Result<(), ConfigError> {
             check_flow(config, flow, doc, &format!("flows.{name}."))?;
         }
     }
+    if config.ivr.asr == crate::AsrEngine::Websocket && !config.ivr.asr_url.starts_with("ws://") {
+        return Err(doc.invalid(
+            "ivr.asr_url",
+            "asr = \"websocket\" needs asr_url = \"ws://host:port/path\"",
+        ));
+    }
     if config.ivr.max_steps == 0 {
         return Err(doc.invalid("ivr.max_steps", "must be at least 1"));
     }

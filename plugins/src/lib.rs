@@ -11,6 +11,7 @@
 //!   the IVR (pocketsphinx for menu phrases, a WebSocket hook for any
 //!   external engine).
 
+pub mod asr;
 pub mod tts;
 
 /// An engine failed (not found, bad output, ...).

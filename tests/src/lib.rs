@@ -2,6 +2,7 @@
 //! real peers (sipp, baresip) and a small test UA built on the `sip` crate's
 //! transaction endpoint over a real UDP socket.
 
+pub mod asr_engine;
 pub mod baresip;
 pub mod media;
 pub mod rtp;

@@ -33,7 +33,7 @@ path = "{store}"
 listen = "127.0.0.1:{http}"
 
 [log]
-level = "info,sip=debug"
+level = "info,sip=debug,actors::asr=debug"
 
 [[users]]
 name = "1001"

@@ -24,6 +24,9 @@ pub(super) struct IvrCall {
     recording: bool,
     /// A transfer rings leg B.
     transferring: bool,
+    /// Speech recognition while a menu listens, and its id.
+    listener: Option<(u64, crate::asr::Listener)>,
+    listens: u64,
 }
 
 impl Call {
@@ -79,6 +82,8 @@ impl Call {
             playing: None,
             recording: false,
             transferring: false,
+            listener: None,
+            listens: 0,
         }));
         self.send_ok_a(r, ctx);
         tracing::info!(call_id = %self.call_id_a(), flow = name, "IVR answered");
@@ -121,9 +126,28 @@ impl Call {
                     anchor.session.stop_playing(leg);
                 }
                 Action::Listen { phrases } => {
-                    tracing::debug!(call_id = %self.call_id_a(), ?phrases, "IVR: no speech recognizer for this call");
+                    let cfg = self.switch.config();
+                    let Some(engine) = crate::asr::recognizer(&cfg) else {
+                        tracing::debug!("IVR: speech input is off ([ivr] asr)");
+                        continue;
+                    };
+                    ivr.listens += 1;
+                    let id = ivr.listens;
+                    let listener = crate::asr::Listener::start(
+                        engine,
+                        phrases,
+                        cfg.ivr.language.clone(),
+                        id,
+                        ctx.address().recipient(),
+                    );
+                    anchor.session.tap(leg, Some(listener.tap()));
+                    ivr.listener = Some((id, listener));
                 }
-                Action::StopListening => {}
+                Action::StopListening => {
+                    if ivr.listener.take().is_some() {
+                        anchor.session.tap(leg, None);
+                    }
+                }
                 Action::StartRecording => self.ivr_record_message(),
                 Action::StopRecording => {
                     ivr.recording = false;
@@ -182,6 +206,25 @@ impl Call {
         ivr.playing = None;
         ivr.want = None;
         let actions = ivr.runner.played(tag, Instant::now());
+        self.ivr_apply(actions, ctx);
+    }
+
+    /// What the recognition thread heard.
+    fn ivr_heard(&mut self, id: u64, heard: crate::asr::Heard, ctx: &mut Context<Self>) {
+        let Some(ivr) = self.ivr.as_mut() else { return };
+        if ivr.listener.as_ref().is_none_or(|(l, _)| *l != id) {
+            return; // an earlier listening spell
+        }
+        let now = Instant::now();
+        let actions = match heard {
+            crate::asr::Heard::Started => ivr.runner.speech_started(now),
+            crate::asr::Heard::Final(Some((text, conf))) => {
+                ivr.runner.recognized(Some((&text, conf)), now)
+            }
+            crate::asr::Heard::Final(None) | crate::asr::Heard::Failed(_) => {
+                ivr.runner.recognized(None, now)
+            }
+        };
         self.ivr_apply(actions, ctx);
     }
 
@@ -368,6 +411,11 @@ impl Call {
     pub(super) fn ivr_finish(&mut self) {
         self.ivr_finish_as("");
         if let Some(mut ivr) = self.ivr.take() {
+            if ivr.listener.take().is_some() {
+                if let Some(a) = &self.anchor {
+                    a.session.tap(a.leg_a(), None);
+                }
+            }
             if ivr.recording {
                 ivr.recording = false;
                 if let Some(a) = &self.anchor {
@@ -412,5 +460,13 @@ impl Call {
             out.extend(r.path().iter().map(|v| format!("{}:{v}", r.flow_name())));
         }
         out
+    }
+}
+
+impl Handler<crate::asr::AsrMsg> for Call {
+    type Result = ();
+
+    fn handle(&mut self, msg: crate::asr::AsrMsg, ctx: &mut Context<Self>) {
+        self.ivr_heard(msg.id, msg.heard, ctx);
     }
 }

@@ -125,6 +125,16 @@ pub enum Event {
         /// The tag it was played with.
         tag: u64,
     },
+    /// A leg's decoded audio, at its codec's rate, while tapped
+    /// ([`Session::tap`]).
+    Audio {
+        /// The leg.
+        leg: LegId,
+        /// The rate of `pcm`.
+        rate: Rate,
+        /// One packet's audio.
+        pcm: Vec<i16>,
+    },
     /// The first packet from a leg came from another address than its SDP
     /// said (NAT): the leg now sends there (symmetric RTP).
     Latched {
@@ -234,6 +244,8 @@ struct Leg {
     tones: Option<ToneDetector>,
     /// Speech detection and the PCM it has not seen yet (it takes 20 ms frames).
     vad: Option<(SpeechDetector, Vec<i16>)>,
+    /// Report the leg's decoded audio ([`Event::Audio`]): speech recognition.
+    tap: bool,
     /// Decoded frames (core rate) for the tick: conference and recording.
     jb: JitterBuffer<Vec<i16>>,
     /// Core-rate audio not yet a whole 20 ms frame, its timestamp, and the
@@ -430,6 +442,7 @@ impl Session {
             dtmf_out: EventSender::new(8000),
             tones: opts.inband_dtmf.then(|| ToneDetector::new(Rate::Nb8k)),
             vad: None,
+            tap: false,
             jb: JitterBuffer::new(8000, self.cfg.jitter),
             jb_pend: Vec::new(),
             jb_pend_ts: 0,
@@ -642,6 +655,13 @@ impl Session {
         }
     }
 
+    /// Reports a leg's decoded audio as [`Event::Audio`] (on) or stops.
+    pub fn tap(&mut self, id: LegId, on: bool) {
+        if let Some(i) = self.index(id) {
+            self.legs[i].tap = on;
+        }
+    }
+
     /// Turns speech detection (start/end events) on or off for a leg.
     pub fn detect_speech(&mut self, id: LegId, on: bool) {
         if let Some(i) = self.index(id) {
@@ -771,6 +791,7 @@ impl Session {
         }
         let needs_pcm = !is_dtmf
             && (leg.tones.is_some()
+                || leg.tap
                 || leg.vad.is_some()
                 || self.recording.is_some()
                 || self.mode == Mode::Conference);
@@ -876,6 +897,13 @@ impl Session {
             leg.stats.malformed += 1;
             self.malformed += 1;
             return;
+        }
+        if leg.tap {
+            self.events.push_back(Event::Audio {
+                leg: leg.id,
+                rate: leg.rate(),
+                pcm: self.scratch.clone(),
+            });
         }
         if let Some(det) = leg.tones.as_mut() {
             if let Some(digit) = det.process(&self.scratch) {

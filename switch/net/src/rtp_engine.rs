@@ -70,6 +70,10 @@ struct Inner {
     stats: EngineStats,
 }
 
+/// Receives a tapped leg's decoded audio on the media thread (rate, one
+/// packet's samples): keep it short, e.g. hand it to a channel.
+pub type TapFn = Box<dyn FnMut(media::audio::Rate, &[i16]) + Send + 'static>;
+
 /// Callback receiving a session's events (called on the media thread: keep it short,
 /// e.g. forward to an actor).
 pub type EventFn = Box<dyn Fn(SessionEvent) + Send + 'static>;
@@ -110,6 +114,7 @@ enum Cmd {
     StopPlaying(LegId),
     Digits(LegId, String, u32),
     Speech(LegId, bool),
+    Tap(LegId, Option<TapFn>),
     RecordStart {
         path: PathBuf,
         layout: Layout,
@@ -310,6 +315,11 @@ impl SessionHandle {
         let _ = self.tx.send(Cmd::Speech(leg, on));
     }
 
+    /// Hands a leg's decoded audio to `f` on the media thread (None: stop).
+    pub fn tap(&self, leg: LegId, f: Option<TapFn>) {
+        let _ = self.tx.send(Cmd::Tap(leg, f));
+    }
+
     /// Starts recording to `path` (a WAV file).
     pub fn record(&self, path: PathBuf, layout: Layout, sides: Option<(LegId, LegId)>) {
         let _ = self.tx.send(Cmd::RecordStart {
@@ -377,6 +387,7 @@ async fn run_session(s: Spawn) {
     let mut buf = vec![0u8; 2048];
     let mut next_tick = Instant::now() + TICK;
     let mut recording: Option<PathBuf> = None;
+    let mut taps: std::collections::HashMap<LegId, TapFn> = std::collections::HashMap::new();
     let mut rr = 0usize;
     // Counted locally, published now and then: the engine-wide atomics are
     // shared by every worker thread.
@@ -438,6 +449,13 @@ async fn run_session(s: Spawn) {
                     Cmd::StopPlaying(id) => session.stop_playing(id),
                     Cmd::Digits(id, d, ms) => session.send_digits(id, &d, ms),
                     Cmd::Speech(id, on) => session.detect_speech(id, on),
+                    Cmd::Tap(id, f) => {
+                        session.tap(id, f.is_some());
+                        match f {
+                            Some(f) => { taps.insert(id, f); }
+                            None => { taps.remove(&id); }
+                        }
+                    }
                     Cmd::RecordStart { path, layout, sides } => {
                         finish_recording(&mut session, &mut recording, &events);
                         match std::fs::File::create(&path) {
@@ -484,6 +502,12 @@ async fn run_session(s: Spawn) {
             counts.publish(&engine.stats);
         }
         while let Some(ev) = session.poll_event() {
+            if let Event::Audio { leg, rate, pcm } = &ev {
+                if let Some(f) = taps.get_mut(leg) {
+                    f(*rate, pcm);
+                }
+                continue;
+            }
             events(SessionEvent::Media(ev));
         }
     }
