@@ -159,6 +159,20 @@ impl SwitchProc {
             .expect("run switchboard ctl")
     }
 
+    /// The CDRs of the last 10 minutes once there are at least `n` (or
+    /// after 5 s, whatever there are).
+    pub fn cdrs(&self, n: usize) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let v = self.ctl_json(&["cdr", "query", "--since", "10m"]);
+            let v = v.as_array().cloned().unwrap_or_default();
+            if v.len() >= n || Instant::now() > deadline {
+                return v;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// `ctl --json args...`, parsed; panics with its stderr if it fails.
     pub fn ctl_json(&self, args: &[&str]) -> serde_json::Value {
         let mut all = vec!["--json"];

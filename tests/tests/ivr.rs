@@ -402,18 +402,6 @@ fn sipp_caller(
     })
 }
 
-fn cdr_for(sw: &SwitchProc, n: usize) -> Vec<serde_json::Value> {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let cdrs = sw.ctl_json(&["cdr", "query", "--since", "10m"]);
-        let cdrs = cdrs.as_array().unwrap().clone();
-        if cdrs.len() >= n || Instant::now() > deadline {
-            return cdrs;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[test]
 fn dtmf_from_sipp_walks_a_two_level_menu_to_a_user() {
     e2e::require("sipp");
@@ -460,7 +448,7 @@ fn dtmf_from_sipp_walks_a_two_level_menu_to_a_user() {
     let stats = caller.join().unwrap();
     assert_eq!(stats.successful, 1, "sipp: {stats:?}\n{}", sw.log_tail());
 
-    let cdrs = cdr_for(&sw, 1);
+    let cdrs = sw.cdrs(1);
     let cdr = &cdrs[0];
     println!("{cdr}");
     assert_eq!(cdr["destination"], "1001", "{cdr}");
@@ -493,7 +481,7 @@ fn menu_timeouts_and_a_failed_transfer_take_their_configured_paths() {
         let stats = h.join().unwrap();
         assert_eq!(stats.successful, 1, "{name}: {stats:?}\n{}", sw.log_tail());
     }
-    let cdrs = cdr_for(&sw, 2);
+    let cdrs = sw.cdrs(2);
     assert_eq!(cdrs.len(), 2, "{cdrs:?}");
     let mut paths: Vec<serde_json::Value> = cdrs.iter().map(|c| c["ivr_path"].clone()).collect();
     paths.sort_by_key(|p| p.to_string());
@@ -572,7 +560,7 @@ fn after_the_menu_caller_and_user_talk() {
     assert_eq!(r.last().map(|r| r.code), Some(200));
     let mut c = c;
     c.take_bye(Duration::from_secs(5));
-    let cdrs = cdr_for(&sw, 1);
+    let cdrs = sw.cdrs(1);
     assert_eq!(
         cdrs[0]["ivr_path"],
         serde_json::json!(["main:top(2)", "main:support(4)", "main:tech"])
@@ -703,7 +691,7 @@ fn broken_flow_files_are_refused_and_reload_keeps_calls_in_their_flow() {
         s.digits(101, "1", 100);
         c.take_bye(Duration::from_secs(5));
     }
-    let cdrs = cdr_for(&sw, 2);
+    let cdrs = sw.cdrs(2);
     let mut reasons: Vec<&str> = cdrs.iter().map(|c| c["reason"].as_str().unwrap()).collect();
     reasons.sort();
     assert_eq!(reasons, ["new flow", "old flow"]);

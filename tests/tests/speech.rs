@@ -84,18 +84,6 @@ fn answer(ua: &mut Ua, sw: &SwitchProc, who: &str) -> sip::Request {
     inv
 }
 
-fn cdrs(sw: &SwitchProc, n: usize) -> Vec<serde_json::Value> {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let v = sw.ctl_json(&["cdr", "query", "--since", "10m"]);
-        let v = v.as_array().unwrap().clone();
-        if v.len() >= n || Instant::now() > deadline {
-            return v;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[test]
 fn a_word_spoken_on_a_g722_call_routes_the_caller() {
     e2e::require("pocketsphinx_continuous");
@@ -153,7 +141,7 @@ fn a_word_spoken_on_a_g722_call_routes_the_caller() {
         assert_eq!(bye.method, Method::Bye);
         ua.respond(tx.unwrap(), sip::response_to(&bye, 200, None));
     }
-    let cdrs = cdrs(&sw, 2);
+    let cdrs = sw.cdrs(2);
     let mut paths: Vec<String> = cdrs.iter().map(|c| c["ivr_path"].to_string()).collect();
     paths.sort();
     println!("{paths:?}");
@@ -258,7 +246,7 @@ fn the_websocket_hook_recognizes_a_g711_caller() {
     agent.respond(tx.unwrap(), sip::response_to(&r, 200, None));
     let r = caller.final_response(btx, Duration::from_secs(5));
     assert_eq!(r.last().map(|r| r.code), Some(200));
-    let cdrs = cdrs(&sw, 1);
+    let cdrs = sw.cdrs(1);
     assert_eq!(
         cdrs[0]["ivr_path"],
         serde_json::json!(["voice:ask(said billing)", "voice:billing"])
