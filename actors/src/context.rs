@@ -89,7 +89,10 @@ impl Switch {
             .clone()
             .unwrap_or_else(|| config.store.path.join("tts"));
         Arc::new(Switch {
-            prompts: Arc::new(crate::prompts::PromptRenderer::espeak(&tts_cache)),
+            prompts: Arc::new(crate::prompts::PromptRenderer::from_config(
+                &config.ivr,
+                &tts_cache,
+            )),
             config: RwLock::new(Arc::new(config)),
             location,
             auth: Mutex::new(auth),

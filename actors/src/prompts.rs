@@ -39,6 +39,19 @@ impl PromptRenderer {
         )))
     }
 
+    /// The engine `[ivr]` names, cached in `tts_cache`.
+    pub fn from_config(ivr: &config::Ivr, tts_cache: &Path) -> PromptRenderer {
+        match ivr.tts {
+            config::TtsEngine::Espeak => PromptRenderer::espeak(tts_cache),
+            config::TtsEngine::Websocket => {
+                PromptRenderer::new(Box::new(plugins::tts::Cached::new(
+                    plugins::hook::WebSocketTts::new(ivr.tts_url.clone()),
+                    tts_cache,
+                )))
+            }
+        }
+    }
+
     /// Speech from `tts`.
     pub fn new(tts: Box<dyn Synthesizer>) -> PromptRenderer {
         PromptRenderer {

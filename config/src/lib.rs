@@ -102,6 +102,11 @@ pub struct Ivr {
     pub voice: String,
     /// Where synthesized prompts are cached; default `<store.path>/tts`.
     pub tts_cache: Option<PathBuf>,
+    /// Text to speech: "espeak" (built in, espeak-ng) or "websocket" (an
+    /// external engine at `tts_url`). Default "espeak". Needs a restart.
+    pub tts: TtsEngine,
+    /// The external TTS engine's `ws://` URL (docs/ivr.md).
+    pub tts_url: String,
     /// Node steps one call may take before it is hung up (a guard against
     /// flows that loop through menus forever); default 200.
     pub max_steps: u32,
@@ -115,6 +120,17 @@ pub struct Ivr {
     pub asr_model: PathBuf,
     /// Language tag passed to the recognizer; default "en-US".
     pub language: String,
+}
+
+/// `[ivr] tts`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TtsEngine {
+    /// espeak-ng.
+    #[default]
+    Espeak,
+    /// An external engine behind the WebSocket hook.
+    Websocket,
 }
 
 /// `[ivr] asr`.
@@ -137,6 +153,8 @@ impl Default for Ivr {
             prompts_dir: PathBuf::new(),
             voice: "en-us".into(),
             tts_cache: None,
+            tts: TtsEngine::Espeak,
+            tts_url: String::new(),
             max_steps: 200,
             asr: AsrEngine::Pocketsphinx,
             asr_url: String::new(),

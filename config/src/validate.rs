@@ -104,6 +104,12 @@ pub(crate) fn check(config: &Config, doc: &Doc<'_>) -> Result<(), ConfigError> {
             "asr = \"websocket\" needs asr_url = \"ws://host:port/path\"",
         ));
     }
+    if config.ivr.tts == crate::TtsEngine::Websocket && !config.ivr.tts_url.starts_with("ws://") {
+        return Err(doc.invalid(
+            "ivr.tts_url",
+            "tts = \"websocket\" needs tts_url = \"ws://host:port/path\"",
+        ));
+    }
     if config.ivr.max_steps == 0 {
         return Err(doc.invalid("ivr.max_steps", "must be at least 1"));
     }

@@ -22,10 +22,8 @@
 
 use crate::{PluginError, Recognition, RecognitionSession, RecognizeParams, Recognizer};
 use std::io::Write;
-use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 /// Debian's US English model (package `pocketsphinx-en-us`).
 pub const DEBIAN_MODEL: &str = "/usr/share/pocketsphinx/model/en-us";
@@ -217,10 +215,8 @@ impl WebSocketHook {
     }
 }
 
-type Ws = tungstenite::WebSocket<TcpStream>;
-
 struct WsSession {
-    ws: Ws,
+    ws: crate::hook::Ws,
     results: Vec<Recognition>,
     url: String,
 }
@@ -235,24 +231,7 @@ impl Recognizer for WebSocketHook {
     }
 
     fn open(&self, params: &RecognizeParams) -> Result<Box<dyn RecognitionSession>, PluginError> {
-        let rest = self
-            .url
-            .strip_prefix("ws://")
-            .ok_or_else(|| ws_err(&self.url, "only ws:// URLs"))?;
-        let authority = rest.split('/').next().unwrap_or(rest);
-        let addr = std::net::ToSocketAddrs::to_socket_addrs(authority)
-            .map_err(|e| ws_err(&self.url, e))?
-            .next()
-            .ok_or_else(|| ws_err(&self.url, "no address"))?;
-        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
-            .map_err(|e| ws_err(&self.url, e))?;
-        stream
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .and_then(|()| stream.set_write_timeout(Some(Duration::from_secs(5))))
-            .and_then(|()| stream.set_nodelay(true))
-            .map_err(|e| ws_err(&self.url, e))?;
-        let (mut ws, _) =
-            tungstenite::client(self.url.as_str(), stream).map_err(|e| ws_err(&self.url, e))?;
+        let mut ws = crate::hook::connect("websocket", &self.url)?;
         let start = serde_json::json!({
             "type": "start",
             "rate": params.rate,

@@ -12,6 +12,7 @@
 //!   external engine).
 
 pub mod asr;
+pub mod hook;
 pub mod tts;
 
 /// An engine failed (not found, bad output, ...).

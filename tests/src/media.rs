@@ -216,3 +216,68 @@ pub fn loud_spans(pcm: &[i16], rate: usize) -> Vec<(f64, f64)> {
         .map(|(s, e)| (s as f64 * 0.02, (e - s) as f64 * 0.02))
         .collect()
 }
+
+/// A caller from the carrier trunk (127.0.0.2) whom the switch answered.
+pub struct TrunkCaller {
+    /// Its SIP side.
+    pub ua: crate::ua::Ua,
+    /// Its RTP socket.
+    pub rtp: rtp::RtpPeer,
+    /// The INVITE and the switch's 200.
+    pub invite: sip::Request,
+    /// The 200.
+    pub ok: sip::Response,
+    /// The switch's RTP address for the caller.
+    pub media: std::net::SocketAddr,
+    /// When it was answered.
+    pub answered: std::time::Instant,
+}
+
+/// The carrier (127.0.0.2) dials `number` (PCMU and telephone-event 101);
+/// the switch answers and the caller ACKs.
+pub fn dial_in(sw: &crate::switch::SwitchProc, number: &str) -> TrunkCaller {
+    use sip::SipMessage;
+    use std::time::{Duration, Instant};
+    let mut ua = crate::ua::Ua::new("127.0.0.2", sw.addr());
+    let rtp = rtp::RtpPeer::bind();
+    let mut invite = ua.invite("5551234", number);
+    invite.body = sdp(rtp.port, "0 101", PCMU);
+    let tx = ua.send(invite.clone());
+    let ok = ua
+        .final_response(tx, Duration::from_secs(10))
+        .pop()
+        .expect("a final response");
+    assert_eq!(ok.code, 200, "{number}: {}", sw.log_tail());
+    ua.ack(tx, &invite, &ok);
+    TrunkCaller {
+        ua,
+        rtp,
+        media: sdp_addr(ok.body()),
+        invite,
+        answered: Instant::now(),
+        ok,
+    }
+}
+
+impl TrunkCaller {
+    /// Waits for the switch's BYE and answers it; when it came.
+    pub fn take_bye(&mut self, limit: std::time::Duration) -> std::time::Instant {
+        use std::time::{Duration, Instant};
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some((tx, r)) = self.ua.request(Duration::from_millis(200)) {
+                if r.method == sip::Method::Bye {
+                    self.ua
+                        .respond(tx.unwrap(), sip::response_to(&r, 200, None));
+                    return Instant::now();
+                }
+            }
+        }
+        panic!("no BYE within {limit:?}");
+    }
+
+    /// What the caller heard, as 8 kHz PCM.
+    pub fn heard(&self) -> Vec<i16> {
+        ulaw_pcm(&self.rtp.packets())
+    }
+}

@@ -91,57 +91,6 @@ fn espeak_secs(text: &str) -> f64 {
     spans.last().map_or(0.0, |(s, l)| s + l) - spans.first().map_or(0.0, |(s, _)| *s)
 }
 
-struct Caller {
-    ua: Ua,
-    rtp: RtpPeer,
-    /// The switch's RTP address for the caller.
-    media: std::net::SocketAddr,
-    answered: Instant,
-}
-
-/// The carrier (127.0.0.2) dials `number`; the switch answers.
-fn dial(sw: &SwitchProc, number: &str) -> Caller {
-    let mut ua = Ua::new("127.0.0.2", sw.addr());
-    let rtp = RtpPeer::bind();
-    let mut invite = ua.invite("5551234", number);
-    invite.body = sdp(rtp.port, "0 101", PCMU);
-    let tx = ua.send(invite.clone());
-    let ok = ua
-        .final_response(tx, Duration::from_secs(10))
-        .pop()
-        .expect("a final response");
-    assert_eq!(ok.code, 200, "{number}: {}", sw.log_tail());
-    ua.ack(tx, &invite, &ok);
-    Caller {
-        ua,
-        rtp,
-        media: sdp_addr(ok.body()),
-        answered: Instant::now(),
-    }
-}
-
-impl Caller {
-    /// Waits for the switch's BYE and answers it; when it came.
-    fn take_bye(&mut self, limit: Duration) -> Instant {
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            if let Some((tx, r)) = self.ua.request(Duration::from_millis(200)) {
-                if r.method == Method::Bye {
-                    self.ua
-                        .respond(tx.unwrap(), sip::response_to(&r, 200, None));
-                    return Instant::now();
-                }
-            }
-        }
-        panic!("no BYE within {limit:?}");
-    }
-
-    /// What the caller heard, as 8 kHz PCM.
-    fn heard(&self) -> Vec<i16> {
-        ulaw_pcm(&self.rtp.packets())
-    }
-}
-
 fn ivr_switch(dir: &Path, port: u16, env: &[(&str, &str)]) -> SwitchProc {
     let cfg = media_config(port, dir, "", FLOWS);
     SwitchProc::start_with_env(dir, port, &cfg, env)
@@ -172,7 +121,7 @@ fn numbers_of_a_range_reach_their_flows_and_closed_hours_the_closed_flow() {
         ("4008003999", "billing", "Billing."),
     ];
     for (number, flow, text) in texts {
-        let mut c = dial(&sw, number);
+        let mut c = e2e::media::dial_in(&sw, number);
         let bye = c.take_bye(Duration::from_secs(20));
         let pcm = c.heard();
         let spans = e2e::media::loud_spans(&pcm, 8000);
@@ -223,7 +172,7 @@ fn numbers_of_a_range_reach_their_flows_and_closed_hours_the_closed_flow() {
     let port = e2e::free_port("127.0.0.1");
     let sw = ivr_switch(dir.path(), port, &[("SWITCHBOARD_FAKE_NOW", SUNDAY)]);
     for (number, _, _) in texts {
-        let mut c = dial(&sw, number);
+        let mut c = e2e::media::dial_in(&sw, number);
         c.take_bye(Duration::from_secs(20));
         assert!(e2e::rtp::rms_dbfs(&c.heard()) > -35.0);
     }
@@ -510,7 +459,7 @@ fn after_the_menu_caller_and_user_talk() {
     let sw = SwitchProc::start(dir.path(), port, &cfg);
     let mut agent = Ua::new("127.0.0.1", sw.addr());
     assert_eq!(agent.register("1001", "secret", 300).unwrap().code, 200);
-    let c = dial(&sw, "500");
+    let c = e2e::media::dial_in(&sw, "500");
     let deadline = Instant::now() + Duration::from_secs(10);
     while c.rtp.packets().is_empty() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
@@ -663,7 +612,7 @@ fn broken_flow_files_are_refused_and_reload_keeps_calls_in_their_flow() {
 
     // (The test harness writes the config to the same path.)
     let sw = SwitchProc::start(d, port, &main);
-    let mut old = dial(&sw, "600");
+    let mut old = e2e::media::dial_in(&sw, "600");
     // A broken flow: the reload is refused with the reason; the flows stay.
     std::fs::write(
         &flow_file,
@@ -685,7 +634,7 @@ fn broken_flow_files_are_refused_and_reload_keeps_calls_in_their_flow() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let mut new = dial(&sw, "600");
+    let mut new = e2e::media::dial_in(&sw, "600");
     for c in [&mut old, &mut new] {
         let mut s = Sender::new(&c.rtp, c.media, 0x600);
         s.digits(101, "1", 100);

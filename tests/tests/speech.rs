@@ -185,17 +185,8 @@ fn the_websocket_hook_recognizes_a_g711_caller() {
     let mut agent = Ua::new("127.0.0.1", sw.addr());
     assert_eq!(agent.register("1002", "secret", 300).unwrap().code, 200);
 
-    let mut caller = Ua::new("127.0.0.2", sw.addr());
-    let rtp = RtpPeer::bind();
-    let mut invite = caller.invite("5551234", "700");
-    invite.body = sdp(rtp.port, "0 101", PCMU);
-    let tx = caller.send(invite.clone());
-    let ok = caller
-        .final_response(tx, Duration::from_secs(10))
-        .pop()
-        .unwrap();
-    assert_eq!(ok.code, 200, "{}", sw.log_tail());
-    caller.ack(tx, &invite, &ok);
+    let c = e2e::media::dial_in(&sw, "700");
+    let (mut caller, rtp, invite, ok) = (c.ua, c.rtp, c.invite, c.ok);
     // Speech: "billing" at 8 kHz (the caller's narrowband line), with
     // silence around it, streamed in real time.
     let wav = dir.path().join("billing.wav");
@@ -251,4 +242,35 @@ fn the_websocket_hook_recognizes_a_g711_caller() {
         cdrs[0]["ivr_path"],
         serde_json::json!(["voice:ask(said billing)", "voice:billing"])
     );
+}
+
+/// `[ivr] tts = "websocket"`: prompts come from the engine behind the hook
+/// (the test engine speaks any text as 1 s of 1 kHz); the caller hears
+/// them, and the text is cached (asked for once for two calls).
+#[test]
+fn prompts_come_from_a_tts_engine_behind_the_hook() {
+    let engine = e2e::asr_engine::Engine::start("", 0);
+    let dir = tempfile::tempdir().unwrap();
+    let port = e2e::free_port("127.0.0.1");
+    let extra = format!(
+        "[ivr]\ntts = \"websocket\"\ntts_url = \"{}\"\n\n[[routes]]\nnumber = \"600\"\nfrom = \"any\"\ntarget = {{ flow = \"hello\" }}\n\n[flows.hello]\nstart = \"bye\"\n[flows.hello.nodes.bye]\ntype = \"hangup\"\nprompt = \"Hello from the hook.\"\n",
+        engine.url
+    );
+    let sw = SwitchProc::start(
+        dir.path(),
+        port,
+        &media_config(port, dir.path(), "", &extra),
+    );
+    for _ in 0..2 {
+        let mut c = e2e::media::dial_in(&sw, "600");
+        c.take_bye(Duration::from_secs(10));
+        let pcm = c.heard();
+        let spans = e2e::media::loud_spans(&pcm, 8000);
+        let share = e2e::media::tone_share(&pcm, 1000.0);
+        println!("heard {spans:?}, 1 kHz share {share:.2}");
+        assert_eq!(spans.len(), 1, "{spans:?}");
+        assert!((0.95..=1.1).contains(&spans[0].1), "{spans:?}");
+        assert!(share > 0.9);
+    }
+    assert_eq!(*engine.spoken.lock().unwrap(), ["Hello from the hook."]);
 }

@@ -426,7 +426,12 @@ impl Control {
             ("log", old.log != new.log),
             ("control", old.control.socket != new.control.socket),
             ("http", old.http != new.http),
-            ("ivr.tts_cache", old.ivr.tts_cache != new.ivr.tts_cache),
+            (
+                "ivr.tts",
+                old.ivr.tts_cache != new.ivr.tts_cache
+                    || old.ivr.tts != new.ivr.tts
+                    || old.ivr.tts_url != new.ivr.tts_url,
+            ),
             (
                 "media",
                 old.media.anchor != new.media.anchor
@@ -450,6 +455,8 @@ impl Control {
         new.control.socket = old.control.socket.clone();
         new.http = old.http.clone();
         new.ivr.tts_cache = old.ivr.tts_cache.clone();
+        new.ivr.tts = old.ivr.tts;
+        new.ivr.tts_url = old.ivr.tts_url.clone();
         let m = &old.media;
         new.media.anchor = m.anchor;
         new.media.ip = m.ip;
