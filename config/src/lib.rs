@@ -13,6 +13,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer};
 
+pub mod acd;
 pub mod dialplan;
 pub mod flow;
 mod locate;
@@ -86,6 +87,12 @@ pub struct Config {
     pub ivr: Ivr,
     /// IVR call flows: `[flows.NAME]` tables and the files of `ivr.flows_dir`.
     pub flows: std::collections::BTreeMap<String, flow::Flow>,
+    /// ACD settings (`[acd]`).
+    pub acd: acd::Acd,
+    /// ACD queues (`[[queues]]`).
+    pub queues: Vec<acd::Queue>,
+    /// Agents (`[[agents]]`).
+    pub agents: Vec<acd::Agent>,
 }
 
 /// `[ivr]`: call flows, prompts and speech.
@@ -1014,3 +1021,6 @@ impl Config {
 
 #[cfg(test)]
 mod flow_tests;
+
+#[cfg(test)]
+mod acd_tests;

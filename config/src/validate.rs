@@ -110,6 +110,7 @@ pub(crate) fn check(config: &Config, doc: &Doc<'_>) -> Result<(), ConfigError> {
             "tts = \"websocket\" needs tts_url = \"ws://host:port/path\"",
         ));
     }
+    check_acd(config, doc)?;
     if config.ivr.max_steps == 0 {
         return Err(doc.invalid("ivr.max_steps", "must be at least 1"));
     }
@@ -458,4 +459,157 @@ fn check_target(
 /// RFC 3261 `user`: alphanumerics, `mark` and `user-unreserved` characters (no escapes).
 fn is_sip_user_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || "-_.!~*'()&=+$,;?/".contains(c)
+}
+
+fn is_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+}
+
+/// Queues and agents: names, skills, references.
+fn check_acd(config: &Config, doc: &Doc<'_>) -> Result<(), ConfigError> {
+    let skill_levels = |key: String, skills: &std::collections::BTreeMap<String, u8>| {
+        for (skill, level) in skills {
+            if !is_name(skill) {
+                return Err(doc.invalid(
+                    format!("{key}.{skill}"),
+                    "skill names are letters, digits, '-', '_', '.'",
+                ));
+            }
+            if !(1..=5).contains(level) {
+                return Err(doc.invalid(
+                    format!("{key}.{skill}"),
+                    format!("proficiency {level} is out of range 1..=5"),
+                ));
+            }
+        }
+        Ok(())
+    };
+    let mut queues: HashMap<&str, usize> = HashMap::new();
+    for (i, q) in config.queues.iter().enumerate() {
+        let at = |k: &str| format!("queues[{i}].{k}");
+        if !is_name(&q.name) {
+            return Err(doc.invalid(at("name"), "queue names are letters, digits, '-', '_', '.'"));
+        }
+        if let Some(first) = queues.insert(&q.name, i) {
+            let line = doc.line_of(&format!("queues[{first}].name"));
+            return Err(doc.invalid(
+                at("name"),
+                format!(
+                    "duplicate queue {:?} (first defined on line {line})",
+                    q.name
+                ),
+            ));
+        }
+        skill_levels(at("skills"), &q.skills)?;
+        if q.relax_after_secs.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(doc.invalid(at("relax_after_secs"), "must be increasing"));
+        }
+        if !(1..=600).contains(&q.ring_timeout_secs) {
+            return Err(doc.invalid(
+                at("ring_timeout_secs"),
+                format!("{} is out of range 1..=600", q.ring_timeout_secs),
+            ));
+        }
+        if q.wrap_up_secs > 3600 {
+            return Err(doc.invalid(
+                at("wrap_up_secs"),
+                format!("{} is out of range 0..=3600", q.wrap_up_secs),
+            ));
+        }
+        if !(q.callback_key.is_empty()
+            || (q.callback_key.len() == 1 && "0123456789*#".contains(&q.callback_key)))
+        {
+            return Err(doc.invalid(
+                at("callback_key"),
+                format!("{:?} is not one DTMF digit", q.callback_key),
+            ));
+        }
+        if q.priority_aging > 1000 {
+            return Err(doc.invalid(at("priority_aging"), "at most 1000"));
+        }
+        if let crate::acd::Music::Named(m) = &q.music {
+            if m != "ringback" && m != "none" {
+                return Err(doc.invalid(
+                    at("music"),
+                    format!("{m:?}: \"ringback\", \"none\" or {{ file = \"...\" }}"),
+                ));
+            }
+        }
+    }
+    for (i, q) in config.queues.iter().enumerate() {
+        use crate::acd::Overflow;
+        let key = format!("queues[{i}].overflow");
+        match &q.overflow {
+            Some(Overflow::Queue(n)) if n == &q.name => {
+                return Err(doc.invalid(key, "a queue cannot overflow into itself"));
+            }
+            Some(Overflow::Queue(n)) if !queues.contains_key(n.as_str()) => {
+                return Err(doc.invalid(key, format!("unknown queue {n:?}")));
+            }
+            Some(Overflow::User(u)) if config.user(u).is_none() => {
+                return Err(doc.invalid(key, format!("unknown user {u:?}")));
+            }
+            Some(Overflow::Flow(f)) if !config.flows.contains_key(f) => {
+                return Err(doc.invalid(key, format!("unknown flow {f:?}")));
+            }
+            Some(Overflow::Hangup(c)) if !(400..=699).contains(c) => {
+                return Err(doc.invalid(key, format!("hangup code {c} is out of range 400..=699")));
+            }
+            _ => {}
+        }
+    }
+    let mut agents: HashMap<&str, usize> = HashMap::new();
+    let mut phones: HashMap<&str, usize> = HashMap::new();
+    for (i, a) in config.agents.iter().enumerate() {
+        let at = |k: &str| format!("agents[{i}].{k}");
+        if !is_name(&a.name) {
+            return Err(doc.invalid(at("name"), "agent names are letters, digits, '-', '_', '.'"));
+        }
+        if let Some(first) = agents.insert(&a.name, i) {
+            let line = doc.line_of(&format!("agents[{first}].name"));
+            return Err(doc.invalid(
+                at("name"),
+                format!(
+                    "duplicate agent {:?} (first defined on line {line})",
+                    a.name
+                ),
+            ));
+        }
+        if a.users.is_empty() {
+            return Err(doc.invalid(at("users"), "an agent needs at least one phone (a user)"));
+        }
+        for (k, u) in a.users.iter().enumerate() {
+            if config.user(u).is_none() {
+                return Err(doc.invalid(
+                    format!("agents[{i}].users[{k}]"),
+                    format!("unknown user {u:?}"),
+                ));
+            }
+            if let Some(other) = phones.insert(u, i) {
+                return Err(doc.invalid(
+                    format!("agents[{i}].users[{k}]"),
+                    format!(
+                        "user {u:?} is already agent {:?}'s phone",
+                        config.agents[other].name
+                    ),
+                ));
+            }
+        }
+        skill_levels(at("skills"), &a.skills)?;
+        if a.queues.is_empty() {
+            return Err(doc.invalid(at("queues"), "an agent serves at least one queue"));
+        }
+        for (k, q) in a.queues.iter().enumerate() {
+            if !queues.contains_key(q.as_str()) {
+                return Err(doc.invalid(
+                    format!("agents[{i}].queues[{k}]"),
+                    format!("unknown queue {q:?}"),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
