@@ -8,6 +8,7 @@
 //! └── Registrar     REGISTER, digest auth, location service (dashmap + store)
 //! ```
 
+pub mod acd;
 mod anchor;
 pub mod asr;
 pub mod call;
