@@ -28,6 +28,8 @@ pub struct Switch {
     pub shards: OnceLock<Vec<Addr<Shard>>>,
     /// The registrar.
     pub registrar: OnceLock<Addr<Registrar>>,
+    /// The ACD (queues and agents).
+    pub acd: OnceLock<Addr<crate::acd::Acd>>,
     /// The RTP engine (None when media is not anchored).
     pub media: Option<net::rtp_engine::RtpEngine>,
     /// Conference rooms by name: their media session and participant count.
@@ -99,6 +101,7 @@ impl Switch {
             sender,
             shards: OnceLock::new(),
             registrar: OnceLock::new(),
+            acd: OnceLock::new(),
             media,
             rooms: Default::default(),
             leg_owners: Default::default(),

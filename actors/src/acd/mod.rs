@@ -1,5 +1,594 @@
 //! The ACD: queues of waiting callers and the agents who answer them.
 //!
-//! [`router`] is the sans-IO routing core (who gets which caller).
+//! [`router`] is the sans-IO routing core (who gets which caller). The
+//! [`Acd`] actor owns it: agents log in, out, pause and resume through it
+//! (control socket, feature codes), calls join and leave queues through
+//! it, and it tells a call which agent's phone to ring. Every decision is
+//! an event (`agent.state`, `queue.joined`, `queue.offered`,
+//! `queue.answered`, `queue.abandoned`) for the store and reports.
 
 pub mod router;
+
+use crate::context::Switch;
+use actix::prelude::*;
+use router::{AgentIx, CallerId, CallerSpec, Decision, QueueIx, Router, Status};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What an agent does to their session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentOp {
+    /// Start taking calls.
+    Login,
+    /// Stop.
+    Logout,
+    /// Take a break (the reason is reported).
+    Pause(String),
+    /// Back from the break.
+    Resume,
+}
+
+/// An agent's session change (control socket, feature code).
+#[derive(Message, Debug)]
+#[rtype(result = "Result<Value, String>")]
+pub struct AgentCmd {
+    /// The agent's name, or one of their phones (a user name).
+    pub agent: String,
+    /// What to do.
+    pub op: AgentOp,
+}
+
+/// Agents and their state.
+#[derive(Message)]
+#[rtype(result = "Result<Value, String>")]
+pub struct ListAgents;
+
+/// Queues with their figures (`None`: all).
+#[derive(Message)]
+#[rtype(result = "Result<Value, String>")]
+pub struct QueueStats(pub Option<String>);
+
+/// Ring this agent for the caller (sent to the call).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct Offer {
+    /// The caller's id in the ACD.
+    pub caller: CallerId,
+    /// The agent.
+    pub agent: String,
+    /// The phones (local users) to ring.
+    pub users: Vec<String>,
+    /// The queue (shown on the phone).
+    pub queue: String,
+    /// Ring at most this long, then [`OfferResult`] missed.
+    pub ring: Duration,
+}
+
+/// Stop ringing this agent (someone else answered, or the agent left).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct CancelOffer {
+    /// The caller.
+    pub caller: CallerId,
+    /// The agent.
+    pub agent: String,
+}
+
+/// A call joins a queue.
+#[derive(Message)]
+#[rtype(result = "Result<CallerId, String>")]
+pub struct Join {
+    /// The queue's name.
+    pub queue: String,
+    /// Priority, VIP, skills.
+    pub spec: CallerSpec,
+    /// The call's leg A Call-ID (for events).
+    pub call_id: String,
+    /// Where offers go.
+    pub call: Recipient<Offer>,
+    /// Where cancels go.
+    pub cancel: Recipient<CancelOffer>,
+}
+
+/// A caller leaves the queue (hung up, overflowed).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Leave {
+    /// The caller.
+    pub caller: CallerId,
+    /// Why ("abandoned", "overflow", ...).
+    pub reason: String,
+}
+
+/// How an offer ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OfferOutcome {
+    /// The agent answered: bridged.
+    Answered,
+    /// Rang out, declined (486/603) or unreachable.
+    Missed,
+}
+
+/// The call reports an offer's outcome.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct OfferResult {
+    /// The caller.
+    pub caller: CallerId,
+    /// The agent.
+    pub agent: String,
+    /// What happened.
+    pub outcome: OfferOutcome,
+}
+
+/// An agent's call ended (wrap-up follows).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CallEnded {
+    /// The agent.
+    pub agent: String,
+    /// The queue the call came from (its wrap-up time).
+    pub queue: String,
+}
+
+struct Waiting {
+    call_id: String,
+    queue: QueueIx,
+    joined: Instant,
+    offer: Recipient<Offer>,
+    cancel: Recipient<CancelOffer>,
+}
+
+#[derive(Default, Clone, Copy)]
+struct QueueFigures {
+    joined: u64,
+    answered: u64,
+    answered_in_sl: u64,
+    abandoned: u64,
+    /// Total wait of answered callers, ms (for the estimated wait).
+    answered_wait_ms: u64,
+}
+
+/// The ACD actor (one per switch).
+pub struct Acd {
+    switch: Arc<Switch>,
+    config: Arc<config::Config>,
+    router: Router,
+    callers: HashMap<CallerId, Waiting>,
+    figures: Vec<QueueFigures>,
+    next_caller: CallerId,
+    timer: Option<SpawnHandle>,
+}
+
+impl Acd {
+    /// The ACD of the switch's queues and agents (logged out unless
+    /// `[acd] login_at_start`).
+    pub fn new(switch: Arc<Switch>) -> Acd {
+        let config = switch.config();
+        let now = Instant::now();
+        let mut router = Router::from_config(&config, now);
+        if config.acd.login_at_start {
+            for a in 0..config.agents.len() {
+                router.login(a, now);
+            }
+        }
+        Acd {
+            figures: vec![QueueFigures::default(); config.queues.len()],
+            switch,
+            config,
+            router,
+            callers: HashMap::new(),
+            next_caller: 1,
+            timer: None,
+        }
+    }
+
+    /// New queue settings after a reload: strategies, skills and timers of
+    /// existing queues change for the next decision; new queues and agents
+    /// are added (removed ones stay until a restart).
+    fn refresh_config(&mut self) {
+        let cfg = self.switch.config();
+        if Arc::ptr_eq(&cfg, &self.config) {
+            return;
+        }
+        let now = Instant::now();
+        for q in &cfg.queues {
+            let spec = router::QueueSpec::from_config(q);
+            if self.router.queue_ix(&q.name).is_some() {
+                self.router.update_queue(spec);
+            } else {
+                self.router.add_queue(spec);
+                self.figures.push(QueueFigures::default());
+            }
+        }
+        for a in &cfg.agents {
+            if self.router.agent_ix(&a.name).is_none() {
+                let queues: Vec<QueueIx> = a
+                    .queues
+                    .iter()
+                    .filter_map(|q| self.router.queue_ix(q))
+                    .collect();
+                let skills: Vec<(String, u8)> =
+                    a.skills.iter().map(|(k, v)| (k.clone(), *v)).collect();
+                self.router.add_agent(&a.name, &skills, &queues, now);
+            }
+        }
+        self.config = cfg;
+    }
+
+    fn agent_cfg(&self, a: AgentIx) -> Option<&config::acd::Agent> {
+        let name = self.router.agent_name(a);
+        self.config.agents.iter().find(|x| x.name == name)
+    }
+
+    fn queue_cfg(&self, q: QueueIx) -> Option<&config::acd::Queue> {
+        let name = self.router.queue_name(q);
+        self.config.queues.iter().find(|x| x.name == name)
+    }
+
+    /// An agent by name or by one of their phones.
+    fn find_agent(&self, who: &str) -> Option<AgentIx> {
+        self.router.agent_ix(who).or_else(|| {
+            let a = self
+                .config
+                .agents
+                .iter()
+                .find(|a| a.users.iter().any(|u| u == who))?;
+            self.router.agent_ix(&a.name)
+        })
+    }
+
+    fn state_json(status: &Status) -> (&'static str, Option<String>) {
+        match status {
+            Status::LoggedOut => ("logged_out", None),
+            Status::Available => ("available", None),
+            Status::Ringing(_) => ("ringing", None),
+            Status::OnCall(_) => ("on_call", None),
+            Status::WrapUp(_) => ("wrap_up", None),
+            Status::Paused(r) => ("paused", Some(r.clone())),
+        }
+    }
+
+    fn publish_state(&self, a: AgentIx) {
+        let (state, reason) = Self::state_json(self.router.status(a));
+        self.switch.publish(
+            "agent.state",
+            json!({"agent": self.router.agent_name(a), "state": state, "reason": reason}),
+        );
+    }
+
+    /// Carries out the router's decisions.
+    fn apply(&mut self, decisions: Vec<Decision>, ctx: &mut Context<Self>) {
+        for d in decisions {
+            match d {
+                Decision::Offer {
+                    caller,
+                    queue,
+                    agents,
+                } => {
+                    let Some(w) = self.callers.get(&caller) else {
+                        continue;
+                    };
+                    let ring = self.queue_cfg(queue).map_or(15, |q| q.ring_timeout_secs);
+                    for a in agents {
+                        let users = self
+                            .agent_cfg(a)
+                            .map(|c| c.users.clone())
+                            .unwrap_or_default();
+                        let agent = self.router.agent_name(a).to_owned();
+                        self.switch.publish(
+                            "queue.offered",
+                            json!({"call_id": w.call_id, "queue": self.router.queue_name(queue), "agent": agent}),
+                        );
+                        w.offer.do_send(Offer {
+                            caller,
+                            agent,
+                            users,
+                            queue: self.router.queue_name(queue).to_owned(),
+                            ring: Duration::from_secs(ring.into()),
+                        });
+                        self.publish_state(a);
+                    }
+                }
+                Decision::Cancel { caller, agents } => {
+                    for a in agents {
+                        if let Some(w) = self.callers.get(&caller) {
+                            w.cancel.do_send(CancelOffer {
+                                caller,
+                                agent: self.router.agent_name(a).to_owned(),
+                            });
+                        }
+                        self.publish_state(a);
+                    }
+                }
+                Decision::AutoPaused(a) => {
+                    tracing::info!(
+                        agent = self.router.agent_name(a),
+                        "agent paused after missed offers"
+                    );
+                    self.publish_state(a);
+                }
+            }
+        }
+        self.schedule(ctx);
+    }
+
+    fn schedule(&mut self, ctx: &mut Context<Self>) {
+        if let Some(h) = self.timer.take() {
+            ctx.cancel_future(h);
+        }
+        if let Some(at) = self.router.deadline() {
+            let wait = at.saturating_duration_since(Instant::now());
+            self.timer = Some(ctx.run_later(wait, |this, ctx| {
+                this.timer = None;
+                let wrapping: Vec<AgentIx> = (0..this.router.agents())
+                    .filter(|&a| matches!(this.router.status(a), Status::WrapUp(_)))
+                    .collect();
+                let d = this.router.tick(Instant::now());
+                // Wrap-ups that ended are state changes too.
+                for a in wrapping {
+                    if !matches!(this.router.status(a), Status::WrapUp(_)) {
+                        this.publish_state(a);
+                    }
+                }
+                this.apply(d, ctx);
+            }));
+        }
+    }
+
+    fn queue_json(&self, q: QueueIx, now: Instant) -> Value {
+        let f = self.figures.get(q).copied().unwrap_or_default();
+        let longest = self
+            .callers
+            .values()
+            .filter(|w| w.queue == q)
+            .map(|w| now.saturating_duration_since(w.joined).as_secs())
+            .max()
+            .unwrap_or(0);
+        let sl = if f.answered == 0 {
+            Value::Null
+        } else {
+            json!((f.answered_in_sl as f64 * 1000.0 / f.answered as f64).round() / 10.0)
+        };
+        let cfg = self.queue_cfg(q);
+        json!({
+            "queue": self.router.queue_name(q),
+            "strategy": cfg.map(|c| format!("{:?}", c.strategy)),
+            "waiting": self.callers.values().filter(|w| w.queue == q).count(),
+            "longest_wait_s": longest,
+            "agents_logged_in": self.router.logged_in(q),
+            "agents_available": self.router.available(q),
+            "joined": f.joined,
+            "answered": f.answered,
+            "abandoned": f.abandoned,
+            "service_level_pct": sl,
+            "average_wait_s": f.answered_wait_ms.checked_div(f.answered).unwrap_or(0) / 1000,
+        })
+    }
+}
+
+impl Actor for Acd {
+    type Context = Context<Self>;
+}
+
+impl Handler<AgentCmd> for Acd {
+    type Result = Result<Value, String>;
+
+    fn handle(&mut self, cmd: AgentCmd, ctx: &mut Context<Self>) -> Self::Result {
+        self.refresh_config();
+        let a = self
+            .find_agent(&cmd.agent)
+            .ok_or_else(|| format!("no agent {:?}", cmd.agent))?;
+        let now = Instant::now();
+        let d = match &cmd.op {
+            AgentOp::Login => self.router.login(a, now),
+            AgentOp::Logout => self.router.logout(a, now),
+            AgentOp::Pause(reason) => {
+                if *self.router.status(a) == Status::LoggedOut {
+                    return Err(format!("{} is not logged in", self.router.agent_name(a)));
+                }
+                self.router.pause(a, reason, now)
+            }
+            AgentOp::Resume => {
+                if !matches!(self.router.status(a), Status::Paused(_)) {
+                    return Err(format!("{} is not paused", self.router.agent_name(a)));
+                }
+                self.router.resume(a, now)
+            }
+        };
+        tracing::info!(agent = self.router.agent_name(a), op = ?cmd.op, "agent");
+        self.publish_state(a);
+        self.apply(d, ctx);
+        let (state, reason) = Self::state_json(self.router.status(a));
+        Ok(json!({"agent": self.router.agent_name(a), "state": state, "reason": reason}))
+    }
+}
+
+impl Handler<ListAgents> for Acd {
+    type Result = Result<Value, String>;
+
+    fn handle(&mut self, _: ListAgents, _: &mut Context<Self>) -> Self::Result {
+        self.refresh_config();
+        let rows: Vec<Value> = (0..self.router.agents())
+            .map(|a| {
+                let (state, reason) = Self::state_json(self.router.status(a));
+                let cfg = self.agent_cfg(a);
+                json!({
+                    "agent": self.router.agent_name(a),
+                    "state": state,
+                    "reason": reason,
+                    "phones": cfg.map(|c| c.users.clone()),
+                    "queues": cfg.map(|c| c.queues.clone()),
+                    "skills": cfg.map(|c| c.skills.clone()),
+                    "calls": self.router.calls_taken(a),
+                })
+            })
+            .collect();
+        Ok(Value::Array(rows))
+    }
+}
+
+impl Handler<QueueStats> for Acd {
+    type Result = Result<Value, String>;
+
+    fn handle(&mut self, QueueStats(name): QueueStats, _: &mut Context<Self>) -> Self::Result {
+        self.refresh_config();
+        let now = Instant::now();
+        match name {
+            Some(n) => {
+                let q = self
+                    .router
+                    .queue_ix(&n)
+                    .ok_or_else(|| format!("no queue {n:?}"))?;
+                Ok(self.queue_json(q, now))
+            }
+            None => Ok(Value::Array(
+                (0..self.router.queues())
+                    .map(|q| self.queue_json(q, now))
+                    .collect(),
+            )),
+        }
+    }
+}
+
+impl Handler<Join> for Acd {
+    type Result = Result<CallerId, String>;
+
+    fn handle(&mut self, j: Join, ctx: &mut Context<Self>) -> Self::Result {
+        self.refresh_config();
+        let q = self
+            .router
+            .queue_ix(&j.queue)
+            .ok_or_else(|| format!("no queue {:?}", j.queue))?;
+        if let Some(cfg) = self.queue_cfg(q) {
+            if !cfg.join_empty && self.router.logged_in(q) == 0 {
+                return Err("nobody is logged in".into());
+            }
+            if cfg.max_callers > 0 && self.router.waiting(q) >= cfg.max_callers as usize {
+                return Err("the queue is full".into());
+            }
+        }
+        let id = self.next_caller;
+        self.next_caller += 1;
+        let now = Instant::now();
+        self.callers.insert(
+            id,
+            Waiting {
+                call_id: j.call_id.clone(),
+                queue: q,
+                joined: now,
+                offer: j.call,
+                cancel: j.cancel,
+            },
+        );
+        if let Some(f) = self.figures.get_mut(q) {
+            f.joined += 1;
+        }
+        self.switch.publish(
+            "queue.joined",
+            json!({"call_id": j.call_id, "queue": j.queue, "priority": j.spec.priority, "vip": j.spec.vip}),
+        );
+        let d = self.router.join(id, q, &j.spec, now);
+        self.apply(d, ctx);
+        Ok(id)
+    }
+}
+
+impl Handler<Leave> for Acd {
+    type Result = ();
+
+    fn handle(&mut self, l: Leave, ctx: &mut Context<Self>) {
+        let Some(w) = self.callers.remove(&l.caller) else {
+            return;
+        };
+        // Cancels go to the call still (it may be ringing an agent).
+        self.callers.insert(l.caller, w);
+        let d = self.router.leave(l.caller, Instant::now());
+        self.apply(d, ctx);
+        let Some(w) = self.callers.remove(&l.caller) else {
+            return;
+        };
+        if let Some(f) = self.figures.get_mut(w.queue) {
+            f.abandoned += u64::from(l.reason == "abandoned");
+        }
+        self.switch.publish(
+            "queue.abandoned",
+            json!({
+                "call_id": w.call_id,
+                "queue": self.router.queue_name(w.queue),
+                "reason": l.reason,
+                "wait_s": w.joined.elapsed().as_secs(),
+            }),
+        );
+    }
+}
+
+impl Handler<OfferResult> for Acd {
+    type Result = ();
+
+    fn handle(&mut self, r: OfferResult, ctx: &mut Context<Self>) {
+        let Some(a) = self.router.agent_ix(&r.agent) else {
+            return;
+        };
+        let now = Instant::now();
+        match r.outcome {
+            OfferOutcome::Answered => {
+                let d = self.router.answered(r.caller, a);
+                self.apply(d, ctx);
+                if let Some(w) = self.callers.remove(&r.caller) {
+                    let waited = now.saturating_duration_since(w.joined);
+                    let sl = self.queue_cfg(w.queue).map_or(20, |q| q.service_level_secs);
+                    if let Some(f) = self.figures.get_mut(w.queue) {
+                        f.answered += 1;
+                        f.answered_wait_ms += waited.as_millis() as u64;
+                        f.answered_in_sl += u64::from(waited <= Duration::from_secs(sl.into()));
+                    }
+                    self.switch.publish(
+                        "queue.answered",
+                        json!({
+                            "call_id": w.call_id,
+                            "queue": self.router.queue_name(w.queue),
+                            "agent": r.agent,
+                            "wait_ms": waited.as_millis() as u64,
+                        }),
+                    );
+                }
+                self.publish_state(a);
+            }
+            OfferOutcome::Missed => {
+                tracing::info!(agent = %r.agent, caller = r.caller, "offer missed");
+                let d = self.router.missed(r.caller, a, now);
+                self.publish_state(a);
+                self.apply(d, ctx);
+            }
+        }
+    }
+}
+
+impl Handler<CallEnded> for Acd {
+    type Result = ();
+
+    fn handle(&mut self, e: CallEnded, ctx: &mut Context<Self>) {
+        let Some(a) = self.router.agent_ix(&e.agent) else {
+            return;
+        };
+        let wrap = self
+            .agent_cfg(a)
+            .and_then(|c| c.wrap_up_secs)
+            .or_else(|| {
+                self.config
+                    .queues
+                    .iter()
+                    .find(|q| q.name == e.queue)
+                    .map(|q| q.wrap_up_secs)
+            })
+            .unwrap_or(0);
+        let d = self
+            .router
+            .call_ended(a, Duration::from_secs(wrap.into()), Instant::now());
+        self.publish_state(a);
+        self.apply(d, ctx);
+    }
+}

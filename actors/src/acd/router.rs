@@ -268,6 +268,42 @@ impl Router {
         self.agents.iter().position(|a| a.name == name)
     }
 
+    /// How many agents.
+    pub fn agents(&self) -> usize {
+        self.agents.len()
+    }
+
+    /// How many queues.
+    pub fn queues(&self) -> usize {
+        self.queues.len()
+    }
+
+    /// A queue's name.
+    pub fn queue_name(&self, q: QueueIx) -> &str {
+        &self.queues[q].spec.name
+    }
+
+    /// Agents of a queue waiting for a call.
+    pub fn available(&self, q: QueueIx) -> usize {
+        self.queues[q]
+            .members
+            .iter()
+            .filter(|&&a| self.agents[a].status == Status::Available)
+            .count()
+    }
+
+    /// New settings for the queue of that name (a reload): the next
+    /// decision uses them; callers keep their place.
+    pub fn update_queue(&mut self, spec: QueueSpec) {
+        let Some(q) = self.queue_ix(&spec.name) else {
+            return;
+        };
+        let skills = self.skill_set(&spec.skills);
+        let queue = &mut self.queues[q];
+        queue.skills = skills;
+        queue.spec = spec;
+    }
+
     /// An agent's name.
     pub fn agent_name(&self, a: AgentIx) -> &str {
         &self.agents[a].name

@@ -33,6 +33,13 @@ pub(crate) const COMMANDS: &[(&str, &str)] = &[
     ("calls.transfer", "transfer the caller: {\"call_id\": \"...\", \"to\": \"1002\"}; the outcome is a call.transfer event"),
     ("calls.record", "recording control: {\"call_id\": \"...\", \"action\": \"start|stop|pause|resume\"}"),
     ("registrations.list", "registered contacts per user"),
+    ("agents.list", "agents: state, phones, queues, skills, calls taken"),
+    ("agent.login", "an agent starts taking calls: {\"agent\": \"alice\"} (or a phone's user)"),
+    ("agent.logout", "an agent stops: {\"agent\": \"alice\"}"),
+    ("agent.pause", "a break: {\"agent\": \"alice\", \"reason\": \"lunch\"}"),
+    ("agent.resume", "back from the break: {\"agent\": \"alice\"}"),
+    ("queues.list", "queues with waiting callers, agents and today's figures"),
+    ("queue.stats", "one queue: {\"queue\": \"sales\"}"),
     (
         "cdr.query",
         "CDRs: {\"since_ms\", \"until_ms\", \"queue\", \"agent\", \"limit\"}",
@@ -268,6 +275,44 @@ impl Control {
                 addr.send(cmd).await.map_err(|e| e.to_string())??;
                 Ok(json!({"call_id": id, "recording": format!("{cmd:?}").to_lowercase()}))
             }
+            "agents.list" => self
+                .acd()?
+                .send(::actors::acd::ListAgents)
+                .await
+                .map_err(|e| e.to_string())?,
+            "agent.login" | "agent.logout" | "agent.pause" | "agent.resume" => {
+                let agent = req.args["agent"]
+                    .as_str()
+                    .ok_or_else(|| format!("{} needs {{\"agent\": \"name\"}}", req.cmd))?
+                    .to_owned();
+                let op = match req.cmd.as_str() {
+                    "agent.login" => ::actors::acd::AgentOp::Login,
+                    "agent.logout" => ::actors::acd::AgentOp::Logout,
+                    "agent.pause" => ::actors::acd::AgentOp::Pause(
+                        req.args["reason"].as_str().unwrap_or("break").to_owned(),
+                    ),
+                    _ => ::actors::acd::AgentOp::Resume,
+                };
+                self.acd()?
+                    .send(::actors::acd::AgentCmd { agent, op })
+                    .await
+                    .map_err(|e| e.to_string())?
+            }
+            "queues.list" => self
+                .acd()?
+                .send(::actors::acd::QueueStats(None))
+                .await
+                .map_err(|e| e.to_string())?,
+            "queue.stats" => {
+                let q = req.args["queue"]
+                    .as_str()
+                    .ok_or("queue.stats needs {\"queue\": \"name\"}")?
+                    .to_owned();
+                self.acd()?
+                    .send(::actors::acd::QueueStats(Some(q)))
+                    .await
+                    .map_err(|e| e.to_string())?
+            }
             "registrations.list" => {
                 let now = ::actors::context::unix_now();
                 let mut rows: Vec<Value> = Vec::new();
@@ -407,6 +452,14 @@ impl Control {
                 "errors": w.errors.load(Relaxed),
             },
         })
+    }
+
+    /// The ACD actor.
+    fn acd(&self) -> Result<&actix::Addr<::actors::acd::Acd>, String> {
+        self.switch
+            .acd
+            .get()
+            .ok_or_else(|| "the switch is starting".into())
     }
 
     /// Re-reads the config file; applies what can change live, refuses an

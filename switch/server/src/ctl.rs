@@ -41,6 +41,16 @@ enum Cmd {
         #[command(subcommand)]
         cmd: ListCmd,
     },
+    /// Agents: list, log in/out, pause/resume.
+    Agents {
+        #[command(subcommand)]
+        cmd: AgentsCmd,
+    },
+    /// Queues: list, stats.
+    Queues {
+        #[command(subcommand)]
+        cmd: QueuesCmd,
+    },
     /// Call detail records.
     Cdr {
         #[command(subcommand)]
@@ -97,6 +107,46 @@ enum CallsCmd {
         call_id: String,
         /// Where to: a user or any number the dialplan routes.
         to: String,
+    },
+}
+
+#[derive(Subcommand, Clone)]
+enum AgentsCmd {
+    /// Agents and their state.
+    List,
+    /// Start taking calls (an agent's name or one of their phones).
+    Login {
+        /// The agent.
+        agent: String,
+    },
+    /// Stop taking calls.
+    Logout {
+        /// The agent.
+        agent: String,
+    },
+    /// Take a break.
+    Pause {
+        /// The agent.
+        agent: String,
+        /// Why (reported).
+        #[arg(long, default_value = "break")]
+        reason: String,
+    },
+    /// Back from the break.
+    Resume {
+        /// The agent.
+        agent: String,
+    },
+}
+
+#[derive(Subcommand, Clone)]
+enum QueuesCmd {
+    /// Queues and their figures.
+    List,
+    /// One queue's figures.
+    Stats {
+        /// The queue.
+        queue: String,
     },
 }
 
@@ -320,6 +370,61 @@ fn run(conn: &mut Conn, cmd: &Cmd, json_out: bool) -> Result<(), String> {
                 format!("transferring {call_id} to {to} (follow `ctl events --kind call.transfer`)")
             },
         ),
+        Cmd::Agents {
+            cmd: AgentsCmd::List,
+        } => print(&conn.call("agents.list", Value::Null)?, &|v| {
+            rows_table(
+                v,
+                &["agent", "state", "reason", "phones", "queues", "calls"],
+            )
+        }),
+        Cmd::Agents { cmd } => {
+            let (name, agent, reason) = match cmd {
+                AgentsCmd::Login { agent } => ("agent.login", agent, None),
+                AgentsCmd::Logout { agent } => ("agent.logout", agent, None),
+                AgentsCmd::Pause { agent, reason } => ("agent.pause", agent, Some(reason)),
+                AgentsCmd::Resume { agent } => ("agent.resume", agent, None),
+                AgentsCmd::List => unreachable!("listed above"),
+            };
+            print(
+                &conn.call(name, json!({ "agent": agent, "reason": reason }))?,
+                &|v| {
+                    format!(
+                        "{}: {}{}",
+                        v["agent"].as_str().unwrap_or(""),
+                        v["state"].as_str().unwrap_or(""),
+                        v["reason"]
+                            .as_str()
+                            .map(|r| format!(" ({r})"))
+                            .unwrap_or_default()
+                    )
+                },
+            )
+        }
+        Cmd::Queues { cmd } => {
+            let v = match cmd {
+                QueuesCmd::List => conn.call("queues.list", Value::Null)?,
+                QueuesCmd::Stats { queue } => {
+                    Value::Array(vec![conn.call("queue.stats", json!({ "queue": queue }))?])
+                }
+            };
+            print(&v, &|v| {
+                rows_table(
+                    v,
+                    &[
+                        "queue",
+                        "strategy",
+                        "waiting",
+                        "longest_wait_s",
+                        "agents_logged_in",
+                        "agents_available",
+                        "answered",
+                        "abandoned",
+                        "service_level_pct",
+                    ],
+                )
+            })
+        }
         Cmd::Registrations { cmd: ListCmd::List } => {
             print(&conn.call("registrations.list", Value::Null)?, &|v| {
                 rows_table(

@@ -213,6 +213,9 @@ async fn start(
     let registrar = Registrar::new(switch.clone(), store).start();
     let _ = switch.registrar.set(registrar);
     ::actors::monitor::Monitor::new(switch.clone()).start();
+    let _ = switch
+        .acd
+        .set(::actors::acd::Acd::new(switch.clone()).start());
     if !cfg.http.listen.is_empty() {
         http::start(switch.clone(), &cfg.http.listen).await?;
     }
