@@ -14,6 +14,7 @@ mod failure;
 mod features;
 mod ivr;
 mod originate;
+mod queue;
 
 pub use failure::InjectPanic;
 pub use features::Transfer;
@@ -286,6 +287,8 @@ pub struct Call {
     ivr: Option<Box<ivr::IvrCall>>,
     /// Flows the caller went through, node by node (for the CDR).
     ivr_path: Vec<String>,
+    /// The caller is in an ACD queue (leg A answered by the switch).
+    queue: Option<Box<queue::QueueCall>>,
 }
 
 impl Call {
@@ -348,6 +351,7 @@ impl Call {
             a_cancel_pending: false,
             ivr: None,
             ivr_path: Vec::new(),
+            queue: None,
         }
     }
 
@@ -368,6 +372,10 @@ impl Call {
         if self.ivr.is_some() {
             // Leg A is answered by the IVR: the transfer failed.
             return self.ivr_b_failed(code, ctx);
+        }
+        if self.queue.is_some() {
+            // An agent's phone did not take the call; the caller waits on.
+            return self.queue_b_failed(code, ctx);
         }
         if self.originated {
             // Click-to-call: the user's phone (leg A) is hung up.
@@ -534,6 +542,13 @@ impl Call {
             self.destination = Some(format!("flow:{flow}"));
             return self.start_ivr(flow, &dialed, inband_a, ctx);
         }
+        if let RouteTarget::Queue(q) = target {
+            if self.originated {
+                return self.fail_a(488, Some("Not For Click-To-Call"), ctx);
+            }
+            let spec = crate::acd::router::CallerSpec::default();
+            return self.join_queue(q, spec, inband_a, ctx);
+        }
         if let Err(code) = self.anchor_a(None, inband_a, ctx) {
             return self.fail_a(code, None, ctx);
         }
@@ -595,8 +610,8 @@ impl Call {
             req: invite,
             owner: ctx.address().recipient(),
         });
-        if self.ivr.is_none() {
-            // From an IVR leg A is answered already and stays Up.
+        if self.ivr.is_none() && self.queue.is_none() {
+            // From an IVR or a queue leg A is answered already and stays Up.
             self.phase = Phase::Calling;
         }
         let timeout = ring.unwrap_or(Duration::from_secs(cfg.calls.no_answer_timeout_secs as u64));
@@ -614,7 +629,9 @@ impl Call {
         let cfg = self.switch.config();
         match target {
             RouteTarget::Hangup { code } => Err((*code, None)),
-            RouteTarget::Conference(_) | RouteTarget::Flow(_) => Err((404, None)),
+            RouteTarget::Conference(_) | RouteTarget::Flow(_) | RouteTarget::Queue(_) => {
+                Err((404, None))
+            }
             RouteTarget::Users | RouteTarget::User(_) => {
                 let user = match target {
                     RouteTarget::User(u) => u.as_str(),
@@ -711,7 +728,15 @@ impl Call {
             None => Host::Ip(local.ip()),
         };
         let mut from = NameAddr::new(Uri::Sip(SipUri::new(Some(&caller), from_host, None)));
-        from.display = display;
+        // An agent's phone shows the queue with the caller.
+        let queue = self.queue_display().map(str::to_owned);
+        from.display = match &queue {
+            Some(q) => Some(format!(
+                "{q}: {}",
+                display.unwrap_or_else(|| caller.clone())
+            )),
+            None => display,
+        };
         from.set_param("tag", Some(&new_tag()));
         let to_uri = Uri::parse(&format!("sip:{number}@{to_host}"))
             .unwrap_or_else(|_| Uri::Sip(SipUri::new(None, Host::Ip(peer.addr.ip()), None)));
@@ -733,6 +758,9 @@ impl Call {
             "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE",
         );
         r.headers.push(Name::UserAgent, cfg.sip.user_agent.clone());
+        if let Some(q) = queue {
+            r.headers.push(Name::Other("X-Queue".into()), q);
+        }
         copy_body(&self.a.invite, &mut r);
         r
     }
@@ -835,7 +863,7 @@ impl Call {
         if let Some(ack) = ack {
             self.shard.do_send(ShardCmd::Ack2xx { tx, peer, ack });
         }
-        let a_answered_here = self.originated || self.ivr.is_some();
+        let a_answered_here = self.originated || self.ivr.is_some() || self.queue.is_some();
         if self.cancelled || (self.a.final_sent && !a_answered_here) || self.ended[Leg::A as usize]
         {
             // 200 crossed our CANCEL (or leg A is gone): hang leg B up.
@@ -855,6 +883,13 @@ impl Call {
                 return self.ivr_b_failed(488, ctx);
             }
             return self.ivr_connected(ctx);
+        }
+        if self.queue.is_some() {
+            if self.anchor.is_some() && answer.is_none() {
+                self.hangup_b_only(ctx);
+                return self.queue_b_failed(488, ctx);
+            }
+            return self.queue_connected(ctx);
         }
         if self.anchor.is_some() && answer.is_none() {
             // No usable answer: the call cannot carry audio.
@@ -1009,6 +1044,10 @@ impl Call {
         if self.ivr_transferring() {
             self.cancel_b(ctx);
             return self.ivr_b_failed(480, ctx);
+        }
+        if self.queue_ringing() {
+            self.cancel_b(ctx);
+            return self.queue_b_failed(480, ctx);
         }
         if self.phase == Phase::Originating {
             self.end_reason
@@ -1485,6 +1524,7 @@ impl Actor for Call {
 
     fn stopped(&mut self, ctx: &mut Context<Self>) {
         self.ivr_finish();
+        self.queue_finish();
         self.release(Some(ctx.address()));
     }
 }
@@ -1588,6 +1628,9 @@ impl Handler<CallEvent> for Call {
                 if self.ivr_transferring() && b_tx == Some(tx) {
                     return self.ivr_b_failed(408, ctx);
                 }
+                if self.queue_ringing() && b_tx == Some(tx) {
+                    return self.queue_b_failed(408, ctx);
+                }
                 match self.phase {
                     Phase::Calling => self.fail_a(408, None, ctx),
                     Phase::Ending => {
@@ -1669,6 +1712,9 @@ impl Handler<MediaMsg> for Call {
                 );
                 if from == Some(Leg::A) && self.in_ivr() {
                     return self.ivr_digit(digit.digit, ctx);
+                }
+                if from == Some(Leg::A) && self.in_queue() {
+                    return;
                 }
                 if let Some(from) = from {
                     self.on_feature_digit(from, digit.digit, ctx);
@@ -1823,10 +1869,16 @@ impl Call {
             disposition,
             cause,
             reason,
-            queue: None,
-            agent: None,
-            wait_ms: answer_or_end.saturating_sub(self.start_ms),
-            talk_ms: self.answer_ms.map_or(0, |a| end_ms.saturating_sub(a)),
+            queue: self.queue_cdr().map(|q| q.0),
+            agent: self.queue_cdr().and_then(|q| q.1),
+            wait_ms: self
+                .queue_cdr()
+                .map_or(answer_or_end.saturating_sub(self.start_ms), |q| q.2),
+            // A queued call talks from the agent's answer.
+            talk_ms: match self.queue_cdr() {
+                Some((_, _, _, agent_ms)) => agent_ms.map_or(0, |a| end_ms.saturating_sub(a)),
+                None => self.answer_ms.map_or(0, |a| end_ms.saturating_sub(a)),
+            },
             recordings: self.recordings.clone(),
             ivr_path: self.ivr_path_now(),
             digits: self.digits.clone(),

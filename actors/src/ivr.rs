@@ -38,6 +38,8 @@ pub enum TransferTo {
     User(String),
     /// A number through the dialplan (as a local user dials it).
     Number(String),
+    /// An ACD queue.
+    Queue(String),
     /// A number sent to a trunk.
     Trunk {
         /// The trunk.
@@ -449,6 +451,9 @@ impl Runner {
         match self.node().clone() {
             Node::Transfer(t) => {
                 let to = match (&t.user, &t.number, &t.trunk) {
+                    _ if t.queue.is_some() => {
+                        TransferTo::Queue(t.queue.clone().unwrap_or_default())
+                    }
                     (Some(u), _, _) => TransferTo::User(u.clone()),
                     (None, Some(n), Some(tr)) => TransferTo::Trunk {
                         trunk: tr.clone(),
@@ -789,6 +794,12 @@ impl Runner {
         out
     }
 
+    /// The caller went to a queue: they have left the flow.
+    pub fn transferred_to_queue(&mut self) {
+        self.wait = Wait::Transferring;
+        self.transferred();
+    }
+
     /// The transfer was answered: the caller has left the flow.
     pub fn transferred(&mut self) {
         if self.wait != Wait::Transferring {
@@ -796,6 +807,7 @@ impl Runner {
         }
         let target = match self.node() {
             Node::Transfer(t) => match (&t.user, &t.number, &t.trunk) {
+                _ if t.queue.is_some() => format!("queue:{}", t.queue.clone().unwrap_or_default()),
                 (Some(u), _, _) => format!("user:{u}"),
                 (_, Some(n), Some(tr)) => format!("trunk:{tr}:{n}"),
                 (_, Some(n), _) => format!("number:{n}"),

@@ -286,6 +286,10 @@ pub struct Transfer {
     /// A trunk `number` is sent to directly.
     #[serde(default)]
     pub trunk: Option<String>,
+    /// An ACD queue; the caller's `priority`, `vip` and `skills`
+    /// ("spanish:3,english:2") variables go with them.
+    #[serde(default)]
+    pub queue: Option<String>,
     /// Seconds to ring; default `[calls] no_answer_timeout_secs`.
     #[serde(default)]
     pub timeout_secs: Option<u32>,
@@ -521,6 +525,8 @@ pub struct FlowContext<'a> {
     pub trunk: &'a dyn Fn(&str) -> Result<(), String>,
     /// Schedules.
     pub schedule: &'a dyn Fn(&str) -> bool,
+    /// ACD queues.
+    pub queue: &'a dyn Fn(&str) -> bool,
     /// Where WAV prompts are.
     pub prompts_dir: &'a Path,
 }
@@ -816,6 +822,18 @@ fn check_node(node: &Node, cx: &FlowContext<'_>) -> Result<(), FlowProblem> {
                     && n.len() <= 32
                     && n.chars().all(|c| c.is_ascii_digit() || "*#+".contains(c))
             };
+            if let Some(q) = &t.queue {
+                if t.user.is_some() || t.number.is_some() || t.trunk.is_some() {
+                    return Err(problem(
+                        "queue",
+                        "a transfer needs exactly one of `user`, `number` and `queue`",
+                    ));
+                }
+                if !(cx.queue)(q) {
+                    return Err(problem("queue", format!("unknown queue {q:?}")));
+                }
+                return Ok(());
+            }
             match (&t.user, &t.number, &t.trunk) {
                 (Some(u), None, None) => {
                     if !(cx.users)(u) {

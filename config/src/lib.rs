@@ -877,6 +877,8 @@ pub enum RouteTarget {
     Conference(String),
     /// An IVR flow: the switch answers and the flow decides.
     Flow(String),
+    /// An ACD queue: the switch answers and the caller waits for an agent.
+    Queue(String),
     /// Reject with this SIP status code (`400..=699`).
     Hangup {
         /// SIP status code.
@@ -893,6 +895,7 @@ enum RawTarget {
     Trunk(String),
     Conference(String),
     Flow(String),
+    Queue(String),
     Hangup(u16),
 }
 
@@ -904,6 +907,7 @@ impl From<RawTarget> for RouteTarget {
             RawTarget::Trunk(t) => RouteTarget::Trunk(t),
             RawTarget::Conference(c) => RouteTarget::Conference(c),
             RawTarget::Flow(f) => RouteTarget::Flow(f),
+            RawTarget::Queue(q) => RouteTarget::Queue(q),
             RawTarget::Hangup(code) => RouteTarget::Hangup { code },
         }
     }

@@ -81,7 +81,9 @@ fn check_flow(
         Some(_) => Ok(()),
     };
     let schedule = |s: &str| config.schedules.iter().any(|x| x.name == s);
+    let queue = |q: &str| config.queues.iter().any(|x| x.name == q);
     let cx = FlowContext {
+        queue: &queue,
         users: &users,
         trunk: &trunk,
         schedule: &schedule,
@@ -445,6 +447,9 @@ fn check_target(
                 key,
                 format!("conference name {name:?} must be letters, digits, '-', '_' or '.'"),
             ))
+        }
+        RouteTarget::Queue(name) if !config.queues.iter().any(|q| q.name == *name) => {
+            Err(doc.invalid(key, format!("unknown queue {name:?}")))
         }
         RouteTarget::Flow(name) if !config.flows.contains_key(name) => {
             Err(doc.invalid(key, format!("unknown flow {name:?}")))

@@ -92,3 +92,147 @@ fn agents_log_in_pause_resume_and_log_out_from_ctl() {
     let log = std::fs::read_to_string(sw.dir.join("switch.log")).unwrap();
     assert!(log.contains("agent=\"bob\" op=Pause(\"lunch\")"), "{log}");
 }
+
+const QUEUE: &str = r#"
+[acd]
+auto_pause_after = 2
+
+[[queues]]
+name = "sales"
+strategy = "longest-idle"
+ring_timeout_secs = 2
+wrap_up_secs = 1
+
+[[agents]]
+name = "alice"
+users = ["1001"]
+queues = ["sales"]
+
+[[agents]]
+name = "bob"
+users = ["1002"]
+queues = ["sales"]
+
+[[routes]]
+number = "700"
+from = "trunks"
+target = { queue = "sales" }
+"#;
+
+/// A caller from the trunk waits in "sales" hearing ringback; alice (idle
+/// longest) is offered first and lets it ring out; bob gets it, answers,
+/// and the two talk; the CDR names the queue, the agent and the wait; bob
+/// wraps up, then is available again.
+#[test]
+fn a_queued_caller_reaches_the_next_agent_when_one_does_not_answer() {
+    use e2e::media::{media_config, sdp, sdp_addr, tone_share, ulaw_pcm, ulaw_tone, PCMU};
+    use e2e::rtp::{RtpPeer, Sender};
+    use sip::{Method, SipMessage};
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let port = e2e::free_port("127.0.0.1");
+    let sw = SwitchProc::start(dir.path(), port, &media_config(port, dir.path(), "", QUEUE));
+    let mut alice = e2e::ua::Ua::new("127.0.0.1", sw.addr());
+    let mut bob = e2e::ua::Ua::new("127.0.0.1", sw.addr());
+    assert_eq!(alice.register("1001", "secret", 300).unwrap().code, 200);
+    assert_eq!(bob.register("1002", "secret", 300).unwrap().code, 200);
+    sw.ctl_json(&["agents", "login", "alice"]);
+    std::thread::sleep(Duration::from_millis(50));
+    sw.ctl_json(&["agents", "login", "bob"]);
+
+    let mut c = e2e::media::dial_in(&sw, "700");
+    let joined = Instant::now();
+    // alice rings: the queue and the caller on her display, X-Queue.
+    let (atx, inv) = alice.request(Duration::from_secs(5)).expect("alice rings");
+    assert_eq!(inv.method, Method::Invite);
+    let from = inv.headers.get(&sip::Name::From).unwrap().to_owned();
+    assert!(from.contains("\"sales: 5551234\""), "{from}");
+    assert_eq!(
+        inv.headers.get(&sip::Name::Other("X-Queue".into())),
+        Some("sales")
+    );
+    alice.respond(atx.unwrap(), sip::response_to(&inv, 180, Some("alice")));
+    // She lets it ring 2 s: the switch cancels and offers bob.
+    let (ctx_, cancel) = alice
+        .request(Duration::from_secs(4))
+        .expect("CANCEL to alice");
+    assert_eq!(cancel.method, Method::Cancel);
+    alice.respond(ctx_.unwrap(), sip::response_to(&cancel, 200, None));
+    alice.respond(atx.unwrap(), sip::response_to(&inv, 487, Some("alice")));
+    let (btx, binv) = bob.request(Duration::from_secs(5)).expect("bob rings");
+    assert_eq!(binv.method, Method::Invite);
+    let rtp = RtpPeer::bind();
+    let mut ok = bob.answer(&binv, 200, "bob");
+    ok.body = sdp(rtp.port, "0 101", PCMU);
+    bob.respond(btx.unwrap(), ok);
+    let waited = joined.elapsed();
+    let (_, ack) = bob.request(Duration::from_secs(5)).expect("ACK");
+    assert_eq!(ack.method, Method::Ack);
+    // The caller heard ringback while waiting (425/440 Hz or 440/480 Hz).
+    let waiting = c.heard();
+    assert!(e2e::rtp::rms_dbfs(&waiting) > -40.0, "music on hold");
+    assert_eq!(sw.ctl_json(&["agents", "list"])[1]["state"], "on_call");
+    // They talk.
+    let t0 = Instant::now();
+    let mut a = Sender::new(&c.rtp, c.media, 0xCA11);
+    let mut b = Sender::new(&rtp, sdp_addr(binv.body()), 0xB0B);
+    let (fa, fb) = (ulaw_tone(500.0, 1000), ulaw_tone(1500.0, 1000));
+    std::thread::scope(|s| {
+        s.spawn(|| a.audio(0, 160, &fa));
+        s.spawn(|| b.audio(0, 160, &fb));
+    });
+    let after = |p: Vec<e2e::rtp::Packet>| {
+        ulaw_pcm(
+            &p.into_iter()
+                .filter(|p| p.at > t0 + Duration::from_millis(300))
+                .collect::<Vec<_>>(),
+        )
+    };
+    let (ca, ag) = (
+        tone_share(&after(c.rtp.packets()), 1500.0),
+        tone_share(&after(rtp.packets()), 500.0),
+    );
+    println!(
+        "waited {:.2} s; caller hears bob at {ca:.2}, bob hears the caller at {ag:.2}",
+        waited.as_secs_f64()
+    );
+    assert!(ca > 0.8 && ag > 0.8);
+    // Bob hangs up; wrap-up, then available.
+    let btx = e2e::ua::bye_as_callee(&mut bob, &binv, "bob");
+    assert_eq!(
+        bob.final_response(btx, Duration::from_secs(5))
+            .last()
+            .map(|r| r.code),
+        Some(200)
+    );
+    c.take_bye(Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(200));
+    let agents = sw.ctl_json(&["agents", "list"]);
+    assert_eq!(agents[1]["state"], "wrap_up", "{agents}");
+    assert_eq!(agents[1]["calls"], 1);
+    assert_eq!(agents[0]["state"], "available", "one miss of 2 allowed");
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_eq!(sw.ctl_json(&["agents", "list"])[1]["state"], "available");
+    let cdrs = sw.cdrs(1);
+    let cdr = &cdrs[0];
+    println!("{cdr}");
+    assert_eq!(cdr["queue"], "sales");
+    assert_eq!(cdr["agent"], "bob");
+    let wait = cdr["wait_ms"].as_u64().unwrap();
+    assert!((2000..4000).contains(&wait), "{wait}");
+    let talk = cdr["talk_ms"].as_u64().unwrap();
+    assert!(
+        (900..2500).contains(&talk),
+        "talk counts from the agent's answer: {talk}"
+    );
+    let q = &sw.ctl_json(&["queues", "stats", "sales"])[0];
+    assert_eq!(
+        (
+            q["joined"].as_u64(),
+            q["answered"].as_u64(),
+            q["abandoned"].as_u64()
+        ),
+        (Some(1), Some(1), Some(0)),
+        "{q}"
+    );
+}

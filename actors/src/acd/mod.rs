@@ -109,6 +109,9 @@ pub enum OfferOutcome {
     Answered,
     /// Rang out, declined (486/603) or unreachable.
     Missed,
+    /// The call could not ring the agent (it rings someone already, or
+    /// ended): the agent is free again, no miss counted.
+    Released,
 }
 
 /// The call reports an offer's outcome.
@@ -556,6 +559,11 @@ impl Handler<OfferResult> for Acd {
                     );
                 }
                 self.publish_state(a);
+            }
+            OfferOutcome::Released => {
+                let d = self.router.released(r.caller, a, now);
+                self.publish_state(a);
+                self.apply(d, ctx);
             }
             OfferOutcome::Missed => {
                 tracing::info!(agent = %r.agent, caller = r.caller, "offer missed");

@@ -667,6 +667,20 @@ impl Router {
         out
     }
 
+    /// Agent `a` could not be rung for `id` (the call was busy ringing
+    /// another): free again, no miss counted.
+    pub fn released(&mut self, id: CallerId, a: AgentIx, now: Instant) -> Vec<Decision> {
+        if self.agents[a].status != Status::Ringing(id) {
+            return Vec::new();
+        }
+        self.agents[a].status = Status::Available;
+        let mut out = self.drop_offer(id, a, now);
+        if self.agents[a].status == Status::Available {
+            out.extend(self.match_agent(a, now));
+        }
+        out
+    }
+
     /// Agent `a` no longer rings for `id`; if nobody does, the caller waits
     /// again and is offered to someone else if possible.
     fn drop_offer(&mut self, id: CallerId, a: AgentIx, now: Instant) -> Vec<Decision> {

@@ -286,6 +286,7 @@ impl Call {
     fn ivr_transfer(&mut self, to: TransferTo, ring: Option<Duration>, ctx: &mut Context<Self>) {
         let cfg = self.switch.config();
         let (target, number) = match to {
+            TransferTo::Queue(q) => return self.ivr_to_queue(&q, ctx),
             TransferTo::User(u) => (RouteTarget::User(u.clone()), u),
             TransferTo::Trunk { trunk, number } => (RouteTarget::Trunk(trunk), number),
             TransferTo::Number(n) => {
@@ -299,6 +300,7 @@ impl Call {
         };
         match &target {
             RouteTarget::Flow(f) => return self.ivr_goto_flow(f, ctx),
+            RouteTarget::Queue(q) => return self.ivr_to_queue(q, ctx),
             RouteTarget::Conference(_) => return self.ivr_b_failed(488, ctx),
             RouteTarget::Hangup { code } => return self.ivr_b_failed(*code, ctx),
             _ => {}
@@ -320,6 +322,36 @@ impl Call {
             .max_forwards()
             .unwrap_or(cfg.calls.max_forwards);
         self.call_b(&source, &target, number, mf, ring, ctx);
+    }
+
+    /// The flow hands the caller to an ACD queue, with the caller's
+    /// `priority`, `vip` and `skills` variables.
+    fn ivr_to_queue(&mut self, queue: &str, ctx: &mut Context<Self>) {
+        let Some(ivr) = self.ivr.as_mut() else { return };
+        let vars = ivr.runner.vars().clone();
+        ivr.runner.transferred_to_queue();
+        self.ivr_finish();
+        let spec = crate::acd::router::CallerSpec {
+            priority: vars
+                .get("priority")
+                .and_then(|p| p.trim().parse().ok())
+                .unwrap_or(0),
+            vip: vars
+                .get("vip")
+                .is_some_and(|v| matches!(v.trim().to_lowercase().as_str(), "1" | "yes" | "true")),
+            skills: vars
+                .get("skills")
+                .map(|s| {
+                    s.split(',')
+                        .filter_map(|kv| {
+                            let (k, v) = kv.split_once(':')?;
+                            Some((k.trim().to_owned(), v.trim().parse().ok()?))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+        };
+        self.join_queue(queue, spec, false, ctx);
     }
 
     /// A transfer to a number routed to another flow: the caller goes on there.

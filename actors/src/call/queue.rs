@@ -1,0 +1,297 @@
+//! A call waiting in an ACD queue: the switch has answered leg A (a route
+//! to the queue, or an IVR transfer), the caller hears the queue's music,
+//! and the ACD ([`crate::acd::Acd`]) sends offers: each rings an agent's
+//! phone as leg B (the caller's number and the queue in its display name
+//! and an `X-Queue` header). An answer bridges the two; no answer, a
+//! decline or an unreachable phone is a missed offer and the caller waits
+//! for the next. When the call ends the agent's wrap-up starts.
+
+use super::*;
+use crate::acd::router::{CallerId, CallerSpec};
+use crate::acd::{CallEnded, CancelOffer, Join, Leave, Offer, OfferOutcome, OfferResult};
+
+/// The queue side of a call.
+pub(super) struct QueueCall {
+    name: String,
+    /// The caller's id in the ACD, once joined.
+    id: Option<CallerId>,
+    /// The agent whose phone rings (leg B), if any.
+    ringing: Option<String>,
+    /// The agent the caller talks to.
+    agent: Option<String>,
+    joined_ms: u64,
+    answered_ms: Option<u64>,
+}
+
+impl Call {
+    /// Puts the caller in queue `name` (answering them first if needed).
+    pub(super) fn join_queue(
+        &mut self,
+        name: &str,
+        spec: CallerSpec,
+        inband: bool,
+        ctx: &mut Context<Self>,
+    ) {
+        let Some(acd) = self.switch.acd.get().cloned() else {
+            return self.fail_a(503, Some("ACD Not Running"), ctx);
+        };
+        if self.a.dialog.is_none() {
+            if let Err(code) = self.anchor_a(None, inband, ctx) {
+                return self.fail_a(code, None, ctx);
+            }
+            let Some(anchor) = self.anchor.as_mut() else {
+                return self.fail_a(488, Some("Queue Needs An SDP Offer"), ctx);
+            };
+            let body = match anchor.answer_locally() {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::info!(error = %e, "cannot answer for the queue");
+                    return self.fail_a(488, None, ctx);
+                }
+            };
+            let mut r = self.ok_for_a();
+            set_sdp(&mut r, body);
+            self.send_ok_a(r, ctx);
+        }
+        self.destination = Some(format!("queue:{name}"));
+        self.queue = Some(Box::new(QueueCall {
+            name: name.to_owned(),
+            id: None,
+            ringing: None,
+            agent: None,
+            joined_ms: unix_ms(),
+            answered_ms: None,
+        }));
+        self.queue_music();
+        let join = Join {
+            queue: name.to_owned(),
+            spec,
+            call_id: self.call_id_a(),
+            call: ctx.address().recipient(),
+            cancel: ctx.address().recipient(),
+        };
+        acd.send(join)
+            .into_actor(self)
+            .map(|res, this, ctx| match res {
+                Ok(Ok(id)) => {
+                    if let Some(q) = this.queue.as_mut() {
+                        q.id = Some(id);
+                    }
+                    if this.phase == Phase::Ending {
+                        this.queue_finish();
+                    }
+                }
+                Ok(Err(why)) => {
+                    tracing::info!(call_id = %this.call_id_a(), %why, "queue refused the caller");
+                    this.end_reason
+                        .get_or_insert_with(|| format!("queue: {why}"));
+                    this.hangup(&[Leg::A], ctx);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "ACD unreachable");
+                    this.hangup(&[Leg::A], ctx);
+                }
+            })
+            .wait(ctx);
+        tracing::info!(call_id = %self.call_id_a(), queue = name, "joined queue");
+    }
+
+    /// What a waiting caller hears: the queue's music.
+    fn queue_music(&self) {
+        let (Some(q), Some(a)) = (&self.queue, &self.anchor) else {
+            return;
+        };
+        let cfg = self.switch.config();
+        match cfg
+            .queues
+            .iter()
+            .find(|x| x.name == q.name)
+            .map(|x| &x.music)
+        {
+            Some(config::acd::Music::Named(n)) if n == "none" => a.session.stop_playing(a.leg_a()),
+            _ => a
+                .session
+                .play_tone(a.leg_a(), media::tone::ToneKind::Ringback),
+        }
+    }
+
+    /// Whether an agent's phone rings for this caller.
+    pub(super) fn queue_ringing(&self) -> bool {
+        self.queue.as_ref().is_some_and(|q| q.ringing.is_some())
+    }
+
+    /// Whether the caller is in a queue (waiting or ringing an agent).
+    pub(super) fn in_queue(&self) -> bool {
+        self.queue.as_ref().is_some_and(|q| q.agent.is_none())
+    }
+
+    fn acd_send<M>(&self, msg: M)
+    where
+        M: Message<Result = ()> + Send + 'static,
+        crate::acd::Acd: Handler<M>,
+    {
+        if let Some(acd) = self.switch.acd.get() {
+            acd.do_send(msg);
+        }
+    }
+
+    /// The agent's phone did not take the call (`code`).
+    pub(super) fn queue_b_failed(&mut self, code: u16, ctx: &mut Context<Self>) {
+        self.cancel_no_answer(ctx);
+        if let Some(b) = self.b.take() {
+            self.c_done.push(b);
+        }
+        if let Some(a) = self.anchor.as_mut() {
+            a.drop_b();
+        }
+        self.b_user = None;
+        let Some(q) = self.queue.as_mut() else { return };
+        let Some(agent) = q.ringing.take() else {
+            return;
+        };
+        let caller = q.id;
+        tracing::info!(call_id = %self.call_id_a(), %agent, code, "queue: the agent did not answer");
+        self.queue_music();
+        if let Some(caller) = caller {
+            self.acd_send(OfferResult {
+                caller,
+                agent,
+                outcome: OfferOutcome::Missed,
+            });
+        }
+    }
+
+    /// The agent answered: the caller and the agent talk.
+    pub(super) fn queue_connected(&mut self, ctx: &mut Context<Self>) {
+        let _ = ctx;
+        let Some(q) = self.queue.as_mut() else { return };
+        let Some(agent) = q.ringing.take() else {
+            return;
+        };
+        q.agent = Some(agent.clone());
+        q.answered_ms = Some(unix_ms());
+        let caller = q.id;
+        if let Some(a) = &self.anchor {
+            a.session.stop_playing(a.leg_a());
+            a.bridge();
+            if self.rec != Rec::Off {
+                a.session
+                    .set_recording_sides(a.leg_b().map(|b| (a.leg_a(), b)));
+            }
+        }
+        tracing::info!(call_id = %self.call_id_a(), %agent, "queue: answered by an agent");
+        if let Some(caller) = caller {
+            self.acd_send(OfferResult {
+                caller,
+                agent,
+                outcome: OfferOutcome::Answered,
+            });
+        }
+    }
+
+    /// The call is over: the ACD forgets the caller (abandoned if they were
+    /// still waiting) or starts the agent's wrap-up.
+    pub(super) fn queue_finish(&mut self) {
+        let Some(q) = self.queue.as_mut() else { return };
+        let Some(id) = q.id.take() else { return };
+        match &q.agent {
+            Some(agent) => {
+                let msg = CallEnded {
+                    agent: agent.clone(),
+                    queue: q.name.clone(),
+                };
+                self.acd_send(msg);
+            }
+            None => self.acd_send(Leave {
+                caller: id,
+                reason: "abandoned".into(),
+            }),
+        }
+    }
+
+    /// For the CDR: queue, agent, wait (ms), when the agent answered.
+    pub(super) fn queue_cdr(&self) -> Option<(String, Option<String>, u64, Option<u64>)> {
+        let q = self.queue.as_ref()?;
+        let wait = q
+            .answered_ms
+            .unwrap_or_else(unix_ms)
+            .saturating_sub(q.joined_ms);
+        Some((q.name.clone(), q.agent.clone(), wait, q.answered_ms))
+    }
+
+    /// The display-name prefix for leg B while an agent is offered the call.
+    pub(super) fn queue_display(&self) -> Option<&str> {
+        let q = self.queue.as_ref()?;
+        q.ringing.as_ref().map(|_| q.name.as_str())
+    }
+}
+
+impl Handler<Offer> for Call {
+    type Result = ();
+
+    fn handle(&mut self, offer: Offer, ctx: &mut Context<Self>) {
+        let busy = self.phase == Phase::Ending
+            || self.b.is_some()
+            || self
+                .queue
+                .as_ref()
+                .is_none_or(|q| q.ringing.is_some() || q.agent.is_some());
+        if busy {
+            // Ringing someone already (ring-all rings one phone per call
+            // for now) or gone: the agent is released without a miss.
+            self.acd_send(OfferResult {
+                caller: offer.caller,
+                agent: offer.agent,
+                outcome: OfferOutcome::Released,
+            });
+            return;
+        }
+        let Some(user) = offer.users.first().cloned() else {
+            return;
+        };
+        if let Some(q) = self.queue.as_mut() {
+            q.ringing = Some(offer.agent.clone());
+            q.id.get_or_insert(offer.caller);
+        }
+        tracing::info!(call_id = %self.call_id_a(), agent = %offer.agent, %user, "queue: ringing an agent");
+        let Some(source) = self.source.clone() else {
+            return;
+        };
+        let mf = self.switch.config().calls.max_forwards;
+        self.call_b(
+            &source,
+            &RouteTarget::User(user.clone()),
+            user,
+            mf,
+            Some(offer.ring),
+            ctx,
+        );
+    }
+}
+
+impl Handler<CancelOffer> for Call {
+    type Result = ();
+
+    fn handle(&mut self, c: CancelOffer, ctx: &mut Context<Self>) {
+        let ringing = self
+            .queue
+            .as_ref()
+            .is_some_and(|q| q.ringing.as_deref() == Some(c.agent.as_str()));
+        if !ringing {
+            return;
+        }
+        if let Some(q) = self.queue.as_mut() {
+            q.ringing = None;
+        }
+        self.cancel_b(ctx);
+        self.cancel_no_answer(ctx);
+        if let Some(b) = self.b.take() {
+            self.c_done.push(b);
+        }
+        if let Some(a) = self.anchor.as_mut() {
+            a.drop_b();
+        }
+        self.b_user = None;
+        self.queue_music();
+    }
+}
