@@ -38,19 +38,7 @@ impl Call {
         inband: bool,
         ctx: &mut Context<Self>,
     ) {
-        if let Err(code) = self.anchor_a(None, inband, ctx) {
-            return self.fail_a(code, None, ctx);
-        }
-        let Some(anchor) = self.anchor.as_mut() else {
-            return self.fail_a(488, Some("IVR Needs An SDP Offer"), ctx);
-        };
-        let body = match anchor.answer_locally() {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::info!(error = %e, "cannot answer for the IVR");
-                return self.fail_a(488, None, ctx);
-            }
-        };
+        let Some(body) = self.answer_here(inband, ctx) else { return };
         let mut vars = BTreeMap::new();
         let caller = self
             .a
@@ -89,6 +77,27 @@ impl Call {
         tracing::info!(call_id = %self.call_id_a(), flow = name, "IVR answered");
         let actions = self.ivr.as_mut().map(|i| i.runner.start(Instant::now()));
         self.ivr_apply(actions.unwrap_or_default(), ctx);
+    }
+
+    /// The switch answers leg A itself (IVR, queue): anchors its media and
+    /// returns the SDP answer for the 200, or fails leg A and returns None.
+    pub(super) fn answer_here(&mut self, inband: bool, ctx: &mut Context<Self>) -> Option<Bytes> {
+        if let Err(code) = self.anchor_a(None, inband, ctx) {
+            self.fail_a(code, None, ctx);
+            return None;
+        }
+        let Some(anchor) = self.anchor.as_mut() else {
+            self.fail_a(488, Some("Media Needs An SDP Offer"), ctx);
+            return None;
+        };
+        match anchor.answer_locally() {
+            Ok(b) => Some(b),
+            Err(e) => {
+                tracing::info!(error = %e, "cannot answer the caller's offer");
+                self.fail_a(488, None, ctx);
+                None
+            }
+        }
     }
 
     /// Carries out the runner's actions, then sets its timer.

@@ -36,19 +36,7 @@ impl Call {
             return self.fail_a(503, Some("ACD Not Running"), ctx);
         };
         if self.a.dialog.is_none() {
-            if let Err(code) = self.anchor_a(None, inband, ctx) {
-                return self.fail_a(code, None, ctx);
-            }
-            let Some(anchor) = self.anchor.as_mut() else {
-                return self.fail_a(488, Some("Queue Needs An SDP Offer"), ctx);
-            };
-            let body = match anchor.answer_locally() {
-                Ok(b) => b,
-                Err(e) => {
-                    tracing::info!(error = %e, "cannot answer for the queue");
-                    return self.fail_a(488, None, ctx);
-                }
-            };
+            let Some(body) = self.answer_here(inband, ctx) else { return };
             let mut r = self.ok_for_a();
             set_sdp(&mut r, body);
             self.send_ok_a(r, ctx);
@@ -135,8 +123,9 @@ impl Call {
         }
     }
 
-    /// The agent's phone did not take the call (`code`).
-    pub(super) fn queue_b_failed(&mut self, code: u16, ctx: &mut Context<Self>) {
+    /// Forgets the agent's ringing leg B (its late answers are still
+    /// ACKed and hung up, see `c_done`); the caller hears the music again.
+    fn drop_offered_b(&mut self, ctx: &mut Context<Self>) {
         self.cancel_no_answer(ctx);
         if let Some(b) = self.b.take() {
             self.c_done.push(b);
@@ -145,13 +134,18 @@ impl Call {
             a.drop_b();
         }
         self.b_user = None;
+        self.queue_music();
+    }
+
+    /// The agent's phone did not take the call (`code`).
+    pub(super) fn queue_b_failed(&mut self, code: u16, ctx: &mut Context<Self>) {
+        self.drop_offered_b(ctx);
         let Some(q) = self.queue.as_mut() else { return };
         let Some(agent) = q.ringing.take() else {
             return;
         };
         let caller = q.id;
         tracing::info!(call_id = %self.call_id_a(), %agent, code, "queue: the agent did not answer");
-        self.queue_music();
         if let Some(caller) = caller {
             self.acd_send(OfferResult {
                 caller,
@@ -284,14 +278,6 @@ impl Handler<CancelOffer> for Call {
             q.ringing = None;
         }
         self.cancel_b(ctx);
-        self.cancel_no_answer(ctx);
-        if let Some(b) = self.b.take() {
-            self.c_done.push(b);
-        }
-        if let Some(a) = self.anchor.as_mut() {
-            a.drop_b();
-        }
-        self.b_user = None;
-        self.queue_music();
+        self.drop_offered_b(ctx);
     }
 }
