@@ -236,3 +236,93 @@ fn a_queued_caller_reaches_the_next_agent_when_one_does_not_answer() {
         "{q}"
     );
 }
+
+/// A reload that changes a queue's strategy applies to the next caller
+/// while a call from that queue goes on (issue 4, acceptance 5).
+#[test]
+fn a_reload_changes_the_strategy_for_the_next_caller_only() {
+    use sip::Method;
+    use std::time::Duration;
+    let agents = r#"
+[[queues]]
+name = "sales"
+strategy = "longest-idle"
+
+[[agents]]
+name = "alice"
+users = ["1001"]
+skills = { english = 1 }
+queues = ["sales"]
+
+[[agents]]
+name = "bob"
+users = ["1002"]
+skills = { english = 1 }
+queues = ["sales"]
+
+[[agents]]
+name = "carol"
+users = ["1003"]
+skills = { english = 5 }
+queues = ["sales"]
+
+[[routes]]
+number = "700"
+from = "trunks"
+target = { queue = "sales" }
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let port = e2e::free_port("127.0.0.1");
+    let cfg = e2e::media::media_config(port, dir.path(), "", agents);
+    let sw = SwitchProc::start(dir.path(), port, &cfg);
+    let mut phones: Vec<e2e::ua::Ua> = ["1001", "1002", "1003"]
+        .iter()
+        .map(|u| {
+            let mut ua = e2e::ua::Ua::new("127.0.0.1", sw.addr());
+            assert_eq!(ua.register(u, "secret", 300).unwrap().code, 200);
+            ua
+        })
+        .collect();
+    for a in ["alice", "bob", "carol"] {
+        sw.ctl_json(&["agents", "login", a]);
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    // The phone of `i` answers the next offer.
+    let answer = |ua: &mut e2e::ua::Ua, tag: &str| -> sip::Request {
+        let (tx, inv) = ua.request(Duration::from_secs(5)).expect("an offer");
+        assert_eq!(inv.method, Method::Invite);
+        let rtp = e2e::rtp::RtpPeer::bind();
+        let mut ok = ua.answer(&inv, 200, tag);
+        ok.body = e2e::media::sdp(rtp.port, "0 101", e2e::media::PCMU);
+        ua.respond(tx.unwrap(), ok);
+        let (_, ack) = ua.request(Duration::from_secs(5)).expect("ACK");
+        assert_eq!(ack.method, Method::Ack);
+        inv
+    };
+    // Longest idle: alice.
+    let mut first = e2e::media::dial_in(&sw, "700");
+    let inv1 = answer(&mut phones[0], "alice");
+    // The strategy becomes skills-based: carol (english 5) beats bob, who
+    // is idle longer and would have been next.
+    std::fs::write(dir.path().join("switchboard.toml"), cfg.replace("\"longest-idle\"", "\"skills\"")).unwrap();
+    let out = sw.ctl(&["reload"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut second = e2e::media::dial_in(&sw, "700");
+    let inv2 = answer(&mut phones[2], "carol");
+    assert!(phones[1].request(Duration::from_millis(300)).is_none(), "bob was not offered");
+    let q = &sw.ctl_json(&["queues", "stats", "sales"])[0];
+    assert_eq!(q["strategy"], "Skills");
+    // The first call went on through the reload: both calls up, then
+    // hung up by their agents, each with its CDR.
+    assert_eq!(sw.ctl_json(&["calls", "list"]).as_array().unwrap().len(), 2);
+    for (ua, inv, tag, caller) in [(0, &inv1, "alice", &mut first), (2, &inv2, "carol", &mut second)] {
+        let tx = e2e::ua::bye_as_callee(&mut phones[ua], inv, tag);
+        let r = phones[ua].final_response(tx, Duration::from_secs(5));
+        assert_eq!(r.last().map(|r| r.code), Some(200));
+        caller.take_bye(Duration::from_secs(5));
+    }
+    let cdrs = sw.cdrs(2);
+    let mut agents: Vec<&str> = cdrs.iter().map(|c| c["agent"].as_str().unwrap()).collect();
+    agents.sort();
+    assert_eq!(agents, ["alice", "carol"]);
+}
