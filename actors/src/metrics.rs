@@ -51,6 +51,16 @@ pub struct Metrics {
     /// How long a shard took to answer a probe through its mailbox at the
     /// last scrape: its backlog, in seconds.
     pub shard_lag: GaugeVec,
+    /// Callers waiting per queue.
+    pub queue_waiting: IntGaugeVec,
+    /// The longest current wait per queue, seconds.
+    pub queue_longest_wait: IntGaugeVec,
+    /// Share of answered calls answered within the queue's service-level time.
+    pub queue_service_level: GaugeVec,
+    /// Queue calls by outcome: joined, answered, abandoned.
+    pub queue_calls: IntCounterVec,
+    /// Agents by state (logged_out, available, ringing, on_call, wrap_up, paused).
+    pub agents: IntGaugeVec,
 }
 
 impl Default for Metrics {
@@ -170,6 +180,46 @@ impl Metrics {
                     &["shard"],
                 )
                 .expect("valid metric"),
+            ),
+            queue_waiting: reg(
+                &r,
+                IntGaugeVec::new(
+                    Opts::new("switchboard_queue_waiting", "Callers waiting per queue."),
+                    &["queue"],
+                )
+                .expect("valid metric"),
+            ),
+            queue_longest_wait: reg(
+                &r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "switchboard_queue_longest_wait_seconds",
+                        "The longest current wait per queue.",
+                    ),
+                    &["queue"],
+                )
+                .expect("valid metric"),
+            ),
+            queue_service_level: reg(
+                &r,
+                GaugeVec::new(
+                    Opts::new(
+                        "switchboard_queue_service_level_ratio",
+                        "Answered calls answered within the queue's service-level time, 0..1.",
+                    ),
+                    &["queue"],
+                )
+                .expect("valid metric"),
+            ),
+            queue_calls: counter_vec(
+                "switchboard_queue_calls_total",
+                "Queue calls by outcome: joined, answered, abandoned.",
+                &["queue", "outcome"],
+            ),
+            agents: reg(
+                &r,
+                IntGaugeVec::new(Opts::new("switchboard_agents", "Agents by state."), &["state"])
+                    .expect("valid metric"),
             ),
             registry: r,
         }

@@ -199,6 +199,37 @@ impl Monitor {
                 json!({ "avg_ms": avg_ms, "max_ms": a.store_write_ms_max }),
             );
         }
+        if let Some(acd) = self.switch.acd.get() {
+            let (wait_max, sl_min) = (a.queue_wait_secs_max, a.queue_service_level_min_pct);
+            let stats = acd.send(crate::acd::QueueStats(None));
+            ctx.spawn(stats.into_actor(self).map(move |res, this, _| {
+                let Ok(Ok(serde_json::Value::Array(queues))) = res else {
+                    return;
+                };
+                for q in queues {
+                    let name = q["queue"].as_str().unwrap_or("").to_owned();
+                    if wait_max > 0 {
+                        let wait = q["longest_wait_s"].as_u64().unwrap_or(0);
+                        this.alert(
+                            "queue_wait",
+                            &name,
+                            wait > u64::from(wait_max),
+                            json!({ "longest_wait_s": wait, "max_s": wait_max }),
+                        );
+                    }
+                    if sl_min > 0 {
+                        if let Some(sl) = q["service_level_pct"].as_f64() {
+                            this.alert(
+                                "queue_service_level",
+                                &name,
+                                sl < f64::from(sl_min),
+                                json!({ "service_level_pct": sl, "min_pct": sl_min }),
+                            );
+                        }
+                    }
+                }
+            }));
+        }
         if a.shard_lag_ms_max > 0 {
             for (i, shard) in self.switch.shards.get().into_iter().flatten().enumerate() {
                 let t = Instant::now();

@@ -366,6 +366,11 @@ pub struct Alerts {
     pub store_write_ms_max: u32,
     /// A SIP shard whose mailbox holds a probe longer than this many ms; default 250.
     pub shard_lag_ms_max: u32,
+    /// A queue's longest waiting caller waited longer than this; default 60 (0 off).
+    pub queue_wait_secs_max: u32,
+    /// A queue's service level (answered within its time) below this
+    /// percentage; default 80 (0 off).
+    pub queue_service_level_min_pct: u32,
 }
 
 impl Default for Alerts {
@@ -376,6 +381,8 @@ impl Default for Alerts {
             calls_active_max: 0,
             store_write_ms_max: 250,
             shard_lag_ms_max: 250,
+            queue_wait_secs_max: 60,
+            queue_service_level_min_pct: 80,
         }
     }
 }

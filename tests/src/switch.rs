@@ -159,6 +159,24 @@ impl SwitchProc {
             .expect("run switchboard ctl")
     }
 
+    /// `/metrics` as text and as a map from series to value.
+    pub fn scrape(&self) -> (String, std::collections::HashMap<String, f64>) {
+        let out = Command::new("curl")
+            .args(["-sf", &format!("http://{}/metrics", self.http_addr())])
+            .output()
+            .expect("curl");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let map = text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| {
+                let (k, v) = l.rsplit_once(' ')?;
+                Some((k.to_owned(), v.parse().ok()?))
+            })
+            .collect();
+        (text, map)
+    }
+
     /// The CDRs of the last 10 minutes once there are at least `n` (or
     /// after 5 s, whatever there are).
     pub fn cdrs(&self, n: usize) -> Vec<serde_json::Value> {

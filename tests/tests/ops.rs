@@ -359,24 +359,6 @@ fn is_root() -> bool {
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
-/// One scrape of `/metrics` as name{labels} -> value.
-fn scrape(sw: &SwitchProc) -> (String, HashMap<String, f64>) {
-    let out = Command::new("curl")
-        .args(["-sf", &format!("http://{}/metrics", sw.http_addr())])
-        .output()
-        .expect("curl");
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let map = text
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| {
-            let (k, v) = l.rsplit_once(' ')?;
-            Some((k.to_owned(), v.parse().ok()?))
-        })
-        .collect();
-    (text, map)
-}
-
 #[test]
 fn metrics_move_with_a_sipp_load_and_pass_promtool() {
     e2e::require("promtool");
@@ -389,10 +371,10 @@ fn metrics_move_with_a_sipp_load_and_pass_promtool() {
     let log = dir.path().join("completed.log");
     let mut sipp = sipp_load(dir.path(), &sw, 100, 500, 30, &log);
     std::thread::sleep(Duration::from_millis(1500));
-    let (_, during) = scrape(&sw);
+    let (_, during) = sw.scrape();
     let _ = sipp.wait();
     std::thread::sleep(Duration::from_millis(500));
-    let (text, after) = scrape(&sw);
+    let (text, after) = sw.scrape();
     let get = |m: &HashMap<String, f64>, k: &str| m.get(k).copied().unwrap_or(0.0);
     let done = completed(&log).len() as f64;
     let invites = r#"switchboard_sip_requests_total{direction="in",method="INVITE"}"#;
@@ -524,7 +506,7 @@ fn a_panicking_call_actor_ends_only_its_call() {
             .count(),
         5
     );
-    let (_, metrics) = scrape(&sw);
+    let (_, metrics) = sw.scrape();
     assert_eq!(
         metrics
             .get(r#"switchboard_actor_failures_total{actor="call"}"#)
@@ -570,7 +552,7 @@ fn a_silent_trunk_is_marked_down_and_comes_back() {
         &base_config(port, &dir.path().join("db"), &extra),
     );
     serve_options(&mut far, Duration::from_millis(2500));
-    let (_, m) = scrape(&sw);
+    let (_, m) = sw.scrape();
     assert_eq!(
         m.get(r#"switchboard_trunk_up{trunk="far"}"#).copied(),
         Some(1.0)

@@ -315,6 +315,7 @@ impl Acd {
                 }
             }
         }
+        self.update_metrics();
         self.schedule(ctx);
     }
 
@@ -372,8 +373,68 @@ impl Acd {
     }
 }
 
+impl Acd {
+    /// Queue and agent gauges (every second and after changes).
+    fn update_metrics(&self) {
+        let m = &self.switch.metrics;
+        let now = Instant::now();
+        for q in 0..self.router.queues() {
+            let name = self.router.queue_name(q);
+            let waiting: Vec<&Waiting> = self.callers.values().filter(|w| w.queue == q).collect();
+            m.queue_waiting
+                .with_label_values(&[name])
+                .set(waiting.len() as i64);
+            let longest = waiting
+                .iter()
+                .map(|w| now.saturating_duration_since(w.joined).as_secs())
+                .max()
+                .unwrap_or(0);
+            m.queue_longest_wait
+                .with_label_values(&[name])
+                .set(longest as i64);
+            if let Some(f) = self.figures.get(q).filter(|f| f.answered > 0) {
+                m.queue_service_level
+                    .with_label_values(&[name])
+                    .set(f.answered_in_sl as f64 / f.answered as f64);
+            }
+        }
+        let mut counts: HashMap<&str, i64> = [
+            "logged_out",
+            "available",
+            "ringing",
+            "on_call",
+            "wrap_up",
+            "paused",
+        ]
+        .into_iter()
+        .map(|s| (s, 0))
+        .collect();
+        for a in 0..self.router.agents() {
+            *counts
+                .entry(Self::state_json(self.router.status(a)).0)
+                .or_default() += 1;
+        }
+        for (state, n) in counts {
+            m.agents.with_label_values(&[state]).set(n);
+        }
+    }
+
+    fn count(&self, q: QueueIx, outcome: &str) {
+        self.switch
+            .metrics
+            .queue_calls
+            .with_label_values(&[self.router.queue_name(q), outcome])
+            .inc();
+    }
+}
+
 impl Actor for Acd {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.update_metrics();
+        ctx.run_interval(Duration::from_secs(1), |this, _| this.update_metrics());
+    }
 }
 
 impl Handler<AgentCmd> for Acd {
@@ -489,6 +550,7 @@ impl Handler<Join> for Acd {
         if let Some(f) = self.figures.get_mut(q) {
             f.joined += 1;
         }
+        self.count(q, "joined");
         self.switch.publish(
             "queue.joined",
             json!({"call_id": j.call_id, "queue": j.queue, "priority": j.spec.priority, "vip": j.spec.vip}),
@@ -515,6 +577,9 @@ impl Handler<Leave> for Acd {
         };
         if let Some(f) = self.figures.get_mut(w.queue) {
             f.abandoned += u64::from(l.reason == "abandoned");
+        }
+        if l.reason == "abandoned" {
+            self.count(w.queue, "abandoned");
         }
         self.switch.publish(
             "queue.abandoned",
@@ -548,6 +613,7 @@ impl Handler<OfferResult> for Acd {
                         f.answered_wait_ms += waited.as_millis() as u64;
                         f.answered_in_sl += u64::from(waited <= Duration::from_secs(sl.into()));
                     }
+                    self.count(w.queue, "answered");
                     self.switch.publish(
                         "queue.answered",
                         json!({

@@ -38,7 +38,9 @@ impl Call {
         inband: bool,
         ctx: &mut Context<Self>,
     ) {
-        let Some(body) = self.answer_here(inband, ctx) else { return };
+        let Some(body) = self.answer_here(inband, ctx) else {
+            return;
+        };
         let mut vars = BTreeMap::new();
         let caller = self
             .a

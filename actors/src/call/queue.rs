@@ -36,7 +36,9 @@ impl Call {
             return self.fail_a(503, Some("ACD Not Running"), ctx);
         };
         if self.a.dialog.is_none() {
-            let Some(body) = self.answer_here(inband, ctx) else { return };
+            let Some(body) = self.answer_here(inband, ctx) else {
+                return;
+            };
             let mut r = self.ok_for_a();
             set_sdp(&mut r, body);
             self.send_ok_a(r, ctx);
