@@ -292,6 +292,11 @@ mod dashboard {
         m.alert_active.with_label_values(&["a", "b"]);
         m.trunk_up.with_label_values(&["t"]);
         m.shard_lag.with_label_values(&["0"]);
+        m.queue_waiting.with_label_values(&["q"]);
+        m.queue_longest_wait.with_label_values(&["q"]);
+        m.queue_service_level.with_label_values(&["q"]);
+        m.queue_calls.with_label_values(&["q", "joined"]);
+        m.agents.with_label_values(&["available"]);
         let families: Vec<String> = m
             .registry
             .gather()
