@@ -29,8 +29,18 @@ pub mod cf {
     pub const CDRS_BY_AGENT: &str = "cdrs_by_agent";
     /// Interaction events (queue_log-like): key `ms BE ++ seq BE`, value JSON.
     pub const EVENTS: &str = "events";
+    /// Agents' sessions: key agent name, value JSON `{"state", "reason"}`
+    /// (logged in, paused with its reason), restored at start.
+    pub const AGENTS: &str = "agents";
     /// All families, for opening.
-    pub const ALL: [&str; 5] = [REGISTRATIONS, CDRS, CDRS_BY_QUEUE, CDRS_BY_AGENT, EVENTS];
+    pub const ALL: [&str; 6] = [
+        REGISTRATIONS,
+        CDRS,
+        CDRS_BY_QUEUE,
+        CDRS_BY_AGENT,
+        EVENTS,
+        AGENTS,
+    ];
 }
 
 /// Errors from the store: always "we failed", never the peer.

@@ -88,6 +88,29 @@ fn agents_log_in_pause_resume_and_log_out_from_ctl() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("alice is not paused"));
     let out = sw.ctl(&["agents", "login", "carol"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("no agent \"carol\""));
+    // Sessions survive a restart: bob is still logged in, alice out.
+    let mut sw = sw;
+    sw.ctl_json(&["agents", "pause", "bob", "--reason", "training"]);
+    sw.restart();
+    let after: Vec<(String, String)> = sw
+        .ctl_json(&["agents", "list"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["agent"].as_str().unwrap().to_owned(),
+                format!("{} {}", a["state"], a["reason"]),
+            )
+        })
+        .collect();
+    assert_eq!(
+        after,
+        [
+            s("alice", "\"logged_out\" null"),
+            s("bob", "\"paused\" \"training\"")
+        ]
+    );
     // Each change is logged with what was done.
     let log = std::fs::read_to_string(sw.dir.join("switch.log")).unwrap();
     assert!(log.contains("agent=\"bob\" op=Pause(\"lunch\")"), "{log}");

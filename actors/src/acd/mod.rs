@@ -177,6 +177,29 @@ impl Acd {
                 router.login(a, now);
             }
         }
+        // Agents who were logged in (or paused) when the switch stopped still are.
+        match switch.store.scan_prefix(crate::store::cf::AGENTS, b"") {
+            Ok(rows) => {
+                for (k, v) in rows {
+                    let name = String::from_utf8_lossy(&k);
+                    let Some(a) = router.agent_ix(&name) else {
+                        continue;
+                    };
+                    let v: Value = serde_json::from_slice(&v).unwrap_or_default();
+                    match v["state"].as_str() {
+                        Some("logged_in") => {
+                            router.login(a, now);
+                        }
+                        Some("paused") => {
+                            router.login(a, now);
+                            router.pause(a, v["reason"].as_str().unwrap_or("break"), now);
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read agents' sessions"),
+        }
         Acd {
             figures: vec![QueueFigures::default(); config.queues.len()],
             switch,
@@ -254,6 +277,23 @@ impl Acd {
         }
     }
 
+    /// Keeps an agent's session (logged in, paused, out) across restarts.
+    fn persist_session(&self, a: AgentIx) {
+        let (state, reason) = match self.router.status(a) {
+            Status::LoggedOut => ("logged_out", None),
+            Status::Paused(r) => ("paused", Some(r.clone())),
+            _ => ("logged_in", None),
+        };
+        let value = json!({"state": state, "reason": reason})
+            .to_string()
+            .into_bytes();
+        self.switch.records.write_later(vec![crate::store::Op::Put {
+            cf: crate::store::cf::AGENTS,
+            key: self.router.agent_name(a).as_bytes().to_vec(),
+            value,
+        }]);
+    }
+
     fn publish_state(&self, a: AgentIx) {
         let (state, reason) = Self::state_json(self.router.status(a));
         self.switch.publish(
@@ -311,6 +351,7 @@ impl Acd {
                         agent = self.router.agent_name(a),
                         "agent paused after missed offers"
                     );
+                    self.persist_session(a);
                     self.publish_state(a);
                 }
             }
@@ -463,6 +504,7 @@ impl Handler<AgentCmd> for Acd {
             }
         };
         tracing::info!(agent = self.router.agent_name(a), op = ?cmd.op, "agent");
+        self.persist_session(a);
         self.publish_state(a);
         self.apply(d, ctx);
         let (state, reason) = Self::state_json(self.router.status(a));
