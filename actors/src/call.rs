@@ -1751,6 +1751,7 @@ impl Handler<MediaMsg> for Call {
             SessionEvent::Media(MediaEvent::Audio { .. }) => {}
             SessionEvent::Media(MediaEvent::PlaybackDone { leg, tag }) => {
                 self.ivr_played(leg, tag, ctx);
+                self.queue_played(tag);
             }
             SessionEvent::Recorded { path, result } => match result {
                 Ok(info) => tracing::info!(

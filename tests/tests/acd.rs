@@ -368,3 +368,71 @@ target = { queue = "sales" }
     agents.sort();
     assert_eq!(agents, ["alice", "carol"]);
 }
+
+/// A caller waiting with nobody logged in hears their position and
+/// estimated wait spoken every `announce_secs` (here 8 s; no music, so
+/// what arrives between announcements is silence).
+#[test]
+fn waiting_callers_hear_position_and_wait_announcements() {
+    use std::time::Duration;
+    let cfg = r#"
+[[queues]]
+name = "sales"
+music = "none"
+announce_secs = 8
+
+[[agents]]
+name = "alice"
+users = ["1001"]
+queues = ["sales"]
+
+[[routes]]
+number = "700"
+from = "trunks"
+target = { queue = "sales" }
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let port = e2e::free_port("127.0.0.1");
+    let sw = SwitchProc::start(
+        dir.path(),
+        port,
+        &e2e::media::media_config(port, dir.path(), "", cfg),
+    );
+    let c = e2e::media::dial_in(&sw, "700");
+    std::thread::sleep(Duration::from_millis(17_500));
+    // Arrival times of loud packets, relative to the answer.
+    let loud: Vec<f64> = c
+        .rtp
+        .packets()
+        .iter()
+        .filter(|p| e2e::rtp::rms_dbfs(&e2e::media::ulaw_pcm(std::slice::from_ref(p))) > -40.0)
+        .map(|p| (p.at - c.answered).as_secs_f64())
+        .collect();
+    // Announcements: runs of loud packets with gaps under 1 s.
+    let mut runs: Vec<(f64, f64)> = Vec::new();
+    for t in loud {
+        match runs.last_mut() {
+            Some((_, end)) if t - *end < 1.0 => *end = t,
+            _ => runs.push((t, t)),
+        }
+    }
+    println!("announcements (start, end) s: {runs:?}");
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    for (i, (start, end)) in runs.iter().enumerate() {
+        let due = 8.0 * (i + 1) as f64;
+        assert!(
+            (start - due).abs() < 0.8,
+            "announcement {i} at {start:.2} s, due {due}"
+        );
+        if i == 0 {
+            // (The second is still speaking when the test stops listening.)
+            assert!(
+                (3.0..8.0).contains(&(end - start)),
+                "speech of {:.2} s",
+                end - start
+            );
+        }
+    }
+    let pcm = c.heard();
+    assert!(e2e::rtp::rms_dbfs(&pcm) > -40.0);
+}

@@ -76,6 +76,11 @@ pub struct CancelOffer {
     pub agent: String,
 }
 
+/// A waiting caller's place and estimated wait (seconds), for announcements.
+#[derive(Message)]
+#[rtype(result = "Option<(usize, u64)>")]
+pub struct Position(pub CallerId);
+
 /// A call joins a queue.
 #[derive(Message)]
 #[rtype(result = "Result<CallerId, String>")]
@@ -134,6 +139,8 @@ pub struct CallEnded {
     pub agent: String,
     /// The queue the call came from (its wrap-up time).
     pub queue: String,
+    /// How long the agent talked, ms (the queue's handle time).
+    pub talk_ms: u64,
 }
 
 struct Waiting {
@@ -150,8 +157,11 @@ struct QueueFigures {
     answered: u64,
     answered_in_sl: u64,
     abandoned: u64,
-    /// Total wait of answered callers, ms (for the estimated wait).
+    /// Total wait of answered callers, ms.
     answered_wait_ms: u64,
+    /// Calls handled and their total talk time, ms (the estimated wait).
+    handled: u64,
+    handled_ms: u64,
 }
 
 /// The ACD actor (one per switch).
@@ -683,10 +693,33 @@ impl Handler<OfferResult> for Acd {
     }
 }
 
+impl Handler<Position> for Acd {
+    type Result = Option<(usize, u64)>;
+
+    fn handle(&mut self, Position(caller): Position, _: &mut Context<Self>) -> Self::Result {
+        let pos = self.router.position(caller)?;
+        let q = self.callers.get(&caller)?.queue;
+        // Average handle time (3 minutes until calls have been handled),
+        // shared among the agents logged in.
+        let f = self.figures.get(q).copied().unwrap_or_default();
+        let aht_ms = f.handled_ms.checked_div(f.handled).unwrap_or(180_000);
+        let agents = self.router.logged_in(q).max(1) as u64;
+        Some((pos, pos as u64 * aht_ms / agents / 1000))
+    }
+}
+
 impl Handler<CallEnded> for Acd {
     type Result = ();
 
     fn handle(&mut self, e: CallEnded, ctx: &mut Context<Self>) {
+        if let Some(f) = self
+            .router
+            .queue_ix(&e.queue)
+            .and_then(|q| self.figures.get_mut(q))
+        {
+            f.handled += 1;
+            f.handled_ms += e.talk_ms;
+        }
         let Some(a) = self.router.agent_ix(&e.agent) else {
             return;
         };

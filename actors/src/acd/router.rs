@@ -343,6 +343,17 @@ impl Router {
         level * 60_000 - i64::from(spec.aging) * self.ms(joined)
     }
 
+    /// A waiting caller's place in their queue (1 = next), if waiting.
+    pub fn position(&self, caller: CallerId) -> Option<usize> {
+        let c = self.callers.get(&caller)?;
+        let slot = (-c.slot.0, c.slot.1);
+        self.queues[c.queue]
+            .waiting
+            .keys()
+            .position(|k| *k == slot)
+            .map(|i| i + 1)
+    }
+
     /// A waiting caller's score now (higher goes first).
     pub fn score(&self, caller: CallerId, now: Instant) -> Option<i64> {
         let c = self.callers.get(&caller)?;

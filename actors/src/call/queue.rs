@@ -21,7 +21,12 @@ pub(super) struct QueueCall {
     agent: Option<String>,
     joined_ms: u64,
     answered_ms: Option<u64>,
+    /// The announcement being rendered or played.
+    announcing: Option<u64>,
 }
+
+/// Tags of announcement prompts (IVR prompts count up from 1).
+const ANNOUNCE_TAG: u64 = 1 << 62;
 
 impl Call {
     /// Puts the caller in queue `name` (answering them first if needed).
@@ -51,7 +56,13 @@ impl Call {
             agent: None,
             joined_ms: unix_ms(),
             answered_ms: None,
+            announcing: None,
         }));
+        let every = cfg_announce_secs(&self.switch.config(), name);
+        if every > 0 {
+            let every = Duration::from_secs(every.into());
+            ctx.run_interval(every, |this, ctx| this.queue_announce(ctx));
+        }
         self.queue_music();
         let join = Join {
             queue: name.to_owned(),
@@ -84,6 +95,69 @@ impl Call {
             })
             .wait(ctx);
         tracing::info!(call_id = %self.call_id_a(), queue = name, "joined queue");
+    }
+
+    /// Tells a waiting caller their place and estimated wait (spoken),
+    /// then the music goes on.
+    fn queue_announce(&mut self, ctx: &mut Context<Self>) {
+        let Some(q) = self.queue.as_ref() else { return };
+        let (Some(id), None, None) = (q.id, &q.ringing, &q.agent) else {
+            return;
+        };
+        let Some(acd) = self.switch.acd.get().cloned() else {
+            return;
+        };
+        acd.send(crate::acd::Position(id))
+            .into_actor(self)
+            .map(|res, this, ctx| {
+                let Ok(Some((pos, ewt))) = res else { return };
+                let wait = match ewt.div_ceil(60) {
+                    0 | 1 => "less than a minute".to_owned(),
+                    m => format!("about {m} minutes"),
+                };
+                let text = format!(
+                    "You are caller number {pos}. Your estimated waiting time is {wait}. Please stay on the line."
+                );
+                this.queue_say(text, ctx);
+            })
+            .spawn(ctx);
+    }
+
+    fn queue_say(&mut self, text: String, ctx: &mut Context<Self>) {
+        let (Some(q), Some(anchor)) = (self.queue.as_mut(), self.anchor.as_ref()) else {
+            return;
+        };
+        let tag = ANNOUNCE_TAG + unix_ms();
+        q.announcing = Some(tag);
+        let cfg = self.switch.config();
+        let parts = vec![crate::ivr::Part::Say {
+            text,
+            voice: cfg.ivr.voice.clone(),
+        }];
+        let rate = anchor.rate_a();
+        let renderer = self.switch.prompts.clone();
+        let render =
+            async move { tokio::task::spawn_blocking(move || renderer.render(&parts, rate)).await };
+        ctx.spawn(render.into_actor(self).map(move |res, this, _| {
+            let Ok((prompt, _)) = res else { return };
+            let waiting = this.queue.as_ref().is_some_and(|q| {
+                q.announcing == Some(tag) && q.ringing.is_none() && q.agent.is_none()
+            });
+            if let (true, Some(a)) = (waiting && !prompt.samples.is_empty(), &this.anchor) {
+                a.session.play(a.leg_a(), prompt, tag);
+            }
+        }));
+    }
+
+    /// A prompt ended: after an announcement the music goes on.
+    pub(super) fn queue_played(&mut self, tag: u64) {
+        let Some(q) = self.queue.as_mut() else { return };
+        if q.announcing == Some(tag) {
+            q.announcing = None;
+            if q.agent.is_none() {
+                self.queue_music();
+            }
+        }
     }
 
     /// What a waiting caller hears: the queue's music.
@@ -195,6 +269,7 @@ impl Call {
                 let msg = CallEnded {
                     agent: agent.clone(),
                     queue: q.name.clone(),
+                    talk_ms: q.answered_ms.map_or(0, |t| unix_ms().saturating_sub(t)),
                 };
                 self.acd_send(msg);
             }
@@ -282,4 +357,12 @@ impl Handler<CancelOffer> for Call {
         self.cancel_b(ctx);
         self.drop_offered_b(ctx);
     }
+}
+
+/// A queue's announcement interval (0: none).
+fn cfg_announce_secs(cfg: &config::Config, queue: &str) -> u32 {
+    cfg.queues
+        .iter()
+        .find(|q| q.name == queue)
+        .map_or(0, |q| q.announce_secs)
 }
