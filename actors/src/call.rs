@@ -18,7 +18,7 @@ mod queue;
 
 pub use failure::InjectPanic;
 pub use features::Transfer;
-pub use originate::Originate;
+pub use originate::{AcdCallback, Originate};
 
 use crate::anchor::{Anchor, Side};
 use crate::cdr::{Cdr, Direction, Disposition};
@@ -280,6 +280,11 @@ pub struct Call {
     /// `orig_number` is dialed when it answers.
     originated: bool,
     orig_number: String,
+    /// Click-to-call through this trunk (ACD callbacks).
+    orig_trunk: Option<String>,
+    /// An ACD callback, and whether its offer's outcome was reported.
+    orig_acd: Option<originate::AcdCallback>,
+    acd_reported: bool,
     a_provisional: bool,
     a_final: bool,
     a_cancel_pending: bool,
@@ -346,6 +351,9 @@ impl Call {
             finished: false,
             originated: false,
             orig_number: String::new(),
+            orig_trunk: None,
+            orig_acd: None,
+            acd_reported: false,
             a_provisional: false,
             a_final: false,
             a_cancel_pending: false,
@@ -1525,6 +1533,7 @@ impl Actor for Call {
     fn stopped(&mut self, ctx: &mut Context<Self>) {
         self.ivr_finish();
         self.queue_finish();
+        self.acd_callback_end();
         self.release(Some(ctx.address()));
     }
 }
@@ -1714,7 +1723,7 @@ impl Handler<MediaMsg> for Call {
                     return self.ivr_digit(digit.digit, ctx);
                 }
                 if from == Some(Leg::A) && self.in_queue() {
-                    return;
+                    return self.queue_digit(digit.digit, ctx);
                 }
                 if let Some(from) = from {
                     self.on_feature_digit(from, digit.digit, ctx);
@@ -1751,7 +1760,7 @@ impl Handler<MediaMsg> for Call {
             SessionEvent::Media(MediaEvent::Audio { .. }) => {}
             SessionEvent::Media(MediaEvent::PlaybackDone { leg, tag }) => {
                 self.ivr_played(leg, tag, ctx);
-                self.queue_played(tag);
+                self.queue_played(tag, ctx);
             }
             SessionEvent::Recorded { path, result } => match result {
                 Ok(info) => tracing::info!(

@@ -386,6 +386,8 @@ impl Handler<crate::call::Originate> for Shard {
             self.index,
             &msg.user,
             &msg.number,
+            msg.trunk,
+            msg.acd,
         )?;
         let call_id = call.call_id_a();
         let addr = call.start();

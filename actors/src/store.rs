@@ -32,14 +32,19 @@ pub mod cf {
     /// Agents' sessions: key agent name, value JSON `{"state", "reason"}`
     /// (logged in, paused with its reason), restored at start.
     pub const AGENTS: &str = "agents";
+    /// Queued callbacks: key caller id (u64 BE), value JSON (queue, number,
+    /// trunk, when the caller joined, priority); restored at start so a
+    /// callback keeps its place across a restart.
+    pub const CALLBACKS: &str = "callbacks";
     /// All families, for opening.
-    pub const ALL: [&str; 6] = [
+    pub const ALL: [&str; 7] = [
         REGISTRATIONS,
         CDRS,
         CDRS_BY_QUEUE,
         CDRS_BY_AGENT,
         EVENTS,
         AGENTS,
+        CALLBACKS,
     ];
 }
 

@@ -122,6 +122,10 @@ pub struct Queue {
     /// A digit a waiting caller presses to be called back instead; "" off. Default "".
     #[serde(default)]
     pub callback_key: String,
+    /// Callbacks are dialed through this trunk (else through the users'
+    /// dialplan, as the agent would dial the caller's number).
+    #[serde(default)]
+    pub callback_trunk: Option<String>,
     /// Callers may join while no agent is logged in; default true.
     #[serde(default = "yes")]
     pub join_empty: bool,

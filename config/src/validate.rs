@@ -532,6 +532,20 @@ fn check_acd(config: &Config, doc: &Doc<'_>) -> Result<(), ConfigError> {
                 format!("{:?} is not one DTMF digit", q.callback_key),
             ));
         }
+        if let Some(t) = &q.callback_trunk {
+            match config.trunk(t) {
+                None => {
+                    return Err(doc.invalid(at("callback_trunk"), format!("unknown trunk {t:?}")))
+                }
+                Some(tr) if tr.outbound.is_none() => {
+                    return Err(doc.invalid(
+                        at("callback_trunk"),
+                        format!("trunk {t:?} has no outbound section"),
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
         if q.priority_aging > 1000 {
             return Err(doc.invalid(at("priority_aging"), "at most 1000"));
         }

@@ -436,3 +436,125 @@ target = { queue = "sales" }
     let pcm = c.heard();
     assert!(e2e::rtp::rms_dbfs(&pcm) > -40.0);
 }
+
+/// A waiting caller presses the callback key: they hear a confirmation and
+/// the switch hangs up; the switch restarts; when an agent logs in, the
+/// agent's phone rings first ("Callback NUMBER (queue)") and, once
+/// answered, the caller's number is dialed through the queue's callback
+/// trunk (issue 6, acceptance 3).
+#[test]
+fn a_callback_survives_a_restart_and_reaches_the_caller() {
+    use e2e::media::{sdp, sdp_addr, PCMU};
+    use e2e::rtp::{RtpPeer, Sender};
+    use sip::{Method, SipMessage};
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let port = e2e::free_port("127.0.0.1");
+    let sw_addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut carrier = e2e::ua::Ua::new("127.0.0.2", sw_addr);
+    let cfg = format!(
+        r#"
+[[trunks]]
+name = "out"
+outbound = {{ host = "{}" }}
+
+[[queues]]
+name = "sales"
+music = "none"
+announce_secs = 0
+callback_key = "1"
+callback_trunk = "out"
+
+[[agents]]
+name = "alice"
+users = ["1001"]
+queues = ["sales"]
+
+[[routes]]
+number = "700"
+from = "trunks"
+target = {{ queue = "sales" }}
+"#,
+        carrier.local
+    );
+    let mut sw = SwitchProc::start(
+        dir.path(),
+        port,
+        &e2e::media::media_config(port, dir.path(), "", &cfg),
+    );
+    // The caller waits (nobody logged in) and presses 1.
+    let rtp = RtpPeer::bind();
+    let mut invite = carrier.invite("5551234", "700");
+    invite.body = sdp(rtp.port, "0 101", PCMU);
+    let tx = carrier.send(invite.clone());
+    let ok = carrier
+        .final_response(tx, Duration::from_secs(10))
+        .pop()
+        .unwrap();
+    assert_eq!(ok.code, 200, "{}", sw.log_tail());
+    carrier.ack(tx, &invite, &ok);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut s = Sender::new(&rtp, sdp_addr(ok.body()), 0xCA11);
+    s.digits(101, "1", 100);
+    let (btx, bye) = carrier
+        .request(Duration::from_secs(15))
+        .expect("BYE after the confirmation");
+    assert_eq!(bye.method, Method::Bye);
+    carrier.respond(btx.unwrap(), sip::response_to(&bye, 200, None));
+    // The confirmation was spoken (several seconds of audio).
+    let heard = e2e::media::loud_spans(&e2e::media::ulaw_pcm(&rtp.packets()), 8000);
+    let speech: f64 = heard.iter().map(|(_, l)| l).sum();
+    assert!(speech > 2.0, "{heard:?}");
+    let cdrs = sw.cdrs(1);
+    assert_eq!(cdrs[0]["reason"], "callback requested", "{cdrs:?}");
+
+    sw.restart();
+    let q = &sw.ctl_json(&["queues", "stats", "sales"])[0];
+    assert_eq!(q["waiting"], 1, "the callback kept its place: {q}");
+    let mut alice = e2e::ua::Ua::new("127.0.0.1", sw.addr());
+    assert_eq!(alice.register("1001", "secret", 300).unwrap().code, 200);
+    sw.ctl_json(&["agents", "login", "alice"]);
+    let (atx, ainv) = alice
+        .request(Duration::from_secs(5))
+        .expect("alice rings for the callback");
+    assert_eq!(ainv.method, Method::Invite);
+    let from = ainv.headers.get(&sip::Name::From).unwrap().to_owned();
+    assert!(from.contains("Callback 5551234 (sales)"), "{from}");
+    let arttp = RtpPeer::bind();
+    let mut aok = alice.answer(&ainv, 200, "alice");
+    aok.body = sdp(arttp.port, "0 101", PCMU);
+    alice.respond(atx.unwrap(), aok);
+    // The caller's number is dialed through the "out" trunk.
+    let (ctx_, cinv) = loop {
+        let (t, r) = carrier
+            .request(Duration::from_secs(5))
+            .expect("the callback reaches the caller");
+        if r.method == Method::Invite {
+            break (t, r);
+        }
+    };
+    assert_eq!(
+        cinv.uri.to_string(),
+        format!("sip:5551234@{}", carrier.local)
+    );
+    let crtp = RtpPeer::bind();
+    let mut cok = carrier.answer(&cinv, 200, "caller");
+    cok.body = sdp(crtp.port, "0 101", PCMU);
+    carrier.respond(ctx_.unwrap(), cok);
+    std::thread::sleep(Duration::from_millis(300));
+    let agents = sw.ctl_json(&["agents", "list"]);
+    assert_eq!(agents[0]["state"], "on_call", "{agents}");
+    let q = &sw.ctl_json(&["queues", "stats", "sales"])[0];
+    assert_eq!(
+        (q["waiting"].as_u64(), q["answered"].as_u64()),
+        (Some(0), Some(1)),
+        "{q}"
+    );
+    // Done: after another restart no callback is left.
+    let tx = e2e::ua::bye_as_callee(&mut alice, &ainv, "alice");
+    let _ = alice.final_response(tx, Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(300));
+    sw.restart();
+    let q = &sw.ctl_json(&["queues", "stats", "sales"])[0];
+    assert_eq!(q["waiting"], 0, "{q}");
+}

@@ -147,8 +147,23 @@ struct Waiting {
     call_id: String,
     queue: QueueIx,
     joined: Instant,
-    offer: Recipient<Offer>,
-    cancel: Recipient<CancelOffer>,
+    /// The waiting call (None for a callback).
+    offer: Option<Recipient<Offer>>,
+    cancel: Option<Recipient<CancelOffer>>,
+    /// A callback: the number to call back, through this trunk.
+    callback: Option<(String, Option<String>)>,
+}
+
+/// A waiting caller asks to be called back (the call then hangs up).
+#[derive(Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct RequestCallback {
+    /// The caller.
+    pub caller: CallerId,
+    /// The number to call back.
+    pub number: String,
+    /// Routing attributes (kept with the callback).
+    pub spec: CallerSpec,
 }
 
 #[derive(Default, Clone, Copy)]
@@ -173,6 +188,7 @@ pub struct Acd {
     figures: Vec<QueueFigures>,
     next_caller: CallerId,
     timer: Option<SpawnHandle>,
+    startup: Vec<Decision>,
 }
 
 impl Acd {
@@ -182,10 +198,63 @@ impl Acd {
         let config = switch.config();
         let now = Instant::now();
         let mut router = Router::from_config(&config, now);
+        // Decisions made while restoring state, carried out once running.
+        let mut startup = Vec::new();
         if config.acd.login_at_start {
             for a in 0..config.agents.len() {
-                router.login(a, now);
+                startup.extend(router.login(a, now));
             }
+        }
+        // Callbacks keep their place across a restart.
+        let mut callers = HashMap::new();
+        let mut next_caller = 1;
+        let mut figures = vec![QueueFigures::default(); config.queues.len()];
+        match switch.store.scan_prefix(crate::store::cf::CALLBACKS, b"") {
+            Ok(rows) => {
+                let unix_now = crate::context::unix_ms();
+                for (k, v) in rows {
+                    let Ok(id) = <[u8; 8]>::try_from(k.as_slice()).map(CallerId::from_be_bytes)
+                    else {
+                        continue;
+                    };
+                    let v: Value = serde_json::from_slice(&v).unwrap_or_default();
+                    let Some(q) = v["queue"].as_str().and_then(|q| router.queue_ix(q)) else {
+                        continue;
+                    };
+                    let ago = Duration::from_millis(
+                        unix_now.saturating_sub(v["joined_ms"].as_u64().unwrap_or(unix_now)),
+                    );
+                    let joined = now.checked_sub(ago).unwrap_or(now);
+                    let spec = CallerSpec {
+                        priority: v["priority"].as_u64().unwrap_or(0) as u32,
+                        vip: v["vip"].as_bool().unwrap_or(false),
+                        skills: serde_json::from_value(v["skills"].clone()).unwrap_or_default(),
+                    };
+                    let number = v["number"].as_str().unwrap_or("").to_owned();
+                    let trunk = v["trunk"].as_str().map(str::to_owned);
+                    callers.insert(
+                        id,
+                        Waiting {
+                            call_id: v["call_id"].as_str().unwrap_or("").to_owned(),
+                            queue: q,
+                            joined,
+                            offer: None,
+                            cancel: None,
+                            callback: Some((number, trunk)),
+                        },
+                    );
+                    // Agents are not logged in yet: nothing is offered here.
+                    let _ = router.join_at(id, q, &spec, joined, now);
+                    if let Some(f) = figures.get_mut(q) {
+                        f.joined += 1;
+                    }
+                    next_caller = next_caller.max(id + 1);
+                }
+                if !callers.is_empty() {
+                    tracing::info!(callbacks = callers.len(), "queued callbacks restored");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read queued callbacks"),
         }
         // Agents who were logged in (or paused) when the switch stopped still are.
         match switch.store.scan_prefix(crate::store::cf::AGENTS, b"") {
@@ -198,11 +267,15 @@ impl Acd {
                     let v: Value = serde_json::from_slice(&v).unwrap_or_default();
                     match v["state"].as_str() {
                         Some("logged_in") => {
-                            router.login(a, now);
+                            startup.extend(router.login(a, now));
                         }
                         Some("paused") => {
-                            router.login(a, now);
-                            router.pause(a, v["reason"].as_str().unwrap_or("break"), now);
+                            startup.extend(router.login(a, now));
+                            startup.extend(router.pause(
+                                a,
+                                v["reason"].as_str().unwrap_or("break"),
+                                now,
+                            ));
                         }
                         _ => {}
                     }
@@ -211,13 +284,14 @@ impl Acd {
             Err(e) => tracing::warn!(error = %e, "cannot read agents' sessions"),
         }
         Acd {
-            figures: vec![QueueFigures::default(); config.queues.len()],
+            figures,
             switch,
             config,
             router,
-            callers: HashMap::new(),
-            next_caller: 1,
+            callers,
+            next_caller,
             timer: None,
+            startup,
         }
     }
 
@@ -325,6 +399,13 @@ impl Acd {
                         continue;
                     };
                     let ring = self.queue_cfg(queue).map_or(15, |q| q.ring_timeout_secs);
+                    if let Some((number, trunk)) = w.callback.clone() {
+                        self.call_back(caller, queue, &agents, number, trunk, ctx);
+                        continue;
+                    }
+                    let Some(offer) = w.offer.clone() else {
+                        continue;
+                    };
                     for a in agents {
                         let users = self
                             .agent_cfg(a)
@@ -335,7 +416,7 @@ impl Acd {
                             "queue.offered",
                             json!({"call_id": w.call_id, "queue": self.router.queue_name(queue), "agent": agent}),
                         );
-                        w.offer.do_send(Offer {
+                        offer.do_send(Offer {
                             caller,
                             agent,
                             users,
@@ -347,8 +428,10 @@ impl Acd {
                 }
                 Decision::Cancel { caller, agents } => {
                     for a in agents {
-                        if let Some(w) = self.callers.get(&caller) {
-                            w.cancel.do_send(CancelOffer {
+                        if let Some(cancel) =
+                            self.callers.get(&caller).and_then(|w| w.cancel.as_ref())
+                        {
+                            cancel.do_send(CancelOffer {
                                 caller,
                                 agent: self.router.agent_name(a).to_owned(),
                             });
@@ -368,6 +451,70 @@ impl Acd {
         }
         self.update_metrics();
         self.schedule(ctx);
+    }
+
+    /// A callback offered to `agents`: the first one's phone rings
+    /// (click-to-call: then the caller's number is dialed); the others are
+    /// released.
+    fn call_back(
+        &mut self,
+        caller: CallerId,
+        queue: QueueIx,
+        agents: &[AgentIx],
+        number: String,
+        trunk: Option<String>,
+        ctx: &mut Context<Self>,
+    ) {
+        let now = Instant::now();
+        let Some((&first, rest)) = agents.split_first() else {
+            return;
+        };
+        for &a in rest {
+            let d = self.router.released(caller, a, now);
+            self.apply(d, ctx);
+        }
+        let agent = self.router.agent_name(first).to_owned();
+        let user = self.agent_cfg(first).and_then(|c| c.users.first().cloned());
+        let shards = self.switch.shards.get().cloned().unwrap_or_default();
+        let (Some(user), Some(shard)) = (
+            user,
+            shards.get(caller as usize % shards.len().max(1)).cloned(),
+        ) else {
+            return;
+        };
+        let queue_name = self.router.queue_name(queue).to_owned();
+        tracing::info!(%agent, %number, queue = %queue_name, "callback: ringing the agent");
+        self.publish_state(first);
+        let msg = crate::call::Originate {
+            user,
+            number,
+            trunk,
+            acd: Some(crate::call::AcdCallback {
+                caller,
+                agent: agent.clone(),
+                queue: queue_name,
+            }),
+        };
+        shard
+            .send(msg)
+            .into_actor(self)
+            .map(move |res, this, ctx| {
+                if let Ok(Ok(_)) = res {
+                    return;
+                }
+                // The agent's phone cannot be rung (not registered): a miss.
+                tracing::info!(%agent, result = ?res.map(|r| r.err()), "callback: the agent cannot be rung");
+                if let Some(a) = this.router.agent_ix(&agent) {
+                    let d = this.router.missed(caller, a, Instant::now());
+                    this.publish_state(a);
+                    this.apply(d, ctx);
+                }
+            })
+            .spawn(ctx);
+    }
+
+    fn callback_key(caller: CallerId) -> Vec<u8> {
+        caller.to_be_bytes().to_vec()
     }
 
     fn schedule(&mut self, ctx: &mut Context<Self>) {
@@ -483,6 +630,8 @@ impl Actor for Acd {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        let startup = std::mem::take(&mut self.startup);
+        self.apply(startup, ctx);
         self.update_metrics();
         ctx.run_interval(Duration::from_secs(1), |this, _| this.update_metrics());
     }
@@ -595,8 +744,9 @@ impl Handler<Join> for Acd {
                 call_id: j.call_id.clone(),
                 queue: q,
                 joined: now,
-                offer: j.call,
-                cancel: j.cancel,
+                offer: Some(j.call),
+                cancel: Some(j.cancel),
+                callback: None,
             },
         );
         if let Some(f) = self.figures.get_mut(q) {
@@ -658,6 +808,15 @@ impl Handler<OfferResult> for Acd {
                 let d = self.router.answered(r.caller, a);
                 self.apply(d, ctx);
                 if let Some(w) = self.callers.remove(&r.caller) {
+                    if w.callback.is_some() {
+                        // The agent took the callback: it is done.
+                        self.switch
+                            .records
+                            .write_later(vec![crate::store::Op::Delete {
+                                cf: crate::store::cf::CALLBACKS,
+                                key: Self::callback_key(r.caller),
+                            }]);
+                    }
                     let waited = now.saturating_duration_since(w.joined);
                     let sl = self.queue_cfg(w.queue).map_or(20, |q| q.service_level_secs);
                     if let Some(f) = self.figures.get_mut(w.queue) {
@@ -690,6 +849,47 @@ impl Handler<OfferResult> for Acd {
                 self.apply(d, ctx);
             }
         }
+    }
+}
+
+impl Handler<RequestCallback> for Acd {
+    type Result = Result<(), String>;
+
+    fn handle(&mut self, r: RequestCallback, _: &mut Context<Self>) -> Self::Result {
+        let w = self.callers.get_mut(&r.caller).ok_or("not waiting")?;
+        if matches!(self.router.position(r.caller), None) {
+            return Err("an agent is being offered the call".into());
+        }
+        let queue = self.router.queue_name(w.queue).to_owned();
+        let trunk = self
+            .config
+            .queues
+            .iter()
+            .find(|q| q.name == queue)
+            .and_then(|q| q.callback_trunk.clone());
+        w.offer = None;
+        w.cancel = None;
+        w.callback = Some((r.number.clone(), trunk.clone()));
+        let joined_ms =
+            crate::context::unix_ms().saturating_sub(w.joined.elapsed().as_millis() as u64);
+        let value = json!({
+            "queue": queue,
+            "number": r.number,
+            "trunk": trunk,
+            "joined_ms": joined_ms,
+            "call_id": w.call_id,
+            "priority": r.spec.priority,
+            "vip": r.spec.vip,
+            "skills": r.spec.skills,
+        });
+        self.switch.records.write_later(vec![crate::store::Op::Put {
+            cf: crate::store::cf::CALLBACKS,
+            key: Self::callback_key(r.caller),
+            value: value.to_string().into_bytes(),
+        }]);
+        tracing::info!(number = %r.number, %queue, "callback requested");
+        self.switch.publish("queue.callback", value);
+        Ok(())
     }
 }
 

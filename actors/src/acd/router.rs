@@ -505,8 +505,21 @@ impl Router {
         spec: &CallerSpec,
         now: Instant,
     ) -> Vec<Decision> {
+        self.join_at(id, q, spec, now, now)
+    }
+
+    /// A caller who joined at `joined` (a callback restored after a
+    /// restart keeps its place) is waiting again at `now`.
+    pub fn join_at(
+        &mut self,
+        id: CallerId,
+        q: QueueIx,
+        spec: &CallerSpec,
+        joined: Instant,
+        now: Instant,
+    ) -> Vec<Decision> {
         let skills = self.skill_set(&spec.skills);
-        let key = self.key(q, spec.priority, spec.vip, now);
+        let key = self.key(q, spec.priority, spec.vip, joined);
         self.seq += 1;
         self.queues[q].waiting.insert((-key, self.seq), id);
         self.callers.insert(
@@ -514,7 +527,7 @@ impl Router {
             Caller {
                 queue: q,
                 slot: (key, self.seq),
-                joined: now,
+                joined,
                 skills,
                 offered: Vec::new(),
                 missed_by: Vec::new(),

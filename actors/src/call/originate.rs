@@ -17,6 +17,21 @@ pub struct Originate {
     pub user: String,
     /// The number dialed once the user answers.
     pub number: String,
+    /// Dial it through this trunk instead of the users' dialplan.
+    pub trunk: Option<String>,
+    /// An ACD callback: the user is an agent, offered this caller.
+    pub acd: Option<AcdCallback>,
+}
+
+/// The ACD side of a callback call.
+#[derive(Debug, Clone)]
+pub struct AcdCallback {
+    /// The callback's caller id in the ACD.
+    pub caller: crate::acd::router::CallerId,
+    /// The agent.
+    pub agent: String,
+    /// The queue.
+    pub queue: String,
 }
 
 impl Call {
@@ -27,6 +42,8 @@ impl Call {
         index: usize,
         user: &str,
         number: &str,
+        trunk: Option<String>,
+        acd: Option<AcdCallback>,
     ) -> Result<Call, String> {
         if number.is_empty() || number.len() > 64 || !number.chars().all(dialable) {
             return Err(format!("{number:?} is not a number"));
@@ -49,7 +66,10 @@ impl Call {
             Host::Ip(local.ip()),
             None,
         )));
-        from.display = Some(format!("Call to {number}"));
+        from.display = Some(match &acd {
+            Some(cb) => format!("Callback {number} ({})", cb.queue),
+            None => format!("Call to {number}"),
+        });
         from.set_param("tag", Some(&tag));
         let to = NameAddr::new(Uri::Sip(SipUri::new(
             Some(user),
@@ -81,6 +101,8 @@ impl Call {
         call.a.final_sent = true;
         call.originated = true;
         call.orig_number = number.to_owned();
+        call.orig_trunk = trunk;
+        call.orig_acd = acd;
         call.source = Some(Source::User(user.to_owned()));
         Ok(call)
     }
@@ -137,6 +159,7 @@ impl Call {
             return;
         }
         if code >= 300 {
+            self.acd_callback_result(crate::acd::OfferOutcome::Missed);
             self.a_final = true;
             if self.phase != Phase::Ending {
                 self.final_code = Some(code);
@@ -170,6 +193,7 @@ impl Call {
             // Hung up while it rang: the answer crossed our CANCEL.
             return self.hangup_now(&[Leg::A], ctx);
         }
+        self.acd_callback_result(crate::acd::OfferOutcome::Answered);
         let answered = match self.anchor.as_mut() {
             Some(a) => a.on_a_answer(resp.body()).map_err(|e| e.to_string()),
             None => Err("no media".into()),
@@ -190,7 +214,63 @@ impl Call {
         tracing::info!(call_id = %self.call_id_a(), %user, %number, "click-to-call: the user answered, dialing");
         self.phase = Phase::Routing;
         let mf = self.switch.config().calls.max_forwards;
+        if let Some(trunk) = self.orig_trunk.clone() {
+            // A callback goes out through the queue's trunk.
+            self.destination = Some(number.clone());
+            self.trunk_out = Some(trunk.clone());
+            return self.call_b(
+                &Source::User(user),
+                &RouteTarget::Trunk(trunk),
+                number,
+                mf,
+                None,
+                ctx,
+            );
+        }
         self.route_to(Source::User(user), number, mf, ctx);
+    }
+
+    /// Tells the ACD how a callback's offer to the agent went (once).
+    fn acd_callback_result(&mut self, outcome: crate::acd::OfferOutcome) {
+        let Some(cb) = self.orig_acd.as_ref() else {
+            return;
+        };
+        if self.acd_reported {
+            return;
+        }
+        self.acd_reported = true;
+        if let Some(acd) = self.switch.acd.get() {
+            acd.do_send(crate::acd::OfferResult {
+                caller: cb.caller,
+                agent: cb.agent.clone(),
+                outcome,
+            });
+        }
+    }
+
+    /// A callback's call is over: the agent's wrap-up starts.
+    pub(super) fn acd_callback_end(&mut self) {
+        let Some(cb) = self.orig_acd.take() else {
+            return;
+        };
+        if !self.acd_reported {
+            self.acd_reported = true;
+            if let Some(acd) = self.switch.acd.get() {
+                acd.do_send(crate::acd::OfferResult {
+                    caller: cb.caller,
+                    agent: cb.agent.clone(),
+                    outcome: crate::acd::OfferOutcome::Missed,
+                });
+            }
+            return;
+        }
+        if let (Some(acd), Some(t)) = (self.switch.acd.get(), self.answer_ms) {
+            acd.do_send(crate::acd::CallEnded {
+                agent: cb.agent,
+                queue: cb.queue,
+                talk_ms: unix_ms().saturating_sub(t),
+            });
+        }
     }
 
     /// Leg B answered a click-to-call: the two talk.

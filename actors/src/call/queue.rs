@@ -23,6 +23,8 @@ pub(super) struct QueueCall {
     answered_ms: Option<u64>,
     /// The announcement being rendered or played.
     announcing: Option<u64>,
+    /// The caller asked for a callback: hang up after the confirmation.
+    leaving: bool,
 }
 
 /// Tags of announcement prompts (IVR prompts count up from 1).
@@ -57,6 +59,7 @@ impl Call {
             joined_ms: unix_ms(),
             answered_ms: None,
             announcing: None,
+            leaving: false,
         }));
         let every = cfg_announce_secs(&self.switch.config(), name);
         if every > 0 {
@@ -138,26 +141,96 @@ impl Call {
         let renderer = self.switch.prompts.clone();
         let render =
             async move { tokio::task::spawn_blocking(move || renderer.render(&parts, rate)).await };
-        ctx.spawn(render.into_actor(self).map(move |res, this, _| {
+        ctx.spawn(render.into_actor(self).map(move |res, this, ctx| {
             let Ok((prompt, _)) = res else { return };
             let waiting = this.queue.as_ref().is_some_and(|q| {
                 q.announcing == Some(tag) && q.ringing.is_none() && q.agent.is_none()
             });
+            if prompt.samples.is_empty() && this.queue.as_ref().is_some_and(|q| q.leaving) {
+                return this.queue_played(tag, ctx);
+            }
             if let (true, Some(a)) = (waiting && !prompt.samples.is_empty(), &this.anchor) {
                 a.session.play(a.leg_a(), prompt, tag);
             }
         }));
     }
 
-    /// A prompt ended: after an announcement the music goes on.
-    pub(super) fn queue_played(&mut self, tag: u64) {
+    /// A prompt ended: after an announcement the music goes on (or,
+    /// after a callback's confirmation, the call ends).
+    pub(super) fn queue_played(&mut self, tag: u64, ctx: &mut Context<Self>) {
         let Some(q) = self.queue.as_mut() else { return };
         if q.announcing == Some(tag) {
             q.announcing = None;
+            if q.leaving {
+                self.end_reason
+                    .get_or_insert_with(|| "callback requested".into());
+                return self.hangup(&[Leg::A], ctx);
+            }
             if q.agent.is_none() {
                 self.queue_music();
             }
         }
+    }
+
+    /// A digit from the waiting caller: the queue's callback key asks to
+    /// be called back (the caller keeps their place and hangs up).
+    pub(super) fn queue_digit(&mut self, d: char, ctx: &mut Context<Self>) {
+        let Some(q) = self.queue.as_ref() else { return };
+        let cfg = self.switch.config();
+        let key = cfg
+            .queues
+            .iter()
+            .find(|x| x.name == q.name)
+            .map(|x| x.callback_key.clone());
+        let (Some(id), None, None, Some(key)) = (q.id, &q.ringing, &q.agent, key) else {
+            return;
+        };
+        if key.is_empty() || !key.starts_with(d) || q.leaving {
+            return;
+        }
+        let Some(acd) = self.switch.acd.get().cloned() else {
+            return;
+        };
+        let number = self
+            .a
+            .invite
+            .from()
+            .ok()
+            .and_then(|f| {
+                f.uri
+                    .sip()
+                    .and_then(|u| u.user_decoded().map(|u| u.into_owned()))
+            })
+            .unwrap_or_default();
+        if number.is_empty() || !number.chars().all(|c| c.is_ascii_digit() || c == '+') {
+            tracing::info!(call_id = %self.call_id_a(), "callback refused: no number to call back");
+            return;
+        }
+        let msg = crate::acd::RequestCallback {
+            caller: id,
+            number: number.clone(),
+            spec: CallerSpec::default(),
+        };
+        acd.send(msg)
+            .into_actor(self)
+            .map(move |res, this, ctx| {
+                if !matches!(res, Ok(Ok(()))) {
+                    tracing::info!(result = ?res.map(|r| r.err()), "callback not taken");
+                    return;
+                }
+                if let Some(q) = this.queue.as_mut() {
+                    // The ACD keeps the place: no Leave when this call ends.
+                    q.id = None;
+                    q.leaving = true;
+                }
+                let spaced: Vec<String> = number.chars().map(|c| c.to_string()).collect();
+                let text = format!(
+                    "Thank you. You keep your place in the queue, and we will call you back at {}. Goodbye.",
+                    spaced.join(" ")
+                );
+                this.queue_say(text, ctx);
+            })
+            .spawn(ctx);
     }
 
     /// What a waiting caller hears: the queue's music.

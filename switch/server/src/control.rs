@@ -241,6 +241,8 @@ impl Control {
                     .send(::actors::call::Originate {
                         user: user.to_owned(),
                         number: number.to_owned(),
+                        trunk: None,
+                        acd: None,
                     })
                     .await
                     .map_err(|e| e.to_string())??;
