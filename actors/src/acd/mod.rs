@@ -857,7 +857,7 @@ impl Handler<RequestCallback> for Acd {
 
     fn handle(&mut self, r: RequestCallback, _: &mut Context<Self>) -> Self::Result {
         let w = self.callers.get_mut(&r.caller).ok_or("not waiting")?;
-        if matches!(self.router.position(r.caller), None) {
+        if self.router.position(r.caller).is_none() {
             return Err("an agent is being offered the call".into());
         }
         let queue = self.router.queue_name(w.queue).to_owned();
