@@ -17,7 +17,7 @@ mod originate;
 mod queue;
 
 pub use failure::InjectPanic;
-pub use features::Transfer;
+pub use features::{Supervise, SuperviseMode, Transfer};
 pub use originate::{AcdCallback, Originate};
 
 use crate::anchor::{Anchor, Side};

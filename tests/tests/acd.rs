@@ -558,3 +558,101 @@ target = {{ queue = "sales" }}
     let q = &sw.ctl_json(&["queues", "stats", "sales"])[0];
     assert_eq!(q["waiting"], 0, "{q}");
 }
+
+/// A supervisor (1003) joins an agent's call (caller from the trunk ↔
+/// 1001): listening they hear both and nobody hears them; whispering only
+/// the agent hears them; barged in, everyone does (issue 6, acceptance 5;
+/// checked on what each party receives: 500 Hz caller, 1500 Hz agent,
+/// 1000 Hz supervisor).
+#[test]
+fn a_supervisor_listens_whispers_and_barges_in() {
+    use e2e::media::{sdp, sdp_addr, tone_share, ulaw_pcm, ulaw_tone, PCMU};
+    use e2e::rtp::{RtpPeer, Sender};
+    use sip::{Method, SipMessage};
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let port = e2e::free_port("127.0.0.1");
+    let routes = "[[routes]]\nprefix = \"\"\nfrom = \"any\"\ntarget = \"users\"\n";
+    let sw = SwitchProc::start(
+        dir.path(),
+        port,
+        &e2e::media::media_config(port, dir.path(), "", routes),
+    );
+    let mut agent = e2e::ua::Ua::new("127.0.0.1", sw.addr());
+    let mut sup = e2e::ua::Ua::new("127.0.0.1", sw.addr());
+    assert_eq!(agent.register("1001", "secret", 300).unwrap().code, 200);
+    assert_eq!(sup.register("1003", "secret", 300).unwrap().code, 200);
+    let mut caller = e2e::ua::Ua::new("127.0.0.2", sw.addr());
+    let call = e2e::media::place_call(&sw, &mut caller, &mut agent, "1001");
+    let calls = sw.ctl_json(&["calls", "list"]);
+    let id = calls[0]["call_id"].as_str().unwrap().to_owned();
+    let v = sw.ctl_json(&["calls", "monitor", &id, "1003", "--mode", "listen"]);
+    assert_eq!(v["state"], "ringing the supervisor", "{v}");
+    let (tx, inv) = sup
+        .request(Duration::from_secs(5))
+        .expect("the supervisor's phone rings");
+    assert_eq!(inv.method, Method::Invite);
+    let s_rtp = RtpPeer::bind();
+    let mut ok = sup.answer(&inv, 200, "sup");
+    ok.body = sdp(s_rtp.port, "0 101", PCMU);
+    sup.respond(tx.unwrap(), ok);
+    let (_, ack) = sup.request(Duration::from_secs(5)).expect("ACK");
+    assert_eq!(ack.method, Method::Ack);
+    let mut a = Sender::new(&call.a_rtp, call.a_media, 0xA);
+    let mut b = Sender::new(&call.b_rtp, call.b_media, 0xB);
+    let mut s = Sender::new(&s_rtp, sdp_addr(inv.body()), 0x5);
+    // All three talk for 1.5 s; what did each hear (after 400 ms)?
+    let talk = |a: &mut Sender, b: &mut Sender, s: &mut Sender| {
+        let t0 = Instant::now();
+        let (fa, fb, fs) = (
+            ulaw_tone(500.0, 1500),
+            ulaw_tone(1500.0, 1500),
+            ulaw_tone(1000.0, 1500),
+        );
+        std::thread::scope(|sc| {
+            sc.spawn(|| a.audio(0, 160, &fa));
+            sc.spawn(|| b.audio(0, 160, &fb));
+            sc.spawn(|| s.audio(0, 160, &fs));
+        });
+        let heard = |p: &RtpPeer| {
+            let pk: Vec<_> = p
+                .packets()
+                .into_iter()
+                .filter(|p| {
+                    p.at > t0 + Duration::from_millis(400)
+                        && p.at < t0 + Duration::from_millis(1500)
+                })
+                .collect();
+            let pcm = ulaw_pcm(&pk);
+            [500.0, 1500.0, 1000.0].map(|hz| (tone_share(&pcm, hz) * 100.0).round() / 100.0)
+        };
+        (heard(&call.a_rtp), heard(&call.b_rtp), heard(&s_rtp))
+    };
+    // Shares of (500 caller, 1500 agent, 1000 supervisor) in what each hears.
+    let (ha, hb, hs) = talk(&mut a, &mut b, &mut s);
+    println!("listen:  caller {ha:?} agent {hb:?} supervisor {hs:?}");
+    assert!(hs[0] > 0.25 && hs[1] > 0.25, "the supervisor hears both");
+    assert!(ha[2] < 0.02 && hb[2] < 0.02, "nobody hears the supervisor");
+    assert!(
+        ha[1] > 0.9 && hb[0] > 0.9,
+        "caller and agent hear each other"
+    );
+    sw.ctl_json(&["calls", "monitor", &id, "1003", "--mode", "whisper"]);
+    let (ha, hb, hs) = talk(&mut a, &mut b, &mut s);
+    println!("whisper: caller {ha:?} agent {hb:?} supervisor {hs:?}");
+    assert!(
+        hb[2] > 0.25 && hb[0] > 0.25,
+        "the agent hears the supervisor and the caller"
+    );
+    assert!(ha[2] < 0.02, "the caller does not hear the supervisor");
+    assert!(hs[0] > 0.25 && hs[1] > 0.25);
+    sw.ctl_json(&["calls", "monitor", &id, "1003", "--mode", "barge"]);
+    let (ha, hb, hs) = talk(&mut a, &mut b, &mut s);
+    println!("barge:   caller {ha:?} agent {hb:?} supervisor {hs:?}");
+    assert!(
+        ha[2] > 0.25 && ha[1] > 0.25,
+        "the caller hears the supervisor and the agent"
+    );
+    assert!(hb[2] > 0.25 && hb[0] > 0.25);
+    assert!(hs[0] > 0.25 && hs[1] > 0.25);
+}

@@ -14,6 +14,58 @@ pub(super) enum Purpose {
     ThreeWay,
     /// B's replacement: when it answers, B is hung up.
     Transfer,
+    /// A supervisor listening, whispering to B, or barged in.
+    Supervise(SuperviseMode),
+}
+
+/// How a supervisor joins a call (leg B is the agent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SuperviseMode {
+    /// Hears both parties; nobody hears them.
+    #[default]
+    Listen,
+    /// Hears both; only the agent (leg B) hears them (coaching).
+    Whisper,
+    /// Everyone hears everyone.
+    Barge,
+}
+
+/// A supervisor joins a call (`calls.monitor`): their phone (a local
+/// user) rings; when answered they listen, whisper or barge. Sent again
+/// with another mode while connected, it switches modes.
+#[derive(Message)]
+#[rtype(result = "Result<String, String>")]
+pub struct Supervise {
+    /// The supervisor's user (phone).
+    pub user: String,
+    /// How.
+    pub mode: SuperviseMode,
+}
+
+impl Handler<Supervise> for Call {
+    type Result = Result<String, String>;
+
+    fn handle(&mut self, s: Supervise, ctx: &mut Context<Self>) -> Self::Result {
+        if let (Purpose::Supervise(_), Some(c)) = (self.c_purpose, self.c.as_ref()) {
+            if c.dialog.is_some() {
+                self.c_purpose = Purpose::Supervise(s.mode);
+                self.apply_supervision();
+                return Ok("mode changed".into());
+            }
+            return Err("the supervisor's phone is ringing".into());
+        }
+        let cfg = self.switch.config();
+        if cfg.user(&s.user).is_none() {
+            return Err(format!("no user {}", s.user));
+        }
+        self.call_c(
+            &s.user,
+            Source::User(s.user.clone()),
+            Purpose::Supervise(s.mode),
+            ctx,
+        )?;
+        Ok("ringing the supervisor".into())
+    }
 }
 
 impl Purpose {
@@ -21,6 +73,7 @@ impl Purpose {
         match self {
             Purpose::ThreeWay => "three-way",
             Purpose::Transfer => "transfer",
+            Purpose::Supervise(_) => "supervision",
         }
     }
 }
@@ -371,10 +424,11 @@ impl Call {
         };
         match joined {
             Ok(()) => {
-                tracing::info!(%call_id, "three-way: the third party joined");
+                tracing::info!(%call_id, "{}: the third party joined", self.c_purpose.name());
                 if let Some(c) = self.c.as_mut() {
                     c.dialog = Some(dialog);
                 }
+                self.apply_supervision();
             }
             Err(e) => {
                 tracing::info!(%call_id, error = %e, "three-way: hanging up the third party");
@@ -383,6 +437,28 @@ impl Call {
                 self.drop_c(ctx);
             }
         }
+    }
+
+    /// A supervisor's leg C: the session's mode for listen/whisper/barge.
+    fn apply_supervision(&self) {
+        let Purpose::Supervise(mode) = self.c_purpose else {
+            return;
+        };
+        let (Some(anchor), Some(sup)) = (self.anchor.as_ref(), self.c_media) else {
+            return;
+        };
+        let heard_by = match mode {
+            SuperviseMode::Listen => None,
+            SuperviseMode::Whisper => anchor.leg_b(),
+            SuperviseMode::Barge => {
+                return anchor.session.set_mode(media::session::Mode::Conference);
+            }
+        };
+        tracing::info!(call_id = %self.call_id_a(), ?mode, "supervision");
+        anchor.session.set_mode(media::session::Mode::Supervise {
+            supervisor: sup,
+            heard_by,
+        });
     }
 
     /// Leg C is gone (or given up): its media leaves the mix and A and B

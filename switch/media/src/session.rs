@@ -154,6 +154,22 @@ pub enum Mode {
     Bridge(LegId, LegId),
     /// Every leg hears all the others (through the mixer).
     Conference,
+    /// Supervision: the other legs hear each other; `supervisor` hears
+    /// everyone and is heard only by `heard_by` (None: listen; the agent's
+    /// leg: whisper). Barge-in is [`Mode::Conference`].
+    Supervise {
+        /// The supervisor's leg.
+        supervisor: LegId,
+        /// Who hears the supervisor.
+        heard_by: Option<LegId>,
+    },
+}
+
+impl Mode {
+    /// Audio goes through the mixer (not a relay).
+    pub fn mixes(&self) -> bool {
+        matches!(self, Mode::Conference | Mode::Supervise { .. })
+    }
 }
 
 /// Per-session settings.
@@ -699,7 +715,7 @@ impl Session {
     /// recording); otherwise the driver may sleep until [`Session::poll_timeout`].
     pub fn needs_tick(&self) -> bool {
         self.recording.is_some()
-            || self.mode == Mode::Conference
+            || self.mode.mixes()
             || self
                 .legs
                 .iter()
@@ -794,7 +810,7 @@ impl Session {
                 || leg.tap
                 || leg.vad.is_some()
                 || self.recording.is_some()
-                || self.mode == Mode::Conference);
+                || self.mode.mixes());
         if needs_pcm {
             self.decode_to_jb(i, hdr.seq, hdr.timestamp, payload, now);
         }
@@ -925,7 +941,7 @@ impl Session {
             }
             pending.drain(..off);
         }
-        if self.recording.is_some() || self.mode == Mode::Conference {
+        if self.recording.is_some() || self.mode.mixes() {
             // The tick takes 20 ms frames; packets may carry 10, 30, 60 ms.
             // Cut the audio into 20 ms frames numbered by timestamp (so
             // reordered packets still sort) and keep the rest for the next packet.
@@ -975,7 +991,7 @@ impl Session {
         self.check_timeouts(now);
         self.send_rtcp(now, wall, out);
         self.send_dtmf(now, out);
-        let mixing = self.mode == Mode::Conference || self.recording.is_some();
+        let mixing = self.mode.mixes() || self.recording.is_some();
         if mixing {
             self.mix_tick(now, out);
         }
@@ -1109,7 +1125,7 @@ impl Session {
                 self.recording = None;
             }
         }
-        if self.mode != Mode::Conference {
+        if !self.mode.mixes() {
             return;
         }
         let inputs: Vec<Option<&[i16]>> = self
@@ -1119,7 +1135,20 @@ impl Session {
             .map(|(f, p)| p.then_some(f.as_slice()))
             .collect();
         self.mixed.resize_with(count, Vec::new);
-        self.mixer.mix(&inputs, &mut self.mixed);
+        match self.mode.clone() {
+            Mode::Supervise {
+                supervisor,
+                heard_by,
+            } => {
+                let pos = |id: LegId| self.legs.iter().position(|l| l.id == id);
+                let (sup, to) = (pos(supervisor), heard_by.and_then(pos));
+                self.mixer
+                    .mix_with(&inputs, &mut self.mixed, |listener, talker| {
+                        listener != talker && (Some(talker) != sup || Some(listener) == to)
+                    });
+            }
+            _ => self.mixer.mix(&inputs, &mut self.mixed),
+        }
         for (k, l) in self.legs.iter_mut().enumerate() {
             if l.source.is_some() || !l.sends() {
                 continue;

@@ -32,6 +32,7 @@ pub(crate) const COMMANDS: &[(&str, &str)] = &[
     ("calls.originate", "click-to-call: ring a user, then dial a number: {\"user\": \"1001\", \"number\": \"5550100\"}"),
     ("calls.transfer", "transfer the caller: {\"call_id\": \"...\", \"to\": \"1002\"}; the outcome is a call.transfer event"),
     ("calls.record", "recording control: {\"call_id\": \"...\", \"action\": \"start|stop|pause|resume\"}"),
+        ("calls.monitor", "a supervisor joins: {\"call_id\": \"...\", \"user\": \"1003\", \"mode\": \"listen|whisper|barge\"}; again to switch modes"),
     ("registrations.list", "registered contacts per user"),
     ("agents.list", "agents: state, phones, queues, skills, calls taken"),
     ("agent.login", "an agent starts taking calls: {\"agent\": \"alice\"} (or a phone's user)"),
@@ -260,6 +261,29 @@ impl Control {
                     .await
                     .map_err(|e| e.to_string())??;
                 Ok(json!({"call_id": id, "to": to, "state": "calling"}))
+            }
+            "calls.monitor" => {
+                let (id, addr) = self.call_of(&req.args)?;
+                let user = req.args["user"]
+                    .as_str()
+                    .ok_or("calls.monitor needs {\"call_id\", \"user\", \"mode\"}")?
+                    .to_owned();
+                let mode = match req.args["mode"].as_str().unwrap_or("listen") {
+                    "listen" => ::actors::call::SuperviseMode::Listen,
+                    "whisper" => ::actors::call::SuperviseMode::Whisper,
+                    "barge" => ::actors::call::SuperviseMode::Barge,
+                    m => return Err(format!("mode {m:?}: listen, whisper or barge")),
+                };
+                let state = addr
+                    .send(::actors::call::Supervise {
+                        user: user.clone(),
+                        mode,
+                    })
+                    .await
+                    .map_err(|e| e.to_string())??;
+                Ok(
+                    json!({"call_id": id, "supervisor": user, "mode": format!("{mode:?}").to_lowercase(), "state": state}),
+                )
             }
             "calls.record" => {
                 let (id, addr) = self.call_of(&req.args)?;

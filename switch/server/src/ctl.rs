@@ -101,6 +101,16 @@ enum CallsCmd {
         /// The number to dial when the user answers.
         number: String,
     },
+    /// A supervisor (USER's phone rings) listens, whispers to the agent or barges in.
+    Monitor {
+        /// The call (leg A's Call-ID).
+        call_id: String,
+        /// The supervisor's user.
+        user: String,
+        /// listen, whisper or barge (again while connected: switch).
+        #[arg(long, default_value = "listen")]
+        mode: String,
+    },
     /// Transfer the caller to another number (the callee is released when it answers).
     Transfer {
         /// The call (leg A's Call-ID).
@@ -359,6 +369,27 @@ fn run(conn: &mut Conn, cmd: &Cmd, json_out: bool) -> Result<(), String> {
                 format!(
                     "ringing {user}, then dialing {number}: call {}",
                     v["call_id"].as_str().unwrap_or("")
+                )
+            },
+        ),
+        Cmd::Calls {
+            cmd:
+                CallsCmd::Monitor {
+                    call_id,
+                    user,
+                    mode,
+                },
+        } => print(
+            &conn.call(
+                "calls.monitor",
+                json!({ "call_id": call_id, "user": user, "mode": mode }),
+            )?,
+            &|v| {
+                format!(
+                    "{call_id}: {} {} ({})",
+                    v["supervisor"].as_str().unwrap_or(""),
+                    v["mode"].as_str().unwrap_or(""),
+                    v["state"].as_str().unwrap_or("")
                 )
             },
         ),
