@@ -294,6 +294,9 @@ pub struct Call {
     ivr_path: Vec<String>,
     /// The caller is in an ACD queue (leg A answered by the switch).
     queue: Option<Box<queue::QueueCall>>,
+    /// Leg A was answered by the switch itself (IVR, queue), and overflows taken.
+    answered_here: bool,
+    overflows: u32,
 }
 
 impl Call {
@@ -360,6 +363,8 @@ impl Call {
             ivr: None,
             ivr_path: Vec::new(),
             queue: None,
+            answered_here: false,
+            overflows: 0,
         }
     }
 
@@ -384,6 +389,17 @@ impl Call {
         if self.queue.is_some() {
             // An agent's phone did not take the call; the caller waits on.
             return self.queue_b_failed(code, ctx);
+        }
+        if self.answered_here && !self.originated {
+            // The switch answered the caller (a queue's overflow to a
+            // user that failed): they are hung up.
+            self.end_reason.get_or_insert_with(|| {
+                format!(
+                    "{} could not be reached ({code})",
+                    self.destination.clone().unwrap_or_default()
+                )
+            });
+            return self.hangup(&[Leg::A, Leg::B], ctx);
         }
         if self.originated {
             // Click-to-call: the user's phone (leg A) is hung up.
@@ -618,7 +634,7 @@ impl Call {
             req: invite,
             owner: ctx.address().recipient(),
         });
-        if self.ivr.is_none() && self.queue.is_none() {
+        if self.ivr.is_none() && self.queue.is_none() && !self.answered_here {
             // From an IVR or a queue leg A is answered already and stays Up.
             self.phase = Phase::Calling;
         }
@@ -871,7 +887,8 @@ impl Call {
         if let Some(ack) = ack {
             self.shard.do_send(ShardCmd::Ack2xx { tx, peer, ack });
         }
-        let a_answered_here = self.originated || self.ivr.is_some() || self.queue.is_some();
+        let a_answered_here =
+            self.originated || self.ivr.is_some() || self.queue.is_some() || self.answered_here;
         if self.cancelled || (self.a.final_sent && !a_answered_here) || self.ended[Leg::A as usize]
         {
             // 200 crossed our CANCEL (or leg A is gone): hang leg B up.
@@ -898,6 +915,18 @@ impl Call {
                 return self.queue_b_failed(488, ctx);
             }
             return self.queue_connected(ctx);
+        }
+        if self.answered_here {
+            // A queue's overflow reached a user: the two talk.
+            if let Some(a) = &self.anchor {
+                a.session.stop_playing(a.leg_a());
+                a.bridge();
+                if self.rec != Rec::Off {
+                    a.session
+                        .set_recording_sides(a.leg_b().map(|b| (a.leg_a(), b)));
+                }
+            }
+            return;
         }
         if self.anchor.is_some() && answer.is_none() {
             // No usable answer: the call cannot carry audio.
@@ -1056,6 +1085,10 @@ impl Call {
         if self.queue_ringing() {
             self.cancel_b(ctx);
             return self.queue_b_failed(480, ctx);
+        }
+        if self.answered_here && self.b.as_ref().is_some_and(|b| b.dialog.is_none()) {
+            self.cancel_b(ctx);
+            return self.fail_a(480, None, ctx);
         }
         if self.phase == Phase::Originating {
             self.end_reason
@@ -1639,6 +1672,9 @@ impl Handler<CallEvent> for Call {
                 }
                 if self.queue_ringing() && b_tx == Some(tx) {
                     return self.queue_b_failed(408, ctx);
+                }
+                if self.answered_here && self.phase == Phase::Up && b_tx == Some(tx) {
+                    return self.fail_a(408, None, ctx);
                 }
                 match self.phase {
                     Phase::Calling => self.fail_a(408, None, ctx),

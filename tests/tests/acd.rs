@@ -656,3 +656,116 @@ fn a_supervisor_listens_whispers_and_barges_in() {
     assert!(hb[2] > 0.25 && hb[0] > 0.25);
     assert!(hs[0] > 0.25 && hs[1] > 0.25);
 }
+
+/// Queue rules: a queue nobody is logged in to (join_empty = false)
+/// overflows into another; the maximum wait overflows to a user; the last
+/// agent leaving a leave_when_empty queue lets its callers go (here: hung
+/// up); music from a WAV file loops.
+#[test]
+fn overflow_max_wait_leave_when_empty_and_music_files() {
+    use e2e::media::{sdp, PCMU};
+    use sip::Method;
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let port = e2e::free_port("127.0.0.1");
+    std::fs::create_dir_all(dir.path().join("prompts")).unwrap();
+    e2e::tone_wav_hz(&dir.path().join("prompts/moh.wav"), 1, 700);
+    let cfg = format!(
+        r#"
+[ivr]
+prompts_dir = "{}"
+
+[[queues]]
+name = "empty"
+join_empty = false
+overflow = {{ queue = "wait" }}
+
+[[queues]]
+name = "wait"
+max_wait_secs = 3
+music = {{ file = "moh.wav" }}
+announce_secs = 0
+overflow = {{ user = "1003" }}
+
+[[queues]]
+name = "closing"
+leave_when_empty = true
+music = "none"
+announce_secs = 0
+
+[[agents]]
+name = "alice"
+users = ["1001"]
+queues = ["empty", "closing"]
+
+[[agents]]
+name = "bob"
+users = ["1002"]
+queues = ["wait"]
+
+[[routes]]
+number = "701"
+from = "trunks"
+target = {{ queue = "empty" }}
+
+[[routes]]
+number = "702"
+from = "trunks"
+target = {{ queue = "closing" }}
+"#,
+        dir.path().join("prompts").display()
+    );
+    let sw = SwitchProc::start(
+        dir.path(),
+        port,
+        &e2e::media::media_config(port, dir.path(), "", &cfg),
+    );
+    let mut op = e2e::ua::Ua::new("127.0.0.1", sw.addr());
+    assert_eq!(op.register("1003", "secret", 300).unwrap().code, 200);
+    // Nobody in "empty" → "wait" (bob logged in but paused, so he is not
+    // offered) → after 3 s of looped music, user 1003.
+    sw.ctl_json(&["agents", "login", "bob"]);
+    sw.ctl_json(&["agents", "pause", "bob"]);
+    let c = e2e::media::dial_in(&sw, "701");
+    let (tx, inv) = op
+        .request(Duration::from_secs(6))
+        .expect("the overflow user rings");
+    let waited = c.answered.elapsed().as_secs_f64();
+    assert_eq!(inv.method, Method::Invite);
+    assert!((2.8..4.5).contains(&waited), "rang after {waited:.2} s");
+    let rtp = e2e::rtp::RtpPeer::bind();
+    let mut ok = op.answer(&inv, 200, "op");
+    ok.body = sdp(rtp.port, "0 101", PCMU);
+    op.respond(tx.unwrap(), ok);
+    let (_, ack) = op.request(Duration::from_secs(5)).expect("ACK");
+    assert_eq!(ack.method, Method::Ack);
+    // The music: the 1 s file looped for the 3 s wait.
+    let pcm = c.heard();
+    let spans = e2e::media::loud_spans(&pcm, 8000);
+    let share = e2e::media::tone_share(&pcm, 700.0);
+    println!("music {spans:?} share {share:.2}, rang after {waited:.2} s");
+    assert!(share > 0.8, "{share}");
+    assert!(spans.iter().map(|s| s.1).sum::<f64>() > 2.5, "{spans:?}");
+    let btx = e2e::ua::bye_as_callee(&mut op, &inv, "op");
+    let _ = op.final_response(btx, Duration::from_secs(5));
+    let mut c = c;
+    c.take_bye(Duration::from_secs(5));
+    let cdrs = sw.cdrs(1);
+    assert_eq!(cdrs[0]["destination"], "1003", "{}", cdrs[0]);
+
+    // "closing": alice (paused) is the only agent; she logs out: the
+    // waiting caller is let go.
+    sw.ctl_json(&["agents", "login", "alice"]);
+    sw.ctl_json(&["agents", "pause", "alice"]);
+    let mut c = e2e::media::dial_in(&sw, "702");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        sw.ctl_json(&["queues", "stats", "closing"])[0]["waiting"],
+        1
+    );
+    sw.ctl_json(&["agents", "logout", "alice"]);
+    c.take_bye(Duration::from_secs(5));
+    let cdrs = sw.cdrs(2);
+    let last = cdrs.iter().find(|c| c["dialed"] == "702").unwrap();
+    assert_eq!(last["reason"], "queue closing: no agents", "{last}");
+}

@@ -95,6 +95,19 @@ pub struct Join {
     pub call: Recipient<Offer>,
     /// Where cancels go.
     pub cancel: Recipient<CancelOffer>,
+    /// Where the ACD sends the caller away.
+    pub overflow: Recipient<QueueOverflow>,
+}
+
+/// The ACD lets a waiting caller go (the last agent left a
+/// `leave_when_empty` queue): the call takes the queue's overflow.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct QueueOverflow {
+    /// The caller.
+    pub caller: CallerId,
+    /// Why.
+    pub reason: String,
 }
 
 /// A caller leaves the queue (hung up, overflowed).
@@ -150,6 +163,7 @@ struct Waiting {
     /// The waiting call (None for a callback).
     offer: Option<Recipient<Offer>>,
     cancel: Option<Recipient<CancelOffer>>,
+    overflow: Option<Recipient<QueueOverflow>>,
     /// A callback: the number to call back, through this trunk.
     callback: Option<(String, Option<String>)>,
 }
@@ -240,6 +254,7 @@ impl Acd {
                             joined,
                             offer: None,
                             cancel: None,
+                            overflow: None,
                             callback: Some((number, trunk)),
                         },
                     );
@@ -513,6 +528,45 @@ impl Acd {
             .spawn(ctx);
     }
 
+    /// After agent `a` logged out: in their `leave_when_empty` queues with
+    /// nobody logged in any more, waiting callers are let go (overflow).
+    fn empty_queues_let_go(&mut self, a: AgentIx, ctx: &mut Context<Self>) {
+        let queues: Vec<QueueIx> = self
+            .agent_cfg(a)
+            .map(|c| {
+                c.queues
+                    .iter()
+                    .filter_map(|q| self.router.queue_ix(q))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let now = Instant::now();
+        for q in queues {
+            let leave = self.queue_cfg(q).is_some_and(|c| c.leave_when_empty);
+            if !leave || self.router.logged_in(q) > 0 {
+                continue;
+            }
+            let ids: Vec<CallerId> = self
+                .callers
+                .iter()
+                .filter(|(_, w)| w.queue == q && w.overflow.is_some())
+                .map(|(id, _)| *id)
+                .collect();
+            for id in ids {
+                let d = self.router.leave(id, now);
+                self.apply(d, ctx);
+                if let Some(w) = self.callers.remove(&id) {
+                    if let Some(o) = w.overflow {
+                        o.do_send(QueueOverflow {
+                            caller: id,
+                            reason: "no agents".into(),
+                        });
+                    }
+                }
+            }
+        }
+    }
+
     fn callback_key(caller: CallerId) -> Vec<u8> {
         caller.to_be_bytes().to_vec()
     }
@@ -663,6 +717,9 @@ impl Handler<AgentCmd> for Acd {
             }
         };
         tracing::info!(agent = self.router.agent_name(a), op = ?cmd.op, "agent");
+        if cmd.op == AgentOp::Logout {
+            self.empty_queues_let_go(a, ctx);
+        }
         self.persist_session(a);
         self.publish_state(a);
         self.apply(d, ctx);
@@ -746,6 +803,7 @@ impl Handler<Join> for Acd {
                 joined: now,
                 offer: Some(j.call),
                 cancel: Some(j.cancel),
+                overflow: Some(j.overflow),
                 callback: None,
             },
         );
@@ -869,6 +927,7 @@ impl Handler<RequestCallback> for Acd {
             .and_then(|q| q.callback_trunk.clone());
         w.offer = None;
         w.cancel = None;
+        w.overflow = None;
         w.callback = Some((r.number.clone(), trunk.clone()));
         let joined_ms =
             crate::context::unix_ms().saturating_sub(w.joined.elapsed().as_millis() as u64);

@@ -38,8 +38,14 @@ impl Call {
         inband: bool,
         ctx: &mut Context<Self>,
     ) {
-        let Some(body) = self.answer_here(inband, ctx) else {
-            return;
+        // A queue's overflow starts a flow on a call answered already.
+        let body = if self.a.dialog.is_none() {
+            let Some(body) = self.answer_here(inband, ctx) else {
+                return;
+            };
+            Some(body)
+        } else {
+            None
         };
         let mut vars = BTreeMap::new();
         let caller = self
@@ -63,8 +69,6 @@ impl Call {
         let Some(runner) = Runner::new(self.switch.config(), name, vars, wall) else {
             return self.fail_a(404, None, ctx);
         };
-        let mut r = self.ok_for_a();
-        set_sdp(&mut r, body);
         self.ivr = Some(Box::new(IvrCall {
             runner,
             timer: None,
@@ -75,7 +79,11 @@ impl Call {
             listener: None,
             listens: 0,
         }));
-        self.send_ok_a(r, ctx);
+        if let Some(body) = body {
+            let mut r = self.ok_for_a();
+            set_sdp(&mut r, body);
+            self.send_ok_a(r, ctx);
+        }
         tracing::info!(call_id = %self.call_id_a(), flow = name, "IVR answered");
         let actions = self.ivr.as_mut().map(|i| i.runner.start(Instant::now()));
         self.ivr_apply(actions.unwrap_or_default(), ctx);
@@ -93,7 +101,10 @@ impl Call {
             return None;
         };
         match anchor.answer_locally() {
-            Ok(b) => Some(b),
+            Ok(b) => {
+                self.answered_here = true;
+                Some(b)
+            }
             Err(e) => {
                 tracing::info!(error = %e, "cannot answer the caller's offer");
                 self.fail_a(488, None, ctx);

@@ -29,6 +29,8 @@ pub(super) struct QueueCall {
 
 /// Tags of announcement prompts (IVR prompts count up from 1).
 const ANNOUNCE_TAG: u64 = 1 << 62;
+/// The tag of queue music played from a file (looped).
+const MUSIC_TAG: u64 = (1 << 62) - 1;
 
 impl Call {
     /// Puts the caller in queue `name` (answering them first if needed).
@@ -61,6 +63,27 @@ impl Call {
             announcing: None,
             leaving: false,
         }));
+        let max_wait = self
+            .switch
+            .config()
+            .queues
+            .iter()
+            .find(|q| q.name == name)
+            .map_or(0, |q| q.max_wait_secs);
+        if max_wait > 0 {
+            let joined = self.queue.as_ref().map(|q| q.joined_ms);
+            ctx.run_later(Duration::from_secs(max_wait.into()), move |this, ctx| {
+                let still = this.queue.as_ref().is_some_and(|q| {
+                    Some(q.joined_ms) == joined
+                        && q.agent.is_none()
+                        && q.ringing.is_none()
+                        && !q.leaving
+                });
+                if still {
+                    this.queue_overflow("maximum wait", ctx);
+                }
+            });
+        }
         let every = cfg_announce_secs(&self.switch.config(), name);
         if every > 0 {
             let every = Duration::from_secs(every.into());
@@ -73,6 +96,7 @@ impl Call {
             call_id: self.call_id_a(),
             call: ctx.address().recipient(),
             cancel: ctx.address().recipient(),
+            overflow: ctx.address().recipient(),
         };
         acd.send(join)
             .into_actor(self)
@@ -87,9 +111,7 @@ impl Call {
                 }
                 Ok(Err(why)) => {
                     tracing::info!(call_id = %this.call_id_a(), %why, "queue refused the caller");
-                    this.end_reason
-                        .get_or_insert_with(|| format!("queue: {why}"));
-                    this.hangup(&[Leg::A], ctx);
+                    this.queue_overflow(&why, ctx);
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "ACD unreachable");
@@ -159,6 +181,9 @@ impl Call {
     /// after a callback's confirmation, the call ends).
     pub(super) fn queue_played(&mut self, tag: u64, ctx: &mut Context<Self>) {
         let Some(q) = self.queue.as_mut() else { return };
+        if tag == MUSIC_TAG && q.announcing.is_none() && q.ringing.is_none() && q.agent.is_none() {
+            return self.queue_music();
+        }
         if q.announcing == Some(tag) {
             q.announcing = None;
             if q.leaving {
@@ -188,8 +213,15 @@ impl Call {
         if key.is_empty() || !key.starts_with(d) || q.leaving {
             return;
         }
+        self.queue_request_callback(id, ctx);
+    }
+
+    /// Asks the ACD to turn this waiting caller into a callback; on
+    /// success the caller hears a confirmation and the call ends. False if
+    /// there is no number to call back.
+    fn queue_request_callback(&mut self, id: CallerId, ctx: &mut Context<Self>) -> bool {
         let Some(acd) = self.switch.acd.get().cloned() else {
-            return;
+            return false;
         };
         let number = self
             .a
@@ -204,7 +236,10 @@ impl Call {
             .unwrap_or_default();
         if number.is_empty() || !number.chars().all(|c| c.is_ascii_digit() || c == '+') {
             tracing::info!(call_id = %self.call_id_a(), "callback refused: no number to call back");
-            return;
+            return false;
+        }
+        if let Some(q) = self.queue.as_mut() {
+            q.leaving = true;
         }
         let msg = crate::acd::RequestCallback {
             caller: id,
@@ -216,12 +251,14 @@ impl Call {
             .map(move |res, this, ctx| {
                 if !matches!(res, Ok(Ok(()))) {
                     tracing::info!(result = ?res.map(|r| r.err()), "callback not taken");
+                    if let Some(q) = this.queue.as_mut() {
+                        q.leaving = false;
+                    }
                     return;
                 }
                 if let Some(q) = this.queue.as_mut() {
                     // The ACD keeps the place: no Leave when this call ends.
                     q.id = None;
-                    q.leaving = true;
                 }
                 let spaced: Vec<String> = number.chars().map(|c| c.to_string()).collect();
                 let text = format!(
@@ -231,6 +268,77 @@ impl Call {
                 this.queue_say(text, ctx);
             })
             .spawn(ctx);
+        true
+    }
+
+    /// The caller cannot wait here (the queue is full or empty, the
+    /// maximum wait passed, the last agent left): the queue's overflow.
+    pub(super) fn queue_overflow(&mut self, why: &str, ctx: &mut Context<Self>) {
+        let Some(q) = self.queue.as_ref() else { return };
+        let name = q.name.clone();
+        let id = q.id;
+        let cfg = self.switch.config();
+        self.overflows += 1;
+        let target = if self.overflows > 3 {
+            None // overflow chains end somewhere
+        } else {
+            cfg.queues
+                .iter()
+                .find(|x| x.name == name)
+                .and_then(|x| x.overflow.clone())
+        };
+        tracing::info!(call_id = %self.call_id_a(), queue = %name, why, ?target, "queue overflow");
+        use config::acd::Overflow;
+        if let (Some(Overflow::Callback), Some(id)) = (&target, id) {
+            if self.queue_request_callback(id, ctx) {
+                return;
+            }
+        }
+        if let Some(id) = id {
+            self.acd_send(Leave {
+                caller: id,
+                reason: why.to_owned(),
+            });
+        }
+        self.queue = None;
+        if let Some(a) = &self.anchor {
+            a.session.stop_playing(a.leg_a());
+        }
+        let reason = format!("queue {name}: {why}");
+        match target {
+            Some(Overflow::Queue(next)) => {
+                self.join_queue(&next, CallerSpec::default(), false, ctx);
+            }
+            Some(Overflow::User(user)) => {
+                let Some(source) = self.source.clone() else {
+                    return;
+                };
+                self.destination = Some(user.clone());
+                let mf = cfg.calls.max_forwards;
+                self.call_b(
+                    &source,
+                    &RouteTarget::User(user.clone()),
+                    user,
+                    mf,
+                    None,
+                    ctx,
+                );
+            }
+            Some(Overflow::Flow(flow)) => {
+                let dialed = self
+                    .switch
+                    .calls
+                    .get(&self.call_id_a())
+                    .map(|e| e.dialed.clone())
+                    .unwrap_or_default();
+                self.destination = Some(format!("flow:{flow}"));
+                self.start_ivr(&flow, &dialed, false, ctx);
+            }
+            Some(Overflow::Hangup(_)) | Some(Overflow::Callback) | None => {
+                self.end_reason.get_or_insert(reason);
+                self.hangup(&[Leg::A], ctx);
+            }
+        }
     }
 
     /// What a waiting caller hears: the queue's music.
@@ -246,6 +354,18 @@ impl Call {
             .map(|x| &x.music)
         {
             Some(config::acd::Music::Named(n)) if n == "none" => a.session.stop_playing(a.leg_a()),
+            Some(config::acd::Music::File { file }) => {
+                // Played whole and again (queue_played); cached in memory.
+                let parts = vec![crate::ivr::Part::File(cfg.ivr.prompts_dir.join(file))];
+                let (prompt, errors) = self.switch.prompts.render(&parts, a.rate_a());
+                if errors.is_empty() && !prompt.samples.is_empty() {
+                    a.session.play(a.leg_a(), prompt, MUSIC_TAG);
+                } else {
+                    tracing::warn!(?errors, "queue music: ringback instead");
+                    a.session
+                        .play_tone(a.leg_a(), media::tone::ToneKind::Ringback);
+                }
+            }
             _ => a
                 .session
                 .play_tone(a.leg_a(), media::tone::ToneKind::Ringback),
@@ -438,4 +558,26 @@ fn cfg_announce_secs(cfg: &config::Config, queue: &str) -> u32 {
         .iter()
         .find(|q| q.name == queue)
         .map_or(0, |q| q.announce_secs)
+}
+
+impl Handler<crate::acd::QueueOverflow> for Call {
+    type Result = ();
+
+    fn handle(&mut self, o: crate::acd::QueueOverflow, ctx: &mut Context<Self>) {
+        let ours = self
+            .queue
+            .as_ref()
+            .is_some_and(|q| q.id == Some(o.caller) && q.agent.is_none());
+        if ours {
+            if let Some(q) = self.queue.as_mut() {
+                // The ACD has let the caller go already.
+                q.id = None;
+            }
+            if self.queue_ringing() {
+                self.cancel_b(ctx);
+                self.drop_offered_b(ctx);
+            }
+            self.queue_overflow(&o.reason, ctx);
+        }
+    }
 }
