@@ -296,6 +296,8 @@ pub struct Call {
     queue: Option<Box<queue::QueueCall>>,
     /// Leg A was answered by the switch itself (IVR, queue), and overflows taken.
     answered_here: bool,
+    /// Hang up when the prompt with this tag ends (a feature's confirmation).
+    bye_after: Option<u64>,
     overflows: u32,
 }
 
@@ -364,6 +366,7 @@ impl Call {
             ivr_path: Vec::new(),
             queue: None,
             answered_here: false,
+            bye_after: None,
             overflows: 0,
         }
     }
@@ -496,6 +499,19 @@ impl Call {
         };
         // From here on the attempt is someone's: it gets a CDR.
         self.source = Some(source.clone());
+        if let Source::User(user) = &source {
+            let dialed = self
+                .a
+                .invite
+                .uri
+                .sip()
+                .and_then(|u| u.user_decoded())
+                .map(|u| u.into_owned());
+            if let Some(op) = dialed.and_then(|d| self.agent_code(&d)) {
+                let user = user.clone();
+                return self.agent_feature(user, op, ctx);
+            }
+        }
         // Loop protection: Max-Forwards (RFC 3261 §16.3 step 2 / §8.1.1.6).
         let mf = self.a.invite.max_forwards().unwrap_or(70);
         if mf == 0 {
@@ -570,7 +586,11 @@ impl Call {
             if self.originated {
                 return self.fail_a(488, Some("Not For Click-To-Call"), ctx);
             }
-            let spec = crate::acd::router::CallerSpec::default();
+            let spec = crate::acd::router::CallerSpec {
+                priority: route.priority,
+                vip: route.vip,
+                skills: route.skills.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+            };
             return self.join_queue(q, spec, inband_a, ctx);
         }
         if let Err(code) = self.anchor_a(None, inband_a, ctx) {
@@ -1795,6 +1815,9 @@ impl Handler<MediaMsg> for Call {
             // Tapped audio goes to its tap on the media thread, never here.
             SessionEvent::Media(MediaEvent::Audio { .. }) => {}
             SessionEvent::Media(MediaEvent::PlaybackDone { leg, tag }) => {
+                if self.bye_after == Some(tag) {
+                    return self.hangup(&[Leg::A], ctx);
+                }
                 self.ivr_played(leg, tag, ctx);
                 self.queue_played(tag, ctx);
             }

@@ -27,6 +27,12 @@ pub struct Acd {
     pub auto_pause_after: u32,
     /// Agents logged in when the switch starts; default false (they log in).
     pub login_at_start: bool,
+    /// Dialed from an agent's phone: log in; default "*11" ("" off).
+    pub login_code: String,
+    /// Log out; default "*12".
+    pub logout_code: String,
+    /// Pause, or resume when paused; default "*13".
+    pub pause_code: String,
 }
 
 impl Default for Acd {
@@ -34,6 +40,9 @@ impl Default for Acd {
         Acd {
             auto_pause_after: 3,
             login_at_start: false,
+            login_code: "*11".into(),
+            logout_code: "*12".into(),
+            pause_code: "*13".into(),
         }
     }
 }

@@ -788,6 +788,15 @@ pub struct Route {
     /// Where calls go while `schedule` is closed.
     #[serde(default)]
     pub closed: Option<RouteTarget>,
+    /// For a queue target: the caller's priority level (higher first); default 0.
+    #[serde(default)]
+    pub priority: u32,
+    /// For a queue target: a VIP caller (the queue's `vip_priority` is added).
+    #[serde(default)]
+    pub vip: bool,
+    /// For a queue target: skills the caller needs (name → minimum proficiency).
+    #[serde(default)]
+    pub skills: std::collections::BTreeMap<String, u8>,
     /// Characters stripped from the front of the dialed number; default 0.
     #[serde(default)]
     pub strip: usize,

@@ -202,6 +202,9 @@ fn rewrite_strips_then_prepends() {
         closed: None,
         from: RouteSource::Users,
         target: RouteTarget::Users,
+        priority: 0,
+        vip: false,
+        skills: Default::default(),
         strip,
         prepend: prepend.into(),
     };

@@ -376,6 +376,21 @@ pub(crate) fn check(config: &Config, doc: &Doc<'_>) -> Result<(), ConfigError> {
             return Err(doc.invalid(format!("routes[{i}].{field}"), msg));
         }
         check_target(config, doc, &format!("routes[{i}].target"), &route.target)?;
+        let queue_attrs = route.priority > 0 || route.vip || !route.skills.is_empty();
+        if queue_attrs && !matches!(route.target, RouteTarget::Queue(_)) {
+            return Err(doc.invalid(
+                format!("routes[{i}].target"),
+                "priority, vip and skills are for a route to a queue",
+            ));
+        }
+        for (skill, level) in &route.skills {
+            if !(1..=5).contains(level) {
+                return Err(doc.invalid(
+                    format!("routes[{i}].skills.{skill}"),
+                    format!("proficiency {level} is out of range 1..=5"),
+                ));
+            }
+        }
         match (&route.schedule, &route.closed) {
             (Some(name), Some(closed)) => {
                 if !config.schedules.iter().any(|s| s.name == *name) {

@@ -769,3 +769,113 @@ target = {{ queue = "closing" }}
     let last = cdrs.iter().find(|c| c["dialed"] == "702").unwrap();
     assert_eq!(last["reason"], "queue closing: no agents", "{last}");
 }
+
+/// An agent's phone dials *11 (log in), *13 (pause, again: resume) and
+/// *12 (log out): the switch answers, says the new state and hangs up.
+/// Then callers of two priorities (set by their route) wait; the agent
+/// logs in and gets the higher priority first, though it came later.
+#[test]
+fn agent_feature_codes_and_route_priorities() {
+    use e2e::media::{sdp, PCMU};
+    use sip::Method;
+    use std::time::Duration;
+    let cfg = r#"
+[[queues]]
+name = "q"
+announce_secs = 0
+
+[[agents]]
+name = "alice"
+users = ["1001"]
+queues = ["q"]
+
+[[routes]]
+number = "711"
+from = "trunks"
+target = { queue = "q" }
+
+[[routes]]
+number = "712"
+from = "trunks"
+target = { queue = "q" }
+priority = 5
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let port = e2e::free_port("127.0.0.1");
+    let sw = SwitchProc::start(
+        dir.path(),
+        port,
+        &e2e::media::media_config(port, dir.path(), "", cfg),
+    );
+    let mut phone = e2e::ua::Ua::new("127.0.0.1", sw.addr());
+    assert_eq!(phone.register("1001", "secret", 300).unwrap().code, 200);
+    let state = || {
+        sw.ctl_json(&["agents", "list"])[0]["state"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let mut dial_code = |code: &str| {
+        let rtp = e2e::rtp::RtpPeer::bind();
+        let invite = phone.invite("1001", code);
+        let tx = phone.send(invite.clone());
+        let first = phone
+            .final_response(tx, Duration::from_secs(5))
+            .pop()
+            .unwrap();
+        let r = if first.code == 407 {
+            let inv = phone.with_proxy_auth(&invite, &first, "1001", "secret");
+            let tx = phone.send(inv.clone());
+            let ok = phone
+                .final_response(tx, Duration::from_secs(5))
+                .pop()
+                .unwrap();
+            assert_eq!(ok.code, 200);
+            phone.ack(tx, &inv, &ok);
+            ok
+        } else {
+            phone.ack(tx, &invite, &first);
+            first
+        };
+        assert_eq!(r.code, 200, "{code}");
+        let _ = rtp;
+        let (btx, bye) = phone
+            .request(Duration::from_secs(10))
+            .expect("BYE after the confirmation");
+        assert_eq!(bye.method, Method::Bye);
+        phone.respond(btx.unwrap(), sip::response_to(&bye, 200, None));
+    };
+    dial_code("*11");
+    assert_eq!(state(), "available");
+    dial_code("*13");
+    assert_eq!(state(), "paused");
+    dial_code("*13");
+    assert_eq!(state(), "available");
+    dial_code("*12");
+    assert_eq!(state(), "logged_out");
+
+    // Priorities from the route.
+    let mut low = e2e::media::dial_in(&sw, "711");
+    std::thread::sleep(Duration::from_millis(500));
+    let _high = e2e::media::dial_in(&sw, "712");
+    std::thread::sleep(Duration::from_millis(300));
+    sw.ctl_json(&["agents", "login", "alice"]);
+    let (tx, inv) = phone.request(Duration::from_secs(5)).expect("an offer");
+    assert_eq!(inv.method, Method::Invite);
+    let rtp = e2e::rtp::RtpPeer::bind();
+    let mut ok = phone.answer(&inv, 200, "alice");
+    ok.body = sdp(rtp.port, "0 101", PCMU);
+    phone.respond(tx.unwrap(), ok);
+    let _ = phone.request(Duration::from_secs(5)).expect("ACK");
+    let btx = e2e::ua::bye_as_callee(&mut phone, &inv, "alice");
+    let _ = phone.final_response(btx, Duration::from_secs(5));
+    let cdrs = sw.cdrs(5);
+    let taken = cdrs
+        .iter()
+        .find(|c| c["agent"] == "alice")
+        .expect("a CDR with alice");
+    assert_eq!(taken["dialed"], "712", "the higher priority first: {taken}");
+    assert_eq!(sw.ctl_json(&["queues", "stats", "q"])[0]["waiting"], 1);
+    let bye = low.ua.bye(&low.invite, &low.ok);
+    low.ua.send(bye);
+}

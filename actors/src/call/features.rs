@@ -477,3 +477,107 @@ impl Call {
         self.ended[Leg::C as usize] = false;
     }
 }
+
+impl Call {
+    /// An agent feature code the caller dialed (`[acd]` login/logout/pause).
+    pub(super) fn agent_code(&self, dialed: &str) -> Option<&'static str> {
+        let cfg = self.switch.config();
+        let a = &cfg.acd;
+        let found = [
+            (&a.login_code, "login"),
+            (&a.logout_code, "logout"),
+            (&a.pause_code, "pause"),
+        ]
+        .into_iter()
+        .find(|(code, _)| !code.is_empty() && code.as_str() == dialed)
+        .map(|(_, op)| op);
+        found
+    }
+
+    /// An agent dialed a feature code from their phone: the ACD is told,
+    /// the switch answers, says the outcome and hangs up.
+    pub(super) fn agent_feature(
+        &mut self,
+        user: String,
+        op: &'static str,
+        ctx: &mut Context<Self>,
+    ) {
+        let Some(acd) = self.switch.acd.get().cloned() else {
+            return self.fail_a(503, Some("ACD Not Running"), ctx);
+        };
+        let status = if op == "pause" {
+            // Pause, or resume when paused.
+            None
+        } else {
+            Some(op)
+        };
+        let fut = async move {
+            let cmd = |op| crate::acd::AgentCmd {
+                agent: user.clone(),
+                op,
+            };
+            match status {
+                Some("login") => acd.send(cmd(crate::acd::AgentOp::Login)).await,
+                Some(_) => acd.send(cmd(crate::acd::AgentOp::Logout)).await,
+                None => match acd.send(cmd(crate::acd::AgentOp::Resume)).await {
+                    Ok(Err(_)) => {
+                        acd.send(cmd(crate::acd::AgentOp::Pause("break".into())))
+                            .await
+                    }
+                    other => other,
+                },
+            }
+        };
+        self.destination = Some(format!("agent:{op}"));
+        fut.into_actor(self)
+            .map(|res, this, ctx| {
+                let text = match res {
+                    Ok(Ok(v)) => {
+                        let state = v["state"].as_str().unwrap_or("").replace('_', " ");
+                        format!(
+                            "Agent {}, you are {state}.",
+                            v["agent"].as_str().unwrap_or("")
+                        )
+                    }
+                    Ok(Err(e)) => format!("Sorry: {e}."),
+                    Err(_) => "Sorry, that did not work.".into(),
+                };
+                tracing::info!(call_id = %this.call_id_a(), %text, "agent feature code");
+                this.say_and_hang_up(text, ctx);
+            })
+            .wait(ctx);
+    }
+
+    /// Answers, says `text`, hangs up.
+    fn say_and_hang_up(&mut self, text: String, ctx: &mut Context<Self>) {
+        let Some(body) = self.answer_here(false, ctx) else {
+            return;
+        };
+        let mut r = self.ok_for_a();
+        set_sdp(&mut r, body);
+        self.send_ok_a(r, ctx);
+        let Some(anchor) = self.anchor.as_ref() else {
+            return;
+        };
+        let tag = 1 << 61;
+        self.bye_after = Some(tag);
+        let parts = vec![crate::ivr::Part::Say {
+            text,
+            voice: self.switch.config().ivr.voice.clone(),
+        }];
+        let rate = anchor.rate_a();
+        let renderer = self.switch.prompts.clone();
+        let render =
+            async move { tokio::task::spawn_blocking(move || renderer.render(&parts, rate)).await };
+        ctx.spawn(
+            render
+                .into_actor(self)
+                .map(move |res, this, ctx| match (res, &this.anchor) {
+                    (Ok((prompt, _)), Some(a)) if !prompt.samples.is_empty() => {
+                        a.session.play(a.leg_a(), prompt, tag);
+                    }
+                    _ => this.hangup(&[Leg::A], ctx),
+                }),
+        );
+    }
+}
