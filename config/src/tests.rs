@@ -39,7 +39,12 @@ fn embedded_default_parses() {
         demo.outbound.as_ref().unwrap().host,
         "127.0.0.1:5070".parse().unwrap()
     );
-    assert_eq!(c.routes.len(), 5);
+    assert_eq!(c.routes.len(), 6);
+    assert_eq!(
+        c.route_for("501", RouteSource::Users).unwrap().target,
+        RouteTarget::Queue("demo".into())
+    );
+    assert_eq!(c.agents.len(), 2);
     assert_eq!(
         c.route_for("500", RouteSource::Trunks).unwrap().target,
         RouteTarget::Flow("demo".into())
