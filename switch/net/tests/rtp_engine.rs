@@ -159,12 +159,20 @@ fn garbage_on_media_ports_is_dropped_and_the_call_goes_on() {
         .recv_from(&mut buf)
         .expect("the good packet still gets through");
     assert_eq!(&buf[12..n], &[7; 160]);
-    let stats = tokio::runtime::Builder::new_current_thread()
+    // The RTCP socket's garbage may still be in flight when the good RTP
+    // packet is relayed: read the counters until they settle (≤ 1 s).
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .unwrap()
-        .block_on(s.stats(a.id))
         .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(1);
+    let stats = loop {
+        let stats = rt.block_on(s.stats(a.id)).unwrap();
+        if stats.malformed >= 6 || std::time::Instant::now() > deadline {
+            break stats;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     assert!(stats.malformed >= 6, "malformed counted: {stats:?}");
     assert_eq!(stats.rx_packets, 1);
     drop(s);
