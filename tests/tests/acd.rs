@@ -879,3 +879,75 @@ priority = 5
     let bye = low.ua.bye(&low.invite, &low.ok);
     low.ua.send(bye);
 }
+
+/// An IVR flow hands the caller to a queue with the priority it set; the
+/// agent's call carries the flow's path and the queue in its CDR.
+#[test]
+fn an_ivr_flow_sends_the_caller_to_a_queue() {
+    use e2e::media::{sdp, PCMU};
+    use sip::Method;
+    use std::time::Duration;
+    let cfg = r#"
+[[queues]]
+name = "q"
+announce_secs = 0
+
+[[agents]]
+name = "alice"
+users = ["1001"]
+queues = ["q"]
+
+[[routes]]
+number = "720"
+from = "trunks"
+target = { flow = "front" }
+
+[flows.front]
+start = "vip"
+[flows.front.nodes.vip]
+type = "set"
+vars = { priority = "7", vip = "yes" }
+next = "toq"
+[flows.front.nodes.toq]
+type = "transfer"
+queue = "q"
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let port = e2e::free_port("127.0.0.1");
+    let sw = SwitchProc::start(
+        dir.path(),
+        port,
+        &e2e::media::media_config(port, dir.path(), "", cfg),
+    );
+    let mut phone = e2e::ua::Ua::new("127.0.0.1", sw.addr());
+    assert_eq!(phone.register("1001", "secret", 300).unwrap().code, 200);
+    sw.ctl_json(&["agents", "login", "alice"]);
+    let mut c = e2e::media::dial_in(&sw, "720");
+    let (tx, inv) = phone.request(Duration::from_secs(5)).expect("alice rings");
+    assert_eq!(inv.method, Method::Invite);
+    let rtp = e2e::rtp::RtpPeer::bind();
+    let mut ok = phone.answer(&inv, 200, "alice");
+    ok.body = sdp(rtp.port, "0 101", PCMU);
+    phone.respond(tx.unwrap(), ok);
+    let _ = phone.request(Duration::from_secs(5)).expect("ACK");
+    let btx = e2e::ua::bye_as_callee(&mut phone, &inv, "alice");
+    let _ = phone.final_response(btx, Duration::from_secs(5));
+    c.take_bye(Duration::from_secs(5));
+    let cdrs = sw.cdrs(1);
+    let cdr = &cdrs[0];
+    assert_eq!(cdr["queue"], "q", "{cdr}");
+    assert_eq!(cdr["agent"], "alice");
+    assert_eq!(
+        cdr["ivr_path"],
+        serde_json::json!(["front:vip", "front:toq"])
+    );
+    let log = std::fs::read_to_string(sw.dir.join("switch.log")).unwrap();
+    let joined = log
+        .lines()
+        .find(|l| l.contains("joined queue"))
+        .unwrap_or("");
+    assert!(
+        joined.ends_with("queue=\"q\" priority=7 vip=true"),
+        "{joined}"
+    );
+}

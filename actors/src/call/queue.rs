@@ -90,6 +90,7 @@ impl Call {
             ctx.run_interval(every, |this, ctx| this.queue_announce(ctx));
         }
         self.queue_music();
+        let (priority, vip) = (spec.priority, spec.vip);
         let join = Join {
             queue: name.to_owned(),
             spec,
@@ -119,7 +120,7 @@ impl Call {
                 }
             })
             .wait(ctx);
-        tracing::info!(call_id = %self.call_id_a(), queue = name, "joined queue");
+        tracing::info!(call_id = %self.call_id_a(), queue = name, priority, vip, "joined queue");
     }
 
     /// Tells a waiting caller their place and estimated wait (spoken),
