@@ -770,16 +770,8 @@ target = {{ queue = "closing" }}
     assert_eq!(last["reason"], "queue closing: no agents", "{last}");
 }
 
-/// An agent's phone dials *11 (log in), *13 (pause, again: resume) and
-/// *12 (log out): the switch answers, says the new state and hangs up.
-/// Then callers of two priorities (set by their route) wait; the agent
-/// logs in and gets the higher priority first, though it came later.
-#[test]
-fn agent_feature_codes_and_route_priorities() {
-    use e2e::media::{sdp, PCMU};
-    use sip::Method;
-    use std::time::Duration;
-    let cfg = r#"
+/// Queue "q" (no announcements) with agent alice on phone 1001.
+const ALICE_IN_Q: &str = r#"
 [[queues]]
 name = "q"
 announce_secs = 0
@@ -788,6 +780,35 @@ announce_secs = 0
 name = "alice"
 users = ["1001"]
 queues = ["q"]
+"#;
+
+/// The next offer on `phone`: answered (tag `tag`, PCMU) and ACKed.
+fn answer_offer(phone: &mut e2e::ua::Ua, tag: &str) -> (sip::Request, e2e::rtp::RtpPeer) {
+    let (tx, inv) = phone
+        .request(std::time::Duration::from_secs(5))
+        .expect("an offer rings the phone");
+    assert_eq!(inv.method, sip::Method::Invite);
+    let rtp = e2e::rtp::RtpPeer::bind();
+    let mut ok = phone.answer(&inv, 200, tag);
+    ok.body = e2e::media::sdp(rtp.port, "0 101", e2e::media::PCMU);
+    phone.respond(tx.unwrap(), ok);
+    let (_, ack) = phone
+        .request(std::time::Duration::from_secs(5))
+        .expect("ACK");
+    assert_eq!(ack.method, sip::Method::Ack);
+    (inv, rtp)
+}
+
+/// An agent's phone dials *11 (log in), *13 (pause, again: resume) and
+/// *12 (log out): the switch answers, says the new state and hangs up.
+/// Then callers of two priorities (set by their route) wait; the agent
+/// logs in and gets the higher priority first, though it came later.
+#[test]
+fn agent_feature_codes_and_route_priorities() {
+    use sip::Method;
+    use std::time::Duration;
+    let cfg = ALICE_IN_Q.to_owned()
+        + r#"
 
 [[routes]]
 number = "711"
@@ -805,7 +826,7 @@ priority = 5
     let sw = SwitchProc::start(
         dir.path(),
         port,
-        &e2e::media::media_config(port, dir.path(), "", cfg),
+        &e2e::media::media_config(port, dir.path(), "", &cfg),
     );
     let mut phone = e2e::ua::Ua::new("127.0.0.1", sw.addr());
     assert_eq!(phone.register("1001", "secret", 300).unwrap().code, 200);
@@ -860,13 +881,7 @@ priority = 5
     let _high = e2e::media::dial_in(&sw, "712");
     std::thread::sleep(Duration::from_millis(300));
     sw.ctl_json(&["agents", "login", "alice"]);
-    let (tx, inv) = phone.request(Duration::from_secs(5)).expect("an offer");
-    assert_eq!(inv.method, Method::Invite);
-    let rtp = e2e::rtp::RtpPeer::bind();
-    let mut ok = phone.answer(&inv, 200, "alice");
-    ok.body = sdp(rtp.port, "0 101", PCMU);
-    phone.respond(tx.unwrap(), ok);
-    let _ = phone.request(Duration::from_secs(5)).expect("ACK");
+    let (inv, _rtp) = answer_offer(&mut phone, "alice");
     let btx = e2e::ua::bye_as_callee(&mut phone, &inv, "alice");
     let _ = phone.final_response(btx, Duration::from_secs(5));
     let cdrs = sw.cdrs(5);
@@ -884,18 +899,9 @@ priority = 5
 /// agent's call carries the flow's path and the queue in its CDR.
 #[test]
 fn an_ivr_flow_sends_the_caller_to_a_queue() {
-    use e2e::media::{sdp, PCMU};
-    use sip::Method;
     use std::time::Duration;
-    let cfg = r#"
-[[queues]]
-name = "q"
-announce_secs = 0
-
-[[agents]]
-name = "alice"
-users = ["1001"]
-queues = ["q"]
+    let cfg = ALICE_IN_Q.to_owned()
+        + r#"
 
 [[routes]]
 number = "720"
@@ -917,19 +923,13 @@ queue = "q"
     let sw = SwitchProc::start(
         dir.path(),
         port,
-        &e2e::media::media_config(port, dir.path(), "", cfg),
+        &e2e::media::media_config(port, dir.path(), "", &cfg),
     );
     let mut phone = e2e::ua::Ua::new("127.0.0.1", sw.addr());
     assert_eq!(phone.register("1001", "secret", 300).unwrap().code, 200);
     sw.ctl_json(&["agents", "login", "alice"]);
     let mut c = e2e::media::dial_in(&sw, "720");
-    let (tx, inv) = phone.request(Duration::from_secs(5)).expect("alice rings");
-    assert_eq!(inv.method, Method::Invite);
-    let rtp = e2e::rtp::RtpPeer::bind();
-    let mut ok = phone.answer(&inv, 200, "alice");
-    ok.body = sdp(rtp.port, "0 101", PCMU);
-    phone.respond(tx.unwrap(), ok);
-    let _ = phone.request(Duration::from_secs(5)).expect("ACK");
+    let (inv, _rtp) = answer_offer(&mut phone, "alice");
     let btx = e2e::ua::bye_as_callee(&mut phone, &inv, "alice");
     let _ = phone.final_response(btx, Duration::from_secs(5));
     c.take_bye(Duration::from_secs(5));
