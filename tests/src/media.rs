@@ -281,3 +281,15 @@ impl TrunkCaller {
         ulaw_pcm(&self.rtp.packets())
     }
 }
+
+/// A switch in a new folder with anchored media and `extra` config.
+pub fn media_switch(extra: &str) -> (tempfile::TempDir, crate::switch::SwitchProc) {
+    let dir = tempfile::tempdir().unwrap();
+    let port = crate::free_port("127.0.0.1");
+    let sw = crate::switch::SwitchProc::start(
+        dir.path(),
+        port,
+        &media_config(port, dir.path(), "", extra),
+    );
+    (dir, sw)
+}

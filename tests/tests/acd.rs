@@ -391,13 +391,7 @@ number = "700"
 from = "trunks"
 target = { queue = "sales" }
 "#;
-    let dir = tempfile::tempdir().unwrap();
-    let port = e2e::free_port("127.0.0.1");
-    let sw = SwitchProc::start(
-        dir.path(),
-        port,
-        &e2e::media::media_config(port, dir.path(), "", cfg),
-    );
+    let (_dir, sw) = e2e::media::media_switch(cfg);
     let c = e2e::media::dial_in(&sw, "700");
     std::thread::sleep(Duration::from_millis(17_500));
     // Arrival times of loud packets, relative to the answer.
@@ -782,6 +776,16 @@ users = ["1001"]
 queues = ["q"]
 "#;
 
+/// A switch with `cfg` (media anchored), alice's phone 1001 registered and
+/// alice logged in.
+fn alice_switch(cfg: &str) -> (tempfile::TempDir, SwitchProc, e2e::ua::Ua) {
+    let (dir, sw) = e2e::media::media_switch(cfg);
+    let mut phone = e2e::ua::Ua::new("127.0.0.1", sw.addr());
+    assert_eq!(phone.register("1001", "secret", 300).unwrap().code, 200);
+    sw.ctl_json(&["agents", "login", "alice"]);
+    (dir, sw, phone)
+}
+
 /// The next offer on `phone`: answered (tag `tag`, PCMU) and ACKed.
 fn answer_offer(phone: &mut e2e::ua::Ua, tag: &str) -> (sip::Request, e2e::rtp::RtpPeer) {
     let (tx, inv) = phone
@@ -918,16 +922,7 @@ next = "toq"
 type = "transfer"
 queue = "q"
 "#;
-    let dir = tempfile::tempdir().unwrap();
-    let port = e2e::free_port("127.0.0.1");
-    let sw = SwitchProc::start(
-        dir.path(),
-        port,
-        &e2e::media::media_config(port, dir.path(), "", &cfg),
-    );
-    let mut phone = e2e::ua::Ua::new("127.0.0.1", sw.addr());
-    assert_eq!(phone.register("1001", "secret", 300).unwrap().code, 200);
-    sw.ctl_json(&["agents", "login", "alice"]);
+    let (_dir, sw, mut phone) = alice_switch(&cfg);
     let mut c = e2e::media::dial_in(&sw, "720");
     let (inv, _rtp) = answer_offer(&mut phone, "alice");
     let btx = e2e::ua::bye_as_callee(&mut phone, &inv, "alice");
@@ -950,4 +945,44 @@ queue = "q"
         joined.ends_with("queue=\"q\" priority=7 vip=true"),
         "{joined}"
     );
+}
+
+/// An agent who lets `auto_pause_after` offers in a row ring out is paused
+/// ("missed offers") and gets no more calls until resumed (issue 6,
+/// acceptance 2, second half).
+#[test]
+fn an_agent_who_misses_offers_is_paused() {
+    use std::time::Duration;
+    let cfg = ALICE_IN_Q.replace("announce_secs = 0", "announce_secs = 0\nring_timeout_secs = 1")
+        + "[acd]\nauto_pause_after = 2\n\n[[routes]]\nnumber = \"730\"\nfrom = \"trunks\"\ntarget = { queue = \"q\" }\n";
+    let (_dir, sw, mut phone) = alice_switch(&cfg);
+    let _caller = e2e::media::dial_in(&sw, "730");
+    // Two offers ring out (1 s each, then CANCEL; the second after the
+    // 5 s retry pause for the same caller).
+    for n in 1..=2 {
+        let (tx, inv) = phone
+            .request(Duration::from_secs(8))
+            .unwrap_or_else(|| panic!("offer {n}"));
+        assert_eq!(inv.method, sip::Method::Invite, "offer {n}");
+        phone.respond(tx.unwrap(), sip::response_to(&inv, 180, Some("alice")));
+        let (ctx_, cancel) = phone.request(Duration::from_secs(3)).expect("CANCEL");
+        assert_eq!(cancel.method, sip::Method::Cancel);
+        phone.respond(ctx_.unwrap(), sip::response_to(&cancel, 200, None));
+        phone.respond(tx.unwrap(), sip::response_to(&inv, 487, Some("alice")));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let a = &sw.ctl_json(&["agents", "list"])[0];
+    assert_eq!(
+        (a["state"].as_str(), a["reason"].as_str()),
+        (Some("paused"), Some("missed offers")),
+        "{a}"
+    );
+    // No more offers while paused.
+    let more = phone.request(Duration::from_secs(6));
+    assert!(
+        more.as_ref()
+            .is_none_or(|(_, r)| r.method != sip::Method::Invite),
+        "{more:?}"
+    );
+    assert_eq!(sw.ctl_json(&["queues", "stats", "q"])[0]["waiting"], 1);
 }
