@@ -84,7 +84,7 @@ impl Listener {
     pub fn tap(&self) -> net::rtp_engine::TapFn {
         let tx = self.tx.clone();
         Box::new(move |rate, pcm| {
-            let _ = tx.try_send((rate, pcm.to_vec()));
+            let _ = tx.try_send((rate, pcm));
         })
     }
 }

@@ -1875,6 +1875,7 @@ impl Call {
     /// This call's record as it stands now (end time now).
     fn cdr(&self) -> Cdr {
         let end_ms = unix_ms();
+        let queued = self.queue_cdr();
         let from = self.a.invite.from().ok();
         let caller = from
             .as_ref()
@@ -1938,16 +1939,16 @@ impl Call {
             disposition,
             cause,
             reason,
-            queue: self.queue_cdr().map(|q| q.0),
-            agent: self.queue_cdr().and_then(|q| q.1),
-            wait_ms: self
-                .queue_cdr()
+            wait_ms: queued
+                .as_ref()
                 .map_or(answer_or_end.saturating_sub(self.start_ms), |q| q.2),
             // A queued call talks from the agent's answer.
-            talk_ms: match self.queue_cdr() {
+            talk_ms: match &queued {
                 Some((_, _, _, agent_ms)) => agent_ms.map_or(0, |a| end_ms.saturating_sub(a)),
                 None => self.answer_ms.map_or(0, |a| end_ms.saturating_sub(a)),
             },
+            agent: queued.as_ref().and_then(|q| q.1.clone()),
+            queue: queued.map(|q| q.0),
             recordings: self.recordings.clone(),
             ivr_path: self.ivr_path_now(),
             digits: self.digits.clone(),

@@ -25,7 +25,7 @@
 //! `record` (a voicemail-style message) and `hangup`. Prompt text may name
 //! variables as `${name}` (`${caller}` and `${dialed}` are always set).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -384,21 +384,6 @@ fn hash() -> String {
 }
 
 impl Node {
-    /// The type name as written in TOML.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Node::Play(_) => "play",
-            Node::Menu(_) => "menu",
-            Node::Speech(_) => "speech",
-            Node::Collect(_) => "collect",
-            Node::Set(_) => "set",
-            Node::Branch(_) => "branch",
-            Node::Transfer(_) => "transfer",
-            Node::Record(_) => "record",
-            Node::Hangup(_) => "hangup",
-        }
-    }
-
     /// Whether the node waits for the caller (a loop through one can end).
     pub fn waits_for_caller(&self) -> bool {
         matches!(
@@ -649,25 +634,6 @@ impl Flow {
             i += 1;
         }
         order
-    }
-
-    /// The node's variables set anywhere (for checks and docs).
-    pub fn variables(&self) -> HashMap<&str, &str> {
-        let mut out = HashMap::new();
-        for (name, node) in &self.nodes {
-            match node {
-                Node::Collect(c) => {
-                    out.insert(c.var.as_str(), name.as_str());
-                }
-                Node::Set(s) => {
-                    for k in s.vars.keys() {
-                        out.insert(k.as_str(), name.as_str());
-                    }
-                }
-                _ => {}
-            }
-        }
-        out
     }
 }
 

@@ -841,7 +841,6 @@ priority = 5
             .to_owned()
     };
     let mut dial_code = |code: &str| {
-        let rtp = e2e::rtp::RtpPeer::bind();
         let invite = phone.invite("1001", code);
         let tx = phone.send(invite.clone());
         let first = phone
@@ -863,12 +862,18 @@ priority = 5
             first
         };
         assert_eq!(r.code, 200, "{code}");
-        let _ = rtp;
+        let answered = std::time::Instant::now();
         let (btx, bye) = phone
             .request(Duration::from_secs(10))
             .expect("BYE after the confirmation");
         assert_eq!(bye.method, Method::Bye);
         phone.respond(btx.unwrap(), sip::response_to(&bye, 200, None));
+        // The state was spoken first ("Agent alice, you are ...": ~2 s).
+        let spoken = answered.elapsed();
+        assert!(
+            spoken > Duration::from_millis(1200),
+            "{code}: BYE after {spoken:?}"
+        );
     };
     dial_code("*11");
     assert_eq!(state(), "available");

@@ -594,15 +594,22 @@ impl Acd {
         }
     }
 
-    fn queue_json(&self, q: QueueIx, now: Instant) -> Value {
+    /// Per queue: callers waiting (callbacks included) and the longest
+    /// wait in seconds, in one pass over the callers.
+    fn waiting_by_queue(&self, now: Instant) -> Vec<(usize, u64)> {
+        let mut out = vec![(0, 0); self.router.queues()];
+        for w in self.callers.values() {
+            if let Some((count, longest)) = out.get_mut(w.queue) {
+                *count += 1;
+                *longest = (*longest).max(now.saturating_duration_since(w.joined).as_secs());
+            }
+        }
+        out
+    }
+
+    fn queue_json(&self, q: QueueIx, waiting: (usize, u64)) -> Value {
+        let (count, longest) = waiting;
         let f = self.figures.get(q).copied().unwrap_or_default();
-        let longest = self
-            .callers
-            .values()
-            .filter(|w| w.queue == q)
-            .map(|w| now.saturating_duration_since(w.joined).as_secs())
-            .max()
-            .unwrap_or(0);
         let sl = if f.answered == 0 {
             Value::Null
         } else {
@@ -612,7 +619,7 @@ impl Acd {
         json!({
             "queue": self.router.queue_name(q),
             "strategy": cfg.map(|c| format!("{:?}", c.strategy)),
-            "waiting": self.callers.values().filter(|w| w.queue == q).count(),
+            "waiting": count,
             "longest_wait_s": longest,
             "agents_logged_in": self.router.logged_in(q),
             "agents_available": self.router.available(q),
@@ -630,17 +637,10 @@ impl Acd {
     fn update_metrics(&self) {
         let m = &self.switch.metrics;
         let now = Instant::now();
-        for q in 0..self.router.queues() {
+        let waiting = self.waiting_by_queue(now);
+        for (q, &(count, longest)) in waiting.iter().enumerate() {
             let name = self.router.queue_name(q);
-            let waiting: Vec<&Waiting> = self.callers.values().filter(|w| w.queue == q).collect();
-            m.queue_waiting
-                .with_label_values(&[name])
-                .set(waiting.len() as i64);
-            let longest = waiting
-                .iter()
-                .map(|w| now.saturating_duration_since(w.joined).as_secs())
-                .max()
-                .unwrap_or(0);
+            m.queue_waiting.with_label_values(&[name]).set(count as i64);
             m.queue_longest_wait
                 .with_label_values(&[name])
                 .set(longest as i64);
@@ -764,13 +764,18 @@ impl Handler<QueueStats> for Acd {
                     .router
                     .queue_ix(&n)
                     .ok_or_else(|| format!("no queue {n:?}"))?;
-                Ok(self.queue_json(q, now))
+                Ok(self.queue_json(q, self.waiting_by_queue(now)[q]))
             }
-            None => Ok(Value::Array(
-                (0..self.router.queues())
-                    .map(|q| self.queue_json(q, now))
-                    .collect(),
-            )),
+            None => {
+                let waiting = self.waiting_by_queue(now);
+                Ok(Value::Array(
+                    waiting
+                        .iter()
+                        .enumerate()
+                        .map(|(q, w)| self.queue_json(q, *w))
+                        .collect(),
+                ))
+            }
         }
     }
 }
@@ -825,11 +830,11 @@ impl Handler<Leave> for Acd {
     type Result = ();
 
     fn handle(&mut self, l: Leave, ctx: &mut Context<Self>) {
-        let Some(w) = self.callers.remove(&l.caller) else {
+        if !self.callers.contains_key(&l.caller) {
             return;
-        };
-        // Cancels go to the call still (it may be ringing an agent).
-        self.callers.insert(l.caller, w);
+        }
+        // The router first: its cancels still reach the call (it may be
+        // ringing an agent), then the caller is forgotten.
         let d = self.router.leave(l.caller, Instant::now());
         self.apply(d, ctx);
         let Some(w) = self.callers.remove(&l.caller) else {

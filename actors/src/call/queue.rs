@@ -25,6 +25,9 @@ pub(super) struct QueueCall {
     announcing: Option<u64>,
     /// The caller asked for a callback: hang up after the confirmation.
     leaving: bool,
+    /// The queue's music file, rendered once off the actor (None: not
+    /// ready, or the queue plays ringback or nothing).
+    music: Option<media::wav::Prompt>,
 }
 
 /// Tags of announcement prompts (IVR prompts count up from 1).
@@ -62,7 +65,9 @@ impl Call {
             answered_ms: None,
             announcing: None,
             leaving: false,
+            music: None,
         }));
+        self.queue_load_music(ctx);
         let max_wait = self
             .switch
             .config()
@@ -342,6 +347,41 @@ impl Call {
         }
     }
 
+    /// Renders the queue's music file off the actor (file I/O, resampling;
+    /// then kept in memory) and starts it; ringback plays until it is ready.
+    fn queue_load_music(&mut self, ctx: &mut Context<Self>) {
+        let (Some(q), Some(a)) = (&self.queue, &self.anchor) else {
+            return;
+        };
+        let cfg = self.switch.config();
+        let Some(config::acd::Music::File { file }) = cfg
+            .queues
+            .iter()
+            .find(|x| x.name == q.name)
+            .map(|x| &x.music)
+        else {
+            return;
+        };
+        let parts = vec![crate::ivr::Part::File(cfg.ivr.prompts_dir.join(file))];
+        let (rate, renderer, queue) = (a.rate_a(), self.switch.prompts.clone(), q.name.clone());
+        let render =
+            async move { tokio::task::spawn_blocking(move || renderer.render(&parts, rate)).await };
+        ctx.spawn(render.into_actor(self).map(move |res, this, _| {
+            let prompt = match res {
+                Ok((p, errors)) if errors.is_empty() && !p.samples.is_empty() => p,
+                other => {
+                    tracing::warn!(queue = %queue, result = ?other.map(|r| r.1), "queue music: ringback instead");
+                    return;
+                }
+            };
+            let Some(q) = this.queue.as_mut().filter(|q| q.name == queue) else { return };
+            q.music = Some(prompt);
+            if q.announcing.is_none() && q.ringing.is_none() && q.agent.is_none() && !q.leaving {
+                this.queue_music();
+            }
+        }));
+    }
+
     /// What a waiting caller hears: the queue's music.
     fn queue_music(&self) {
         let (Some(q), Some(a)) = (&self.queue, &self.anchor) else {
@@ -355,18 +395,13 @@ impl Call {
             .map(|x| &x.music)
         {
             Some(config::acd::Music::Named(n)) if n == "none" => a.session.stop_playing(a.leg_a()),
-            Some(config::acd::Music::File { file }) => {
-                // Played whole and again (queue_played); cached in memory.
-                let parts = vec![crate::ivr::Part::File(cfg.ivr.prompts_dir.join(file))];
-                let (prompt, errors) = self.switch.prompts.render(&parts, a.rate_a());
-                if errors.is_empty() && !prompt.samples.is_empty() {
-                    a.session.play(a.leg_a(), prompt, MUSIC_TAG);
-                } else {
-                    tracing::warn!(?errors, "queue music: ringback instead");
-                    a.session
-                        .play_tone(a.leg_a(), media::tone::ToneKind::Ringback);
-                }
-            }
+            // Played whole and again (queue_played), from memory.
+            Some(config::acd::Music::File { .. }) => match &q.music {
+                Some(p) => a.session.play(a.leg_a(), p.clone(), MUSIC_TAG),
+                None => a
+                    .session
+                    .play_tone(a.leg_a(), media::tone::ToneKind::Ringback),
+            },
             _ => a
                 .session
                 .play_tone(a.leg_a(), media::tone::ToneKind::Ringback),

@@ -72,7 +72,7 @@ struct Inner {
 
 /// Receives a tapped leg's decoded audio on the media thread (rate, one
 /// packet's samples): keep it short, e.g. hand it to a channel.
-pub type TapFn = Box<dyn FnMut(media::audio::Rate, &[i16]) + Send + 'static>;
+pub type TapFn = Box<dyn FnMut(media::audio::Rate, Vec<i16>) + Send + 'static>;
 
 /// Callback receiving a session's events (called on the media thread: keep it short,
 /// e.g. forward to an actor).
@@ -502,13 +502,15 @@ async fn run_session(s: Spawn) {
             counts.publish(&engine.stats);
         }
         while let Some(ev) = session.poll_event() {
-            if let Event::Audio { leg, rate, pcm } = &ev {
-                if let Some(f) = taps.get_mut(leg) {
-                    f(*rate, pcm);
+            match ev {
+                // Tapped audio goes to its tap (moved, not copied).
+                Event::Audio { leg, rate, pcm } => {
+                    if let Some(f) = taps.get_mut(&leg) {
+                        f(rate, pcm);
+                    }
                 }
-                continue;
+                ev => events(SessionEvent::Media(ev)),
             }
-            events(SessionEvent::Media(ev));
         }
     }
     counts.malformed += session.take_malformed();
