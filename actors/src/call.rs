@@ -263,6 +263,9 @@ pub struct Call {
     /// Third parties that are gone: their Call-IDs and transactions are
     /// released at the end, and a late 2xx is still ACKed and hung up.
     c_done: Vec<LegB>,
+    /// Call-IDs of given-up INVITEs (CANCEL sent or owed) whose final
+    /// response the call waits for before it ends.
+    finals_owed: Vec<String>,
     /// For the CDR: when the INVITE came, when it was answered, the final
     /// code leg A got, why it ended, where it went, its recordings.
     start_ms: u64,
@@ -345,6 +348,7 @@ impl Call {
             c_purpose: Default::default(),
             c_target: None,
             c_done: Vec::new(),
+            finals_owed: Vec::new(),
             start_ms: unix_ms(),
             answer_ms: None,
             final_code: None,
@@ -388,10 +392,6 @@ impl Call {
         if self.ivr.is_some() {
             // Leg A is answered by the IVR: the transfer failed.
             return self.ivr_b_failed(code, ctx);
-        }
-        if self.queue.is_some() {
-            // An agent's phone did not take the call; the caller waits on.
-            return self.queue_b_failed(code, ctx);
         }
         if self.answered_here && !self.originated {
             // The switch answered the caller (a queue's overflow to a
@@ -929,13 +929,6 @@ impl Call {
             }
             return self.ivr_connected(ctx);
         }
-        if self.queue.is_some() {
-            if self.anchor.is_some() && answer.is_none() {
-                self.hangup_b_only(ctx);
-                return self.queue_b_failed(488, ctx);
-            }
-            return self.queue_connected(ctx);
-        }
         if self.answered_here {
             // A queue's overflow reached a user: the two talk.
             if let Some(a) = &self.anchor {
@@ -1101,10 +1094,6 @@ impl Call {
         if self.ivr_transferring() {
             self.cancel_b(ctx);
             return self.ivr_b_failed(480, ctx);
-        }
-        if self.queue_ringing() {
-            self.cancel_b(ctx);
-            return self.queue_b_failed(480, ctx);
         }
         if self.answered_here && self.b.as_ref().is_some_and(|b| b.dialog.is_none()) {
             self.cancel_b(ctx);
@@ -1404,6 +1393,8 @@ impl Call {
                 }
             }
             self.rec = Rec::Off;
+            // The agent is free (wrap-up) now, not when the BYEs are answered.
+            self.queue_finish();
         }
         self.phase = Phase::Ending;
         self.cancel_no_answer(ctx);
@@ -1420,7 +1411,10 @@ impl Call {
         } else {
             legs
         };
-        let mut ringing = false;
+        // Agents' phones ringing for a queued caller are cancelled; the
+        // call waits for their final responses.
+        self.drop_ringers(ctx);
+        let mut ringing = !self.finals_owed.is_empty();
         for &leg in legs {
             if self.ended[leg as usize] {
                 continue;
@@ -1458,6 +1452,26 @@ impl Call {
 }
 
 impl Call {
+    /// A final response to a given-up INVITE came: an ending call whose
+    /// BYEs are answered may stop now.
+    fn final_owed_came(&mut self, call_id: Option<&str>, ctx: &mut Context<Self>) {
+        let Some(id) = call_id else { return };
+        let before = self.finals_owed.len();
+        self.finals_owed.retain(|x| x != id);
+        let b_settled = self
+            .b
+            .as_ref()
+            .is_none_or(|b| b.dialog.is_some() || b.failed);
+        if before != self.finals_owed.len()
+            && self.finals_owed.is_empty()
+            && self.phase == Phase::Ending
+            && self.byes_pending == 0
+            && b_settled
+        {
+            ctx.stop();
+        }
+    }
+
     /// Hanging up `leg` before it answered: its INVITE is cancelled (or
     /// will be, at its first provisional response, §9.1). False if it has
     /// no INVITE outstanding.
@@ -1618,7 +1632,13 @@ impl Handler<CallEvent> for Call {
                     }
                     return;
                 }
+                if method == Method::Invite && resp.code >= 200 {
+                    self.final_owed_came(resp.call_id(), ctx);
+                }
                 match method {
+                    Method::Invite if self.is_ringer(resp.call_id()) => {
+                        self.on_ringer_response(tx, resp, ctx)
+                    }
                     Method::Invite if self.leg_of(resp.call_id()) == Some(Leg::B) => {
                         self.on_b_response(tx, resp, ctx)
                     }
@@ -1651,18 +1671,23 @@ impl Handler<CallEvent> for Call {
                     }
                     Method::Invite if (200..300).contains(&resp.code) => {
                         // A third party that answers after it was given up.
+                        // Its transaction is kept past the 2xx: released
+                        // with the call's.
                         let late = self
                             .c_done
-                            .iter()
+                            .iter_mut()
                             .find(|c| c.invite.call_id() == resp.call_id())
-                            .map(|c| (c.invite.clone(), c.peer));
+                            .map(|c| {
+                                c.tx = Some(tx);
+                                (c.invite.clone(), c.peer)
+                            });
                         if let Some((invite, peer)) = late {
                             self.ack_and_bye(&invite, peer, tx, &resp, ctx);
                         }
                     }
                     Method::Bye if resp.code >= 200 => {
                         self.byes_pending = self.byes_pending.saturating_sub(1);
-                        if self.byes_pending == 0 {
+                        if self.byes_pending == 0 && self.finals_owed.is_empty() {
                             ctx.stop();
                         }
                     }
@@ -1690,8 +1715,8 @@ impl Handler<CallEvent> for Call {
                 if self.ivr_transferring() && b_tx == Some(tx) {
                     return self.ivr_b_failed(408, ctx);
                 }
-                if self.queue_ringing() && b_tx == Some(tx) {
-                    return self.queue_b_failed(408, ctx);
+                if let Some(ringer) = self.ringer_with_tx(tx) {
+                    return self.ringer_failed(&ringer, 408, false, ctx);
                 }
                 if self.answered_here && self.phase == Phase::Up && b_tx == Some(tx) {
                     return self.fail_a(408, None, ctx);

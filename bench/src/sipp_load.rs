@@ -10,6 +10,7 @@
 //! - `latency`: INVITE->180 (and ->100, ->200) delay percentiles seen by the UAC.
 //! - `memory`: switch RSS per established (held) call.
 //! - `all`: the three, then a summary.
+//! - `queue`: the ACD's answer delay: callers into a queue whose agents' phones answer at once.
 
 use bench::procs::{clk_tck, cpu_ticks, rss_kib, spawn_switch, tail, udp_drops, Proc};
 use bench::{Result, Rng};
@@ -25,6 +26,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
+
+#[path = "sipp_load/queue.rs"]
+mod queue;
 
 const UAC_CPS: &str = include_str!("../scenarios/uac_cps.xml");
 const UAC_LATENCY: &str = include_str!("../scenarios/uac_latency.xml");
@@ -123,6 +127,9 @@ enum Mode {
     Memory(MemoryArgs),
     /// max-cps, latency and memory with their defaults (or --quick sizes), then a summary.
     All(AllArgs),
+    /// ACD answer delay: callers into a queue whose agents' phones (the sipp UAS) answer
+    /// at once; percentiles of the caller's wait from joining to the agent's answer.
+    Queue(queue::QueueArgs),
 }
 
 #[derive(Args, Clone, Debug, Serialize)]
@@ -216,6 +223,12 @@ fn main() -> ExitCode {
             &mut report.errors,
             "memory",
             memory(&common, &a),
+        ),
+        Mode::Queue(a) => record(
+            &mut report.queue,
+            &mut report.errors,
+            "queue",
+            queue::run(&common, &a),
         ),
         Mode::All(a) => {
             let (m, l, r) = if a.quick {
@@ -318,6 +331,8 @@ struct Report {
     max_cps: Option<MaxCpsResult>,
     latency: Option<LatencyResult>,
     memory: Option<MemoryResult>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    queue: Option<queue::QueueResult>,
     errors: Vec<String>,
 }
 
@@ -397,8 +412,22 @@ struct Rig {
     _tmp: Option<tempfile::TempDir>,
 }
 
+/// What a mode changes in the rig: the config after the trunks (routes,
+/// queues, users; `None`: every call to the UAS trunk), and local users
+/// registered from the UAS's address before it starts (their calls reach it).
+#[derive(Default)]
+struct Setup {
+    config: Option<String>,
+    /// User names; their password is `bench`.
+    register: Vec<String>,
+}
+
 impl Rig {
     fn start(common: &Common, mode: &str) -> Result<Rig> {
+        Rig::start_with(common, mode, &Setup::default())
+    }
+
+    fn start_with(common: &Common, mode: &str, setup: &Setup) -> Result<Rig> {
         let switch_bin = bench::switch_bin(common.switch_bin.as_deref())?;
         let (dir, tmp) = bench::work_dir(&format!("sipp-load-{mode}-"), common.keep_files)?;
         let scenarios = dir.join("scenarios");
@@ -448,11 +477,16 @@ inbound = {{ from = ["{uac_ip}"] }}
 name = "uas"
 outbound = {{ host = "127.0.0.1:{uas_port}", transport = "{uas_tr}" }}
 
-[[routes]]
-prefix = ""
-from = "trunks"
-target = {{ trunk = "uas" }}
+[control]
+socket = "{sock}"
+
+{rest}
 "#,
+            sock = dir.join("switchboard.sock").display(),
+            rest = setup.config.clone().unwrap_or_else(|| {
+                "[[routes]]\nprefix = \"\"\nfrom = \"trunks\"\ntarget = { trunk = \"uas\" }\n"
+                    .into()
+            }),
             shards = common.shards,
             db = dir.join("db").display(),
             log = common.switch_log,
@@ -466,6 +500,15 @@ target = {{ trunk = "uas" }}
             &[(sw_addr, Transport::Udp), (sw_addr, Transport::Tcp)],
         )?;
 
+        if !setup.register.is_empty() {
+            let t0 = Instant::now();
+            queue::register(sw_addr, uas_port, &setup.register)?;
+            println!(
+                "registered {} users at 127.0.0.1:{uas_port} in {:.2} s",
+                setup.register.len(),
+                t0.elapsed().as_secs_f64()
+            );
+        }
         let uas_dir = dir.join("uas");
         fs::create_dir_all(&uas_dir)
             .map_err(|e| format!("cannot create {}: {e}", uas_dir.display()))?;

@@ -30,8 +30,9 @@ pub fn scenario(name: &str) -> PathBuf {
 /// its statistics. `args` are sipp arguments after the remote address.
 pub fn run_uac(dir: &Path, remote: &str, args: &[&str], limit: Duration) -> SippStats {
     crate::require("sipp");
-    let stat = dir.join(format!("uac-{}.csv", crate::free_port("127.0.0.1")));
-    let errf = dir.join("uac-errors.log");
+    let n = crate::free_port("127.0.0.1");
+    let stat = dir.join(format!("uac-{n}.csv"));
+    let errf = dir.join(format!("uac-errors-{n}.log"));
     let mut cmd = Command::new("timeout");
     cmd.arg(limit.as_secs().to_string())
         .arg("sipp")
@@ -50,6 +51,26 @@ pub fn run_uac(dir: &Path, remote: &str, args: &[&str], limit: Duration) -> Sipp
     s.exit_code = status.code();
     s.errors = std::fs::read_to_string(&errf).unwrap_or_default();
     s
+}
+
+/// Runs one sipp call (`args`: scenario, service, timeouts) from the
+/// carrier's address 127.0.0.2, on SIP and media ports of its own.
+pub fn run_trunk_call(dir: &Path, remote: &str, args: &[&str], limit: Duration) -> SippStats {
+    let sport = crate::free_port("127.0.0.2").to_string();
+    let mport = (crate::free_port("127.0.0.2") & !1).to_string();
+    let mut all = vec![
+        "-i",
+        "127.0.0.2",
+        "-p",
+        &sport,
+        "-mi",
+        "127.0.0.2",
+        "-mp",
+        &mport,
+    ];
+    all.extend_from_slice(&["-m", "1"]);
+    all.extend_from_slice(args);
+    run_uac(dir, remote, &all, limit)
 }
 
 fn read_stats(path: &Path) -> SippStats {

@@ -153,8 +153,8 @@ target = { queue = "sales" }
 /// alert (over 1 s); /metrics has the queue's and agents' figures.
 #[test]
 fn a_queued_caller_reaches_the_next_agent_when_one_does_not_answer() {
-    use e2e::media::{media_config, sdp, sdp_addr, tone_share, ulaw_pcm, ulaw_tone, PCMU};
-    use e2e::rtp::{RtpPeer, Sender};
+    use e2e::media::{media_config, sdp, sdp_addr, PCMU};
+    use e2e::rtp::RtpPeer;
     use sip::{Method, SipMessage};
     use std::time::{Duration, Instant};
     let dir = tempfile::tempdir().unwrap();
@@ -201,25 +201,7 @@ fn a_queued_caller_reaches_the_next_agent_when_one_does_not_answer() {
     assert!(e2e::rtp::rms_dbfs(&waiting) > -40.0, "music on hold");
     assert_eq!(sw.ctl_json(&["agents", "list"])[1]["state"], "on_call");
     // They talk.
-    let t0 = Instant::now();
-    let mut a = Sender::new(&c.rtp, c.media, 0xCA11);
-    let mut b = Sender::new(&rtp, sdp_addr(binv.body()), 0xB0B);
-    let (fa, fb) = (ulaw_tone(500.0, 1000), ulaw_tone(1500.0, 1000));
-    std::thread::scope(|s| {
-        s.spawn(|| a.audio(0, 160, &fa));
-        s.spawn(|| b.audio(0, 160, &fb));
-    });
-    let after = |p: Vec<e2e::rtp::Packet>| {
-        ulaw_pcm(
-            &p.into_iter()
-                .filter(|p| p.at > t0 + Duration::from_millis(300))
-                .collect::<Vec<_>>(),
-        )
-    };
-    let (ca, ag) = (
-        tone_share(&after(c.rtp.packets()), 1500.0),
-        tone_share(&after(rtp.packets()), 500.0),
-    );
+    let (ca, ag) = talk(&c, &rtp, sdp_addr(binv.body()), 1000);
     println!(
         "waited {:.2} s; caller hears bob at {ca:.2}, bob hears the caller at {ag:.2}",
         waited.as_secs_f64()
@@ -764,6 +746,38 @@ target = {{ queue = "closing" }}
     assert_eq!(last["reason"], "queue closing: no agents", "{last}");
 }
 
+/// The caller sends 500 Hz, the agent (RTP socket `rtp`, the switch's
+/// media address for it `agent_media`) 1500 Hz for `ms`: how much of what
+/// each one hears after the first 300 ms is the other's tone.
+fn talk(
+    c: &e2e::media::TrunkCaller,
+    rtp: &e2e::rtp::RtpPeer,
+    agent_media: std::net::SocketAddr,
+    ms: u32,
+) -> (f64, f64) {
+    use e2e::media::{tone_share, ulaw_pcm, ulaw_tone};
+    use e2e::rtp::Sender;
+    let t0 = std::time::Instant::now();
+    let mut a = Sender::new(&c.rtp, c.media, 0xCA11);
+    let mut b = Sender::new(rtp, agent_media, 0xB0B);
+    let (fa, fb) = (ulaw_tone(500.0, ms), ulaw_tone(1500.0, ms));
+    std::thread::scope(|s| {
+        s.spawn(|| a.audio(0, 160, &fa));
+        s.spawn(|| b.audio(0, 160, &fb));
+    });
+    let after = |p: Vec<e2e::rtp::Packet>| {
+        ulaw_pcm(
+            &p.into_iter()
+                .filter(|p| p.at > t0 + std::time::Duration::from_millis(300))
+                .collect::<Vec<_>>(),
+        )
+    };
+    (
+        tone_share(&after(c.rtp.packets()), 1500.0),
+        tone_share(&after(rtp.packets()), 500.0),
+    )
+}
+
 /// Queue "q" (no announcements) with agent alice on phone 1001.
 const ALICE_IN_Q: &str = r#"
 [[queues]]
@@ -990,4 +1004,151 @@ fn an_agent_who_misses_offers_is_paused() {
         "{more:?}"
     );
     assert_eq!(sw.ctl_json(&["queues", "stats", "q"])[0]["waiting"], 1);
+}
+
+/// Ring-all with real parallel legs: alice has two phones (1001, 1003),
+/// bob one (1002). A caller rings all three at once, each with the queue in
+/// the display name; bob answers and talks to the caller; both of alice's
+/// phones get a CANCEL. Then an agent whose phone is not registered counts
+/// as a miss while the other agent's phone rings.
+#[test]
+fn ring_all_rings_every_phone_and_cancels_the_others_on_answer() {
+    use e2e::media::{sdp, sdp_addr, PCMU};
+    use e2e::rtp::RtpPeer;
+    use sip::{Method, SipMessage};
+    use std::time::Duration;
+    let cfg = r#"
+[[queues]]
+name = "all"
+strategy = "ring-all"
+announce_secs = 0
+ring_timeout_secs = 10
+wrap_up_secs = 0
+
+[[agents]]
+name = "alice"
+users = ["1001", "1003"]
+queues = ["all"]
+
+[[agents]]
+name = "bob"
+users = ["1002"]
+queues = ["all"]
+
+[[routes]]
+number = "720"
+from = "trunks"
+target = { queue = "all" }
+"#;
+    let (_dir, sw) = e2e::media::media_switch(cfg);
+    let mut phones: Vec<e2e::ua::Ua> = ["1001", "1003", "1002"]
+        .iter()
+        .map(|u| {
+            let mut p = e2e::ua::Ua::new("127.0.0.1", sw.addr());
+            assert_eq!(p.register(u, "secret", 300).unwrap().code, 200);
+            p
+        })
+        .collect();
+    sw.ctl_json(&["agents", "login", "alice"]);
+    sw.ctl_json(&["agents", "login", "bob"]);
+    let mut c = e2e::media::dial_in(&sw, "720");
+    let mut rung = Vec::new();
+    for p in phones.iter_mut() {
+        let (tx, inv) = p
+            .request(Duration::from_secs(5))
+            .expect("every phone rings");
+        assert_eq!(inv.method, Method::Invite);
+        let from = inv.headers.get(&sip::Name::From).unwrap().to_owned();
+        assert!(from.contains("\"all: 5551234\""), "{from}");
+        p.respond(tx.unwrap(), sip::response_to(&inv, 180, Some("ring")));
+        rung.push((tx.unwrap(), inv));
+    }
+    let agents = sw.ctl_json(&["agents", "list"]);
+    assert_eq!(
+        (agents[0]["state"].as_str(), agents[1]["state"].as_str()),
+        (Some("ringing"), Some("ringing")),
+        "{agents}"
+    );
+    // Bob answers.
+    let rtp = RtpPeer::bind();
+    let mut ok = phones[2].answer(&rung[2].1, 200, "bob");
+    ok.body = sdp(rtp.port, "0 101", PCMU);
+    phones[2].respond(rung[2].0, ok);
+    let (_, ack) = phones[2].request(Duration::from_secs(5)).expect("ACK");
+    assert_eq!(ack.method, Method::Ack);
+    // Alice's two phones stop ringing.
+    for i in 0..2 {
+        let (tx, cancel) = phones[i]
+            .request(Duration::from_secs(5))
+            .expect("CANCEL to alice's phone");
+        assert_eq!(cancel.method, Method::Cancel, "phone {i}");
+        assert_eq!(cancel.call_id(), rung[i].1.call_id());
+        phones[i].respond(tx.unwrap(), sip::response_to(&cancel, 200, None));
+        phones[i].respond(rung[i].0, sip::response_to(&rung[i].1, 487, Some("ring")));
+    }
+    // The caller and bob talk.
+    let (ca, ag) = talk(&c, &rtp, sdp_addr(rung[2].1.body()), 800);
+    assert!(
+        ca > 0.8 && ag > 0.8,
+        "caller hears bob {ca:.2}, bob the caller {ag:.2}"
+    );
+    let agents = sw.ctl_json(&["agents", "list"]);
+    assert_eq!(agents[0]["state"], "available", "{agents}");
+    assert_eq!(agents[1]["state"], "on_call", "{agents}");
+    let btx = e2e::ua::bye_as_callee(&mut phones[2], &rung[2].1, "bob");
+    let _ = phones[2].final_response(btx, Duration::from_secs(5));
+    c.take_bye(Duration::from_secs(5));
+    let cdrs = sw.cdrs(1);
+    assert_eq!(cdrs[0]["agent"], "bob", "{}", cdrs[0]);
+    assert_eq!(cdrs[0]["destination"], "1002", "{}", cdrs[0]);
+
+    // Alice's phones unregister: the next caller rings bob only, and
+    // alice's offer (no phone to ring) is a miss.
+    for (i, u) in [(0, "1001"), (1, "1003")] {
+        assert_eq!(phones[i].register(u, "secret", 0).unwrap().code, 200);
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let mut c2 = e2e::media::dial_in(&sw, "720");
+    let (tx, inv) = phones[2]
+        .request(Duration::from_secs(5))
+        .expect("bob rings");
+    assert_eq!(inv.method, Method::Invite);
+    let ok = phones[2].answer(&inv, 200, "bob2");
+    let mut ok = ok;
+    ok.body = sdp(rtp.port, "0 101", PCMU);
+    phones[2].respond(tx.unwrap(), ok);
+    let _ = phones[2].request(Duration::from_secs(5)).expect("ACK");
+    let bye = c2.ua.bye(&c2.invite, &c2.ok);
+    c2.ua.send(bye);
+    let log = std::fs::read_to_string(sw.dir.join("switch.log")).unwrap();
+    assert!(
+        log.contains("queue: cannot ring the agent's phone")
+            && log.contains("offer missed agent=alice"),
+        "{log}"
+    );
+    // A caller who hangs up while bob's phone rings: bob's phone is cancelled.
+    let (tx, bye) = phones[2]
+        .request(Duration::from_secs(5))
+        .expect("BYE to bob");
+    assert_eq!(bye.method, Method::Bye);
+    phones[2].respond(tx.unwrap(), sip::response_to(&bye, 200, None));
+    std::thread::sleep(Duration::from_millis(200));
+    let mut c3 = e2e::media::dial_in(&sw, "720");
+    let (tx, inv) = phones[2]
+        .request(Duration::from_secs(5))
+        .expect("bob rings");
+    assert_eq!(inv.method, Method::Invite);
+    phones[2].respond(tx.unwrap(), sip::response_to(&inv, 180, Some("ring")));
+    let bye = c3.ua.bye(&c3.invite, &c3.ok);
+    c3.ua.send(bye);
+    let (ctx_, cancel) = phones[2].request(Duration::from_secs(5)).expect("CANCEL");
+    assert_eq!(cancel.method, Method::Cancel);
+    phones[2].respond(ctx_.unwrap(), sip::response_to(&cancel, 200, None));
+    phones[2].respond(tx.unwrap(), sip::response_to(&inv, 487, Some("ring")));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(sw.ctl_json(&["agents", "list"])[1]["state"], "available");
+    assert_eq!(
+        sw.ctl_json(&["calls", "list"]).as_array().map(Vec::len),
+        Some(0)
+    );
 }

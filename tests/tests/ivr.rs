@@ -322,10 +322,8 @@ fn sipp_caller(
     }
     let remote = sw.addr().to_string();
     let dir = dir.to_owned();
-    let sport = e2e::free_port("127.0.0.2").to_string();
-    let mport = (e2e::free_port("127.0.0.2") & !1).to_string();
     std::thread::spawn(move || {
-        e2e::sipp::run_uac(
+        e2e::sipp::run_trunk_call(
             &dir,
             &remote,
             &[
@@ -333,16 +331,6 @@ fn sipp_caller(
                 scen.to_str().unwrap(),
                 "-s",
                 "5000",
-                "-i",
-                "127.0.0.2",
-                "-p",
-                &sport,
-                "-mi",
-                "127.0.0.2",
-                "-mp",
-                &mport,
-                "-m",
-                "1",
                 "-timeout",
                 "60",
             ],

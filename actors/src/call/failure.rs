@@ -65,6 +65,10 @@ impl Call {
             };
             self.shard.do_send(ShardCmd::Detached { peer, req });
         }
+        for r in self.ringer_legs().filter(|r| r.provisional && !r.failed) {
+            let (peer, req) = (r.peer, cancel_for(&r.invite));
+            self.shard.do_send(ShardCmd::Detached { peer, req });
+        }
         if let Some(a) = &self.anchor {
             if self.rec != Rec::Off {
                 a.session.stop_recording();
@@ -103,10 +107,17 @@ impl Call {
             .remove_if(&id, |_, e| me.as_ref().is_none_or(|me| e.addr == *me));
         self.leave_room();
         let mut call_ids = vec![id];
-        let outs = || self.b.iter().chain(&self.c).chain(&self.c_done);
-        call_ids.extend(outs().map(|b| b.invite.call_id().unwrap_or("").to_owned()));
         let mut txs = std::mem::take(&mut self.kept_txs);
-        txs.extend(outs().filter_map(|b| b.tx));
+        let outs = self
+            .b
+            .iter()
+            .chain(&self.c)
+            .chain(&self.c_done)
+            .chain(self.ringer_legs());
+        for out in outs {
+            call_ids.push(out.invite.call_id().unwrap_or("").to_owned());
+            txs.extend(out.tx);
+        }
         self.shard.do_send(ShardCmd::Forget { call_ids, txs });
     }
 }

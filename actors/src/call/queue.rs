@@ -1,8 +1,10 @@
 //! A call waiting in an ACD queue: the switch has answered leg A (a route
 //! to the queue, or an IVR transfer), the caller hears the queue's music,
-//! and the ACD ([`crate::acd::Acd`]) sends offers: each rings an agent's
-//! phone as leg B (the caller's number and the queue in its display name
-//! and an `X-Queue` header). An answer bridges the two; no answer, a
+//! and the ACD ([`crate::acd::Acd`]) sends offers: each rings every phone
+//! of an agent (the caller's number and the queue in its display name and
+//! an `X-Queue` header), each phone on its own INVITE and media leg, so a
+//! ring-all queue rings several agents at once. The first phone to answer
+//! becomes leg B and is bridged; the others are cancelled. No answer, a
 //! decline or an unreachable phone is a missed offer and the caller waits
 //! for the next. When the call ends the agent's wrap-up starts.
 
@@ -15,8 +17,8 @@ pub(super) struct QueueCall {
     name: String,
     /// The caller's id in the ACD, once joined.
     id: Option<CallerId>,
-    /// The agent whose phone rings (leg B), if any.
-    ringing: Option<String>,
+    /// Agents' phones ringing for this caller.
+    ringers: Vec<Ringer>,
     /// The agent the caller talks to.
     agent: Option<String>,
     joined_ms: u64,
@@ -28,6 +30,17 @@ pub(super) struct QueueCall {
     /// The queue's music file, rendered once off the actor (None: not
     /// ready, or the queue plays ringback or nothing).
     music: Option<media::wav::Prompt>,
+}
+
+/// One phone of an agent ringing for a waiting caller: its own INVITE and
+/// media leg (an extra leg of the anchor until it answers).
+struct Ringer {
+    agent: String,
+    user: String,
+    leg: LegB,
+    media: LegId,
+    /// The offer's ring time.
+    timer: SpawnHandle,
 }
 
 /// Tags of announcement prompts (IVR prompts count up from 1).
@@ -59,7 +72,7 @@ impl Call {
         self.queue = Some(Box::new(QueueCall {
             name: name.to_owned(),
             id: None,
-            ringing: None,
+            ringers: Vec::new(),
             agent: None,
             joined_ms: unix_ms(),
             answered_ms: None,
@@ -81,7 +94,7 @@ impl Call {
                 let still = this.queue.as_ref().is_some_and(|q| {
                     Some(q.joined_ms) == joined
                         && q.agent.is_none()
-                        && q.ringing.is_none()
+                        && q.ringers.is_empty()
                         && !q.leaving
                 });
                 if still {
@@ -132,7 +145,7 @@ impl Call {
     /// then the music goes on.
     fn queue_announce(&mut self, ctx: &mut Context<Self>) {
         let Some(q) = self.queue.as_ref() else { return };
-        let (Some(id), None, None) = (q.id, &q.ringing, &q.agent) else {
+        let (Some(id), true, None) = (q.id, q.ringers.is_empty(), &q.agent) else {
             return;
         };
         let Some(acd) = self.switch.acd.get().cloned() else {
@@ -172,7 +185,7 @@ impl Call {
         ctx.spawn(render.into_actor(self).map(move |res, this, ctx| {
             let Ok((prompt, _)) = res else { return };
             let waiting = this.queue.as_ref().is_some_and(|q| {
-                q.announcing == Some(tag) && q.ringing.is_none() && q.agent.is_none()
+                q.announcing == Some(tag) && q.ringers.is_empty() && q.agent.is_none()
             });
             if prompt.samples.is_empty() && this.queue.as_ref().is_some_and(|q| q.leaving) {
                 return this.queue_played(tag, ctx);
@@ -187,7 +200,7 @@ impl Call {
     /// after a callback's confirmation, the call ends).
     pub(super) fn queue_played(&mut self, tag: u64, ctx: &mut Context<Self>) {
         let Some(q) = self.queue.as_mut() else { return };
-        if tag == MUSIC_TAG && q.announcing.is_none() && q.ringing.is_none() && q.agent.is_none() {
+        if tag == MUSIC_TAG && q.announcing.is_none() && q.agent.is_none() {
             return self.queue_music();
         }
         if q.announcing == Some(tag) {
@@ -213,7 +226,7 @@ impl Call {
             .iter()
             .find(|x| x.name == q.name)
             .map(|x| x.callback_key.clone());
-        let (Some(id), None, None, Some(key)) = (q.id, &q.ringing, &q.agent, key) else {
+        let (Some(id), true, None, Some(key)) = (q.id, q.ringers.is_empty(), &q.agent, key) else {
             return;
         };
         if key.is_empty() || !key.starts_with(d) || q.leaving {
@@ -306,6 +319,7 @@ impl Call {
                 reason: why.to_owned(),
             });
         }
+        self.drop_ringers(ctx);
         self.queue = None;
         if let Some(a) = &self.anchor {
             a.session.stop_playing(a.leg_a());
@@ -376,7 +390,7 @@ impl Call {
             };
             let Some(q) = this.queue.as_mut().filter(|q| q.name == queue) else { return };
             q.music = Some(prompt);
-            if q.announcing.is_none() && q.ringing.is_none() && q.agent.is_none() && !q.leaving {
+            if q.announcing.is_none() && q.agent.is_none() && !q.leaving {
                 this.queue_music();
             }
         }));
@@ -408,11 +422,6 @@ impl Call {
         }
     }
 
-    /// Whether an agent's phone rings for this caller.
-    pub(super) fn queue_ringing(&self) -> bool {
-        self.queue.as_ref().is_some_and(|q| q.ringing.is_some())
-    }
-
     /// Whether the caller is in a queue (waiting or ringing an agent).
     pub(super) fn in_queue(&self) -> bool {
         self.queue.as_ref().is_some_and(|q| q.agent.is_none())
@@ -428,55 +437,269 @@ impl Call {
         }
     }
 
-    /// Forgets the agent's ringing leg B (its late answers are still
-    /// ACKed and hung up, see `c_done`); the caller hears the music again.
-    fn drop_offered_b(&mut self, ctx: &mut Context<Self>) {
-        self.cancel_no_answer(ctx);
-        if let Some(b) = self.b.take() {
-            self.c_done.push(b);
+    /// Rings one of the agent's phones (`user`) with its own INVITE and
+    /// media leg; it rings for at most `ring`.
+    fn ring_phone(
+        &mut self,
+        agent: &str,
+        user: &str,
+        ring: Duration,
+        ctx: &mut Context<Self>,
+    ) -> Result<(), String> {
+        let source = self.source.clone().ok_or("no caller")?;
+        let dest = self
+            .resolve(&RouteTarget::User(user.to_owned()), user)
+            .map_err(|(code, why)| format!("{code} {}", why.unwrap_or("")))?;
+        let anchor = self.anchor.as_mut().ok_or("media not anchored")?;
+        let (media, body) = anchor
+            .offer_extra(LegOptions {
+                inband_dtmf: dest.inband_dtmf,
+            })
+            .map_err(|code| format!("no media leg ({code})"))?;
+        let mf = self.switch.config().calls.max_forwards;
+        let mut invite = self.build_b_invite(&dest, user, &source, mf.saturating_sub(1));
+        set_sdp(&mut invite, body);
+        let call_id = invite.call_id().unwrap_or("").to_owned();
+        self.shard.do_send(ShardCmd::Adopt {
+            call_id: call_id.clone(),
+            call: ctx.address(),
+        });
+        self.shard.do_send(ShardCmd::Request {
+            peer: dest.peer,
+            req: invite.clone(),
+            owner: ctx.address().recipient(),
+        });
+        let timer = {
+            let call_id = call_id.clone();
+            ctx.run_later(ring, move |this, ctx| {
+                this.ringer_failed(&call_id, 480, true, ctx);
+            })
+        };
+        let ringer = Ringer {
+            agent: agent.to_owned(),
+            user: user.to_owned(),
+            leg: LegB::new(invite, dest.peer, None),
+            media,
+            timer,
+        };
+        if let Some(q) = self.queue.as_mut() {
+            q.ringers.push(ringer);
         }
-        if let Some(a) = self.anchor.as_mut() {
-            a.drop_b();
-        }
-        self.b_user = None;
-        self.queue_music();
+        Ok(())
     }
 
-    /// The agent's phone did not take the call (`code`).
-    pub(super) fn queue_b_failed(&mut self, code: u16, ctx: &mut Context<Self>) {
-        self.drop_offered_b(ctx);
-        let Some(q) = self.queue.as_mut() else { return };
-        let Some(agent) = q.ringing.take() else {
+    /// Whether `call_id` is a phone ringing for this caller.
+    pub(super) fn is_ringer(&self, call_id: Option<&str>) -> bool {
+        let Some(call_id) = call_id else { return false };
+        self.queue.as_ref().is_some_and(|q| {
+            q.ringers
+                .iter()
+                .any(|r| r.leg.invite.call_id() == Some(call_id))
+        })
+    }
+
+    /// The ringing phone whose INVITE transaction is `tx`, by Call-ID.
+    pub(super) fn ringer_with_tx(&self, tx: TxId) -> Option<String> {
+        let q = self.queue.as_ref()?;
+        q.ringers
+            .iter()
+            .find(|r| r.leg.tx == Some(tx))
+            .map(|r| r.leg.invite.call_id().unwrap_or("").to_owned())
+    }
+
+    /// Takes a ringing phone out of the list (its ring timer stops).
+    fn take_ringer(&mut self, call_id: &str, ctx: &mut Context<Self>) -> Option<Ringer> {
+        let q = self.queue.as_mut()?;
+        let i = q
+            .ringers
+            .iter()
+            .position(|r| r.leg.invite.call_id() == Some(call_id))?;
+        let r = q.ringers.remove(i);
+        ctx.cancel_future(r.timer);
+        Some(r)
+    }
+
+    /// Takes a ringing phone out of the offer: its media leg leaves the
+    /// session, its INVITE is cancelled if `cancel` (at its first
+    /// provisional response if none came yet, §9.1) and a late 2xx is
+    /// still ACKed and hung up (`c_done`). Returns its agent.
+    fn drop_ringer(
+        &mut self,
+        call_id: &str,
+        cancel: bool,
+        ctx: &mut Context<Self>,
+    ) -> Option<(String, String)> {
+        let Ringer {
+            agent,
+            user,
+            mut leg,
+            media,
+            ..
+        } = self.take_ringer(call_id, ctx)?;
+        if let Some(a) = self.anchor.as_mut() {
+            a.remove_extra(media);
+        }
+        if cancel && !leg.failed {
+            if leg.provisional {
+                self.shard.do_send(ShardCmd::Request {
+                    peer: leg.peer,
+                    req: cancel_for(&leg.invite),
+                    owner: ctx.address().recipient(),
+                });
+            } else {
+                leg.cancel_pending = true;
+            }
+            self.finals_owed.push(call_id.to_owned());
+        }
+        self.c_done.push(leg);
+        Some((agent, user))
+    }
+
+    /// Cancels every phone ringing for this caller (the call ends, goes
+    /// elsewhere, or an agent answered).
+    pub(super) fn drop_ringers(&mut self, ctx: &mut Context<Self>) {
+        let ids: Vec<String> = self.queue.as_ref().map_or(Vec::new(), |q| {
+            q.ringers
+                .iter()
+                .map(|r| r.leg.invite.call_id().unwrap_or("").to_owned())
+                .collect()
+        });
+        for id in ids {
+            self.drop_ringer(&id, true, ctx);
+        }
+    }
+
+    /// A phone did not take the call (`code`: no answer, declined,
+    /// unreachable); when none of the agent's phones rings any more the
+    /// offer is missed and the caller waits on.
+    pub(super) fn ringer_failed(
+        &mut self,
+        call_id: &str,
+        code: u16,
+        cancel: bool,
+        ctx: &mut Context<Self>,
+    ) {
+        let Some((agent, user)) = self.drop_ringer(call_id, cancel, ctx) else {
             return;
         };
-        let caller = q.id;
-        tracing::info!(call_id = %self.call_id_a(), %agent, code, "queue: the agent did not answer");
-        if let Some(caller) = caller {
+        tracing::info!(call_id = %self.call_id_a(), %agent, %user, code, "queue: the agent's phone did not answer");
+        self.report_missed(&agent);
+    }
+
+    /// A response to a ringing phone's INVITE.
+    pub(super) fn on_ringer_response(&mut self, tx: TxId, resp: Response, ctx: &mut Context<Self>) {
+        let call_id = resp.call_id().unwrap_or("").to_owned();
+        let Some(q) = self.queue.as_mut() else { return };
+        let Some(r) = q
+            .ringers
+            .iter_mut()
+            .find(|r| r.leg.invite.call_id() == Some(call_id.as_str()))
+        else {
+            return;
+        };
+        r.leg.tx = Some(tx);
+        if resp.code < 200 {
+            r.leg.provisional = true;
+            return;
+        }
+        if resp.code >= 300 {
+            r.leg.failed = true;
+            return self.ringer_failed(&call_id, resp.code, false, ctx);
+        }
+        if let Some(r) = self.take_ringer(&call_id, ctx) {
+            self.ringer_answered(r, tx, resp, ctx);
+        }
+    }
+
+    /// A phone answered: it becomes leg B, the agent talks to the caller,
+    /// every other phone stops ringing.
+    fn ringer_answered(&mut self, r: Ringer, tx: TxId, resp: Response, ctx: &mut Context<Self>) {
+        let Ringer {
+            agent,
+            user,
+            mut leg,
+            media,
+            ..
+        } = r;
+        let (invite, peer) = (leg.invite.clone(), leg.peer);
+        let usable = self.phase != Phase::Ending
+            && self.b.is_none()
+            && self.queue.as_ref().is_some_and(|q| q.agent.is_none());
+        if !usable {
+            if let Some(a) = self.anchor.as_mut() {
+                a.remove_extra(media);
+            }
+            self.c_done.push(leg);
+            return self.ack_and_bye(&invite, peer, tx, &resp, ctx);
+        }
+        let mut dialog = match Dialog::uac(&invite, &resp) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(error = %e, "bad 2xx from an agent's phone");
+                if let Some(a) = self.anchor.as_mut() {
+                    a.remove_extra(media);
+                }
+                self.c_done.push(leg);
+                return self.report_missed(&agent);
+            }
+        };
+        let ack = dialog.request(Method::Ack, &self.switch.via(peer), 70);
+        self.shard.do_send(ShardCmd::Ack2xx { tx, peer, ack });
+        // The phone's media leg (an extra leg of the anchor) becomes leg B.
+        let promoted = match self.anchor.as_mut() {
+            Some(a) => a
+                .promote_extra(media, resp.body())
+                .map_err(|e| e.to_string()),
+            None => Err("no media".to_owned()),
+        };
+        if let Err(e) = promoted {
+            tracing::info!(error = %e, %agent, "unusable answer from an agent's phone");
+            if let Some(a) = self.anchor.as_mut() {
+                a.remove_extra(media);
+            }
+            self.bye_aside(&mut dialog, peer, ctx);
+            self.c_done.push(leg);
+            return self.report_missed(&agent);
+        }
+        leg.dialog = Some(dialog);
+        self.b = Some(leg);
+        self.b_user = Some(user.clone());
+        self.ended[Leg::B as usize] = false;
+        self.destination = Some(user.clone());
+        if let Some(mut entry) = self.switch.calls.get_mut(&self.call_id_a()) {
+            entry.destination = Some(user);
+        }
+        self.drop_ringers(ctx);
+        self.queue_connected(agent);
+    }
+
+    fn report_missed(&mut self, agent: &str) {
+        let Some(q) = self.queue.as_ref() else { return };
+        if q.ringers.iter().any(|x| x.agent == agent) {
+            return;
+        }
+        if let Some(caller) = q.id {
             self.acd_send(OfferResult {
                 caller,
-                agent,
+                agent: agent.to_owned(),
                 outcome: OfferOutcome::Missed,
             });
         }
     }
 
     /// The agent answered: the caller and the agent talk.
-    pub(super) fn queue_connected(&mut self, ctx: &mut Context<Self>) {
-        let _ = ctx;
+    fn queue_connected(&mut self, agent: String) {
         let Some(q) = self.queue.as_mut() else { return };
-        let Some(agent) = q.ringing.take() else {
-            return;
-        };
         q.agent = Some(agent.clone());
         q.answered_ms = Some(unix_ms());
         let caller = q.id;
         if let Some(a) = &self.anchor {
             a.session.stop_playing(a.leg_a());
             a.bridge();
-            if self.rec != Rec::Off {
-                a.session
-                    .set_recording_sides(a.leg_b().map(|b| (a.leg_a(), b)));
-            }
+            a.session.set_recording_sides(match self.rec {
+                Rec::Off => None,
+                _ => a.leg_b().map(|b| (a.leg_a(), b)),
+            });
         }
         tracing::info!(call_id = %self.call_id_a(), %agent, "queue: answered by an agent");
         if let Some(caller) = caller {
@@ -519,10 +742,18 @@ impl Call {
         Some((q.name.clone(), q.agent.clone(), wait, q.answered_ms))
     }
 
-    /// The display-name prefix for leg B while an agent is offered the call.
+    /// The display-name prefix for an agent's phone offered the call.
     pub(super) fn queue_display(&self) -> Option<&str> {
         let q = self.queue.as_ref()?;
-        q.ringing.as_ref().map(|_| q.name.as_str())
+        q.agent.is_none().then_some(q.name.as_str())
+    }
+
+    /// The Call-IDs and transactions of phones still ringing (released
+    /// with the call's).
+    pub(super) fn ringer_legs(&self) -> impl Iterator<Item = &LegB> {
+        self.queue
+            .iter()
+            .flat_map(|q| q.ringers.iter().map(|r| &r.leg))
     }
 }
 
@@ -532,13 +763,11 @@ impl Handler<Offer> for Call {
     fn handle(&mut self, offer: Offer, ctx: &mut Context<Self>) {
         let busy = self.phase == Phase::Ending
             || self.b.is_some()
-            || self
-                .queue
-                .as_ref()
-                .is_none_or(|q| q.ringing.is_some() || q.agent.is_some());
+            || self.queue.as_ref().is_none_or(|q| {
+                q.agent.is_some() || q.leaving || q.ringers.iter().any(|r| r.agent == offer.agent)
+            });
         if busy {
-            // Ringing someone already (ring-all rings one phone per call
-            // for now) or gone: the agent is released without a miss.
+            // Answered or gone: the agent is released without a miss.
             self.acd_send(OfferResult {
                 caller: offer.caller,
                 agent: offer.agent,
@@ -546,26 +775,29 @@ impl Handler<Offer> for Call {
             });
             return;
         }
-        let Some(user) = offer.users.first().cloned() else {
-            return;
-        };
         if let Some(q) = self.queue.as_mut() {
-            q.ringing = Some(offer.agent.clone());
             q.id.get_or_insert(offer.caller);
         }
-        tracing::info!(call_id = %self.call_id_a(), agent = %offer.agent, %user, "queue: ringing an agent");
-        let Some(source) = self.source.clone() else {
-            return;
-        };
-        let mf = self.switch.config().calls.max_forwards;
-        self.call_b(
-            &source,
-            &RouteTarget::User(user.clone()),
-            user,
-            mf,
-            Some(offer.ring),
-            ctx,
-        );
+        let mut rung = 0;
+        for user in &offer.users {
+            match self.ring_phone(&offer.agent, user, offer.ring, ctx) {
+                Ok(()) => {
+                    rung += 1;
+                    tracing::info!(call_id = %self.call_id_a(), agent = %offer.agent, %user, "queue: ringing an agent");
+                }
+                Err(e) => {
+                    tracing::info!(call_id = %self.call_id_a(), agent = %offer.agent, %user, error = %e, "queue: cannot ring the agent's phone");
+                }
+            }
+        }
+        if rung == 0 {
+            // No phone of the agent can ring (not registered): a miss.
+            self.acd_send(OfferResult {
+                caller: offer.caller,
+                agent: offer.agent,
+                outcome: OfferOutcome::Missed,
+            });
+        }
     }
 }
 
@@ -573,18 +805,16 @@ impl Handler<CancelOffer> for Call {
     type Result = ();
 
     fn handle(&mut self, c: CancelOffer, ctx: &mut Context<Self>) {
-        let ringing = self
-            .queue
-            .as_ref()
-            .is_some_and(|q| q.ringing.as_deref() == Some(c.agent.as_str()));
-        if !ringing {
-            return;
+        let ids: Vec<String> = self.queue.as_ref().map_or(Vec::new(), |q| {
+            q.ringers
+                .iter()
+                .filter(|r| r.agent == c.agent)
+                .map(|r| r.leg.invite.call_id().unwrap_or("").to_owned())
+                .collect()
+        });
+        for id in ids {
+            self.drop_ringer(&id, true, ctx);
         }
-        if let Some(q) = self.queue.as_mut() {
-            q.ringing = None;
-        }
-        self.cancel_b(ctx);
-        self.drop_offered_b(ctx);
     }
 }
 
@@ -608,10 +838,6 @@ impl Handler<crate::acd::QueueOverflow> for Call {
             if let Some(q) = self.queue.as_mut() {
                 // The ACD has let the caller go already.
                 q.id = None;
-            }
-            if self.queue_ringing() {
-                self.cancel_b(ctx);
-                self.drop_offered_b(ctx);
             }
             self.queue_overflow(&o.reason, ctx);
         }
