@@ -683,6 +683,8 @@ queues = ["wait"]
 number = "701"
 from = "trunks"
 target = {{ queue = "empty" }}
+priority = 4
+vip = true
 
 [[routes]]
 number = "702"
@@ -728,6 +730,9 @@ target = {{ queue = "closing" }}
     c.take_bye(Duration::from_secs(5));
     let cdrs = sw.cdrs(1);
     assert_eq!(cdrs[0]["destination"], "1003", "{}", cdrs[0]);
+    // The caller's priority and VIP went with them to the next queue.
+    let log = std::fs::read_to_string(sw.dir.join("switch.log")).unwrap();
+    assert!(log.contains(r#"queue="wait" priority=4 vip=true"#), "{log}");
 
     // "closing": alice (paused) is the only agent; she logs out: the
     // waiting caller is let go.

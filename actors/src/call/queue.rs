@@ -15,6 +15,9 @@ use crate::acd::{CallEnded, CancelOffer, Join, Leave, Offer, OfferOutcome, Offer
 /// The queue side of a call.
 pub(super) struct QueueCall {
     name: String,
+    /// Priority, VIP, skills: kept for a callback or an overflow to
+    /// another queue.
+    spec: CallerSpec,
     /// The caller's id in the ACD, once joined.
     id: Option<CallerId>,
     /// Agents' phones ringing for this caller.
@@ -71,6 +74,7 @@ impl Call {
         self.destination = Some(format!("queue:{name}"));
         self.queue = Some(Box::new(QueueCall {
             name: name.to_owned(),
+            spec: spec.clone(),
             id: None,
             ringers: Vec::new(),
             agent: None,
@@ -263,7 +267,11 @@ impl Call {
         let msg = crate::acd::RequestCallback {
             caller: id,
             number: number.clone(),
-            spec: CallerSpec::default(),
+            spec: self
+                .queue
+                .as_ref()
+                .map(|q| q.spec.clone())
+                .unwrap_or_default(),
         };
         acd.send(msg)
             .into_actor(self)
@@ -294,7 +302,7 @@ impl Call {
     /// maximum wait passed, the last agent left): the queue's overflow.
     pub(super) fn queue_overflow(&mut self, why: &str, ctx: &mut Context<Self>) {
         let Some(q) = self.queue.as_ref() else { return };
-        let name = q.name.clone();
+        let (name, spec) = (q.name.clone(), q.spec.clone());
         let id = q.id;
         let cfg = self.switch.config();
         self.overflows += 1;
@@ -327,7 +335,7 @@ impl Call {
         let reason = format!("queue {name}: {why}");
         match target {
             Some(Overflow::Queue(next)) => {
-                self.join_queue(&next, CallerSpec::default(), false, ctx);
+                self.join_queue(&next, spec, false, ctx);
             }
             Some(Overflow::User(user)) => {
                 let Some(source) = self.source.clone() else {
