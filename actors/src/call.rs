@@ -12,9 +12,12 @@
 
 mod failure;
 mod features;
+mod gateways;
 mod ivr;
 mod originate;
 mod queue;
+mod refer;
+mod timer;
 
 pub use failure::InjectPanic;
 pub use features::{Supervise, SuperviseMode, Transfer};
@@ -33,7 +36,9 @@ use net::rtp_engine::SessionEvent;
 use sip::auth::{respond as digest_respond, Challenge, Credentials, Verdict};
 use sip::dialog::Dialog;
 use sip::transaction::{new_tag, Peer, Transport, TxId};
-use sip::{response_to, Host, Method, Name, NameAddr, Request, Response, SipMessage, SipUri, Uri};
+use sip::{
+    response_to, Host, Method, Name, NameAddr, Request, Response, SipMessage, SipUri, Uri, Via,
+};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -140,6 +145,7 @@ enum Leg {
 }
 
 /// Where a route sends a number.
+#[derive(Clone)]
 struct Dest {
     uri: Uri,
     peer: Peer,
@@ -187,6 +193,12 @@ struct LegB {
     auth_tried: bool,
     /// A final non-2xx response ended its INVITE.
     failed: bool,
+    /// Reliable provisional responses (RFC 3262): the early dialog PRACKs
+    /// go on, and the last RSeq acknowledged.
+    early: Option<Dialog>,
+    rseq: Option<u32>,
+    /// A provisional response other than 100 came (it rang).
+    rang: bool,
 }
 
 impl LegB {
@@ -201,7 +213,44 @@ impl LegB {
             auth,
             auth_tried: false,
             failed: false,
+            early: None,
+            rseq: None,
+            rang: false,
         }
+    }
+
+    /// RFC 3262 §4: a reliable provisional response (`Require: 100rel`
+    /// with an RSeq) is acknowledged with a PRACK on its early dialog, once
+    /// per RSeq (a retransmission, or an RSeq not one above the last, gets
+    /// none). Returns the PRACK to send.
+    fn prack_for(&mut self, resp: &Response, via: &Via) -> Option<Request> {
+        let reliable = resp
+            .headers
+            .get_all(&Name::Require)
+            .flat_map(sip::option_tags)
+            .any(|t| t.eq_ignore_ascii_case("100rel"));
+        if !reliable || resp.code == 100 {
+            return None;
+        }
+        let rseq: u32 = resp.headers.get(&Name::RSeq)?.trim().parse().ok()?;
+        let same_dialog = |d: &Dialog| {
+            resp.to().ok().and_then(|t| t.tag().map(str::to_owned)) == Some(d.id.remote_tag.clone())
+        };
+        if !self.early.as_ref().is_some_and(same_dialog) {
+            self.early = Some(Dialog::uac(&self.invite, resp).ok()?);
+            self.rseq = None;
+        }
+        if self.rseq.is_some_and(|last| rseq != last + 1) {
+            return None;
+        }
+        self.rseq = Some(rseq);
+        let cseq = self.invite.cseq().map_or(1, |c| c.seq);
+        let early = self.early.as_mut()?;
+        let mut prack = early.request(Method::Prack, via, 70);
+        prack
+            .headers
+            .push(Name::RAck, format!("{rseq} {cseq} INVITE"));
+        Some(prack)
     }
 }
 
@@ -274,6 +323,8 @@ pub struct Call {
     end_reason: Option<String>,
     destination: Option<String>,
     trunk_out: Option<String>,
+    /// The trunk gateway leg B went to last.
+    gateway: Option<String>,
     recordings: Vec<String>,
     cdr_written: bool,
     /// `stopped` ran: the call ended normally (else dropping the actor
@@ -302,6 +353,14 @@ pub struct Call {
     /// Hang up when the prompt with this tag ends (a feature's confirmation).
     bye_after: Option<u64>,
     overflows: u32,
+    /// Leg A's session timer (RFC 4028), if negotiated.
+    session: Option<timer::SessionTimer>,
+    /// Leg B's trunk gateways left to try.
+    failover: Option<gateways::Failover>,
+    /// Leg C is a transfer leg B asked for by REFER (it gets NOTIFYs).
+    referred: bool,
+    /// Trunks whose call limits this call counts against (released at the end).
+    trunk_slots: Vec<String>,
 }
 
 impl Call {
@@ -355,6 +414,7 @@ impl Call {
             end_reason: None,
             destination: None,
             trunk_out: None,
+            gateway: None,
             recordings: Vec::new(),
             cdr_written: false,
             finished: false,
@@ -372,6 +432,10 @@ impl Call {
             answered_here: false,
             bye_after: None,
             overflows: 0,
+            session: None,
+            failover: None,
+            referred: false,
+            trunk_slots: Vec::new(),
         }
     }
 
@@ -457,6 +521,25 @@ impl Call {
                     v == Verdict::Ok
                 })
         };
+        // A call the carrier sends to our registration with it: to the
+        // registered username, from one of the trunk's gateways.
+        let ruri_user = req.uri.sip().and_then(|u| u.user.clone());
+        for t in &cfg.trunks {
+            let Some(out) = t.outbound.as_ref().filter(|o| o.register_secs > 0) else {
+                continue;
+            };
+            let from_gateway = out
+                .gateways()
+                .iter()
+                .any(|g| g.host.ip() == self.a.peer.addr.ip());
+            let to_us = out
+                .auth
+                .as_ref()
+                .is_some_and(|a| ruri_user.as_deref() == Some(a.username.as_str()));
+            if from_gateway && to_us {
+                return Ok(Source::Trunk(t.name.clone()));
+            }
+        }
         for t in &cfg.trunks {
             let Some(inb) = &t.inbound else { continue };
             let by_ip = t.accepts_ip(self.a.peer.addr.ip());
@@ -499,6 +582,11 @@ impl Call {
         };
         // From here on the attempt is someone's: it gets a CDR.
         self.source = Some(source.clone());
+        if let Source::Trunk(t) = &source {
+            if !self.take_trunk(t) {
+                return self.fail_a(503, Some("Trunk Busy"), ctx);
+            }
+        }
         if let Source::User(user) = &source {
             let dialed = self
                 .a
@@ -517,8 +605,8 @@ impl Call {
         if mf == 0 {
             return self.fail_a(483, None, ctx);
         }
-        let dialed = match self.a.invite.uri.sip().and_then(|u| u.user_decoded()) {
-            Some(u) => u.into_owned(),
+        let dialed = match self.dialed_number(&source) {
+            Some(u) => u,
             None => return self.fail_a(404, Some("No Number Dialed"), ctx),
         };
         // The dialed number ends up in leg B's Request-URI and To: only
@@ -530,7 +618,44 @@ impl Call {
         if !matches!(self.a.invite.contacts(), Ok(sip::Contacts::List(l)) if !l.is_empty()) {
             return self.fail_a(400, Some("Missing Contact"), ctx);
         }
+        if let Err(r) = self.session_check() {
+            self.a.final_sent = true;
+            self.final_code = Some(422);
+            self.respond(self.a.tx, r);
+            return ctx.stop();
+        }
         self.route_to(source, dialed, mf, ctx)
+    }
+
+    /// The number leg A dialed: the Request-URI's user, except for a call
+    /// to our registration with a trunk, where it is `To`'s (the DID).
+    fn dialed_number(&self, source: &Source) -> Option<String> {
+        let ruri = self
+            .a
+            .invite
+            .uri
+            .sip()
+            .and_then(|u| u.user_decoded())
+            .map(|u| u.into_owned());
+        let Source::Trunk(name) = source else {
+            return ruri;
+        };
+        let cfg = self.switch.config();
+        let registered_as = cfg
+            .trunk(name)
+            .and_then(|t| t.outbound.as_ref())
+            .filter(|o| o.register_secs > 0)
+            .and_then(|o| o.auth.as_ref())
+            .map(|a| a.username.clone());
+        if ruri.is_some() && ruri == registered_as {
+            let to = self.a.invite.to().ok()?;
+            return to
+                .uri
+                .sip()
+                .and_then(|u| u.user_decoded())
+                .map(|u| u.into_owned());
+        }
+        ruri
     }
 
     /// Routes `dialed` for `source` by the dialplan and calls leg B.
@@ -556,6 +681,13 @@ impl Call {
         let (target, closed) = cfg.target_at(route, self.switch.now());
         if closed {
             tracing::info!(%dialed, route = ?route.name, schedule = ?route.schedule, "closed: the route's closed target");
+        }
+        if let Source::User(user) = &source {
+            if let Err(class) = cfg.permits(user, route, target) {
+                tracing::info!(%user, %dialed, class = class.name(), "call refused: not permitted for the user");
+                self.end_reason = Some(format!("{} calls not permitted", class.name()));
+                return self.fail_a(403, Some(forbidden(class)), ctx);
+            }
         }
         tracing::debug!(%dialed, %number, source = kind_name, who, route = ?route.name, "routing");
         let inband_a = match &source {
@@ -611,10 +743,22 @@ impl Call {
         ctx: &mut Context<Self>,
     ) {
         let cfg = self.switch.config();
-        let dest = match self.resolve(target, &number) {
-            Ok(d) => d,
+        let dests = match target {
+            RouteTarget::Trunk(t) => self.trunk_dests(t, &number),
+            _ => self.resolve(target, &number).map(|d| vec![d]),
+        };
+        let mut dests = match dests {
+            Ok(d) if !d.is_empty() => d.into_iter(),
+            Ok(_) => return self.fail_a(503, Some("Trunk Down"), ctx),
             Err((code, reason)) => return self.fail_a(code, reason, ctx),
         };
+        let Some(dest) = dests.next() else { return };
+        let rest: Vec<Dest> = dests.collect();
+        if let RouteTarget::Trunk(t) = target {
+            if !self.take_trunk(t) {
+                return self.fail_a(503, Some("Trunk Busy"), ctx);
+            }
+        }
         self.b_user = match target {
             RouteTarget::User(u) => Some(u.clone()),
             RouteTarget::Users => Some(number.clone()),
@@ -660,6 +804,10 @@ impl Call {
         }
         let timeout = ring.unwrap_or(Duration::from_secs(cfg.calls.no_answer_timeout_secs as u64));
         self.no_answer = Some(ctx.run_later(timeout, |this, ctx| this.on_no_answer(ctx)));
+        if let RouteTarget::Trunk(t) = target {
+            self.gateway = Some(peer.addr.to_string());
+            self.start_failover(t, rest, &number, source, mf, ctx);
+        }
     }
 
     /// Where a route target sends `number`: a registered user's contact or
@@ -704,35 +852,11 @@ impl Call {
                     inband_dtmf: false,
                 })
             }
-            RouteTarget::Trunk(name) => {
-                if self.switch.trunks_down.contains_key(name) {
-                    return Err((503, Some("Trunk Down")));
-                }
-                let trunk = cfg.trunk(name);
-                let Some(out) = trunk.and_then(|t| t.outbound.clone()) else {
-                    return Err((503, Some("Trunk Unavailable")));
-                };
-                let transport = match out.transport {
-                    config::Transport::Udp => Transport::Udp,
-                    config::Transport::Tcp => Transport::Tcp,
-                };
-                let mut u =
-                    SipUri::new(Some(number), Host::Ip(out.host.ip()), Some(out.host.port()));
-                if transport == Transport::Tcp {
-                    u.set_param("transport", Some("tcp"));
-                }
-                Ok(Dest {
-                    uri: Uri::Sip(u),
-                    peer: Peer {
-                        transport,
-                        addr: out.host,
-                    },
-                    to_host: out.host.ip().to_string(),
-                    auth: out.auth.clone(),
-                    from_domain: out.from_domain.clone(),
-                    inband_dtmf: trunk.is_some_and(|t| t.inband_dtmf),
-                })
-            }
+            RouteTarget::Trunk(name) => self
+                .trunk_dests(name, number)?
+                .into_iter()
+                .next()
+                .ok_or((503, Some("Trunk Down"))),
         }
     }
 
@@ -799,8 +923,9 @@ impl Call {
         );
         r.headers.push(
             Name::Allow,
-            "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE",
+            "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE, PRACK",
         );
+        r.headers.push(Name::Supported, "100rel");
         r.headers.push(Name::UserAgent, cfg.sip.user_agent.clone());
         if let Some(q) = queue {
             r.headers.push(Name::Other("X-Queue".into()), q);
@@ -812,11 +937,22 @@ impl Call {
     // ---- leg B responses --------------------------------------------
 
     fn on_b_response(&mut self, tx: TxId, resp: Response, ctx: &mut Context<Self>) {
+        let via = self.b.as_ref().map(|b| self.switch.via(b.peer));
         let Some(b) = self.b.as_mut() else { return };
         b.tx = Some(tx);
         let code = resp.code;
         if code < 200 {
             b.provisional = true;
+            b.rang |= code > 100;
+            if let Some(prack) = via.and_then(|v| b.prack_for(&resp, &v)) {
+                let peer = b.peer;
+                self.shard.do_send(ShardCmd::Request {
+                    peer,
+                    req: prack,
+                    owner: ctx.address().recipient(),
+                });
+            }
+            let Some(b) = self.b.as_mut() else { return };
             if std::mem::take(&mut b.cancel_pending) {
                 return self.cancel_b(ctx);
             }
@@ -859,6 +995,10 @@ impl Call {
         if (code == 401 || code == 407) && !b.auth_tried && b.auth.is_some() && !self.cancelled {
             return self.retry_with_auth(Leg::B, &resp, ctx);
         }
+        if (code == 408 || (500..600).contains(&code)) && self.fail_over(code, true, ctx) {
+            return;
+        }
+        let Some(b) = self.b.as_mut() else { return };
         b.failed = true;
         self.cancel_no_answer(ctx);
         if self.cancelled {
@@ -880,13 +1020,17 @@ impl Call {
             let (invite, peer) = (b.invite.clone(), b.peer);
             return self.ack_and_bye(&invite, peer, tx, &resp, ctx);
         }
-        let dialog = match Dialog::uac(&b.invite, &resp) {
+        let mut dialog = match Dialog::uac(&b.invite, &resp) {
             Ok(d) => d,
             Err(e) => {
                 tracing::warn!(error = %e, "bad 2xx on leg B");
                 return self.fail_a(502, Some("Bad Answer From Callee"), ctx);
             }
         };
+        // PRACKs on the early dialog used CSeq numbers after the INVITE's.
+        if let Some(early) = &b.early {
+            dialog.local_seq = dialog.local_seq.max(early.local_seq);
+        }
         b.dialog = Some(dialog);
         let answer = match self.anchor.as_mut() {
             // The answer came in a 183 already and the 2xx does not repeat it.
@@ -998,6 +1142,7 @@ impl Call {
             Name::Allow,
             "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE",
         );
+        self.session_headers(&mut r);
         r
     }
 
@@ -1009,6 +1154,7 @@ impl Call {
         self.kept_txs.push(self.a.tx);
         self.respond(self.a.tx, r);
         self.phase = Phase::Answered;
+        self.session_restart(ctx);
         self.now_answered(ctx);
     }
 
@@ -1271,6 +1417,16 @@ impl Call {
             let r = response_to(&req, 481, None);
             return self.respond(tx, r);
         }
+        if req.method == Method::Refer {
+            return self.on_refer(leg, tx, req, ctx);
+        }
+        if leg == Leg::A && matches!(req.method, Method::Invite | Method::Update) {
+            self.session_refreshed_by_a(ctx);
+            if req.method == Method::Update && req.body().is_empty() {
+                // A session refresh without an offer: answered here.
+                return self.answer_in_dialog(leg, tx, req);
+            }
+        }
         if self.b.as_ref().is_none_or(|b| b.dialog.is_none()) || leg == Leg::C {
             // The call ends at the switch (a conference room), or the
             // request is the third party's: nobody to relay to, so the
@@ -1354,6 +1510,12 @@ impl Call {
                 format!("<{}>", self.switch.contact(self.a.peer.transport)),
             );
             self.kept_txs.push(server_tx);
+        }
+        if from == Leg::A
+            && resp.code < 300
+            && matches!(orig.method, Method::Invite | Method::Update)
+        {
+            self.session_headers(&mut r);
         }
         let reanswer = match self.anchor.as_mut() {
             Some(a) if resp.code < 300 && !resp.body().is_empty() => Some(a.reanswer(resp.body())),
@@ -1452,6 +1614,21 @@ impl Call {
 }
 
 impl Call {
+    /// Counts this call against trunk `t`'s limits (once); false if they
+    /// are reached.
+    fn take_trunk(&mut self, t: &str) -> bool {
+        if self.trunk_slots.iter().any(|x| x == t) {
+            return true;
+        }
+        if !self.switch.trunk_take(t) {
+            tracing::info!(call_id = %self.call_id_a(), trunk = %t, "trunk call limit reached");
+            self.end_reason = Some(format!("trunk {t} busy (call limit)"));
+            return false;
+        }
+        self.trunk_slots.push(t.to_owned());
+        true
+    }
+
     /// A final response to a given-up INVITE came: an ending call whose
     /// BYEs are answered may stop now.
     fn final_owed_came(&mut self, call_id: Option<&str>, ctx: &mut Context<Self>) {
@@ -1501,6 +1678,15 @@ impl Call {
             }
             _ => false,
         }
+    }
+}
+
+/// The reason phrase of a 403 for a call of `class` the user may not place.
+fn forbidden(class: config::CallClass) -> &'static str {
+    match class {
+        config::CallClass::International => "International Calls Not Permitted",
+        config::CallClass::National => "External Calls Not Permitted",
+        config::CallClass::Internal => "Not Permitted",
     }
 }
 
@@ -1684,6 +1870,11 @@ impl Handler<CallEvent> for Call {
                         if let Some((invite, peer)) = late {
                             self.ack_and_bye(&invite, peer, tx, &resp, ctx);
                         }
+                    }
+                    Method::Update
+                        if resp.code >= 200 && self.leg_of(resp.call_id()) == Some(Leg::A) =>
+                    {
+                        self.session_update_answered(resp.code, ctx)
                     }
                     Method::Bye if resp.code >= 200 => {
                         self.byes_pending = self.byes_pending.saturating_sub(1);
@@ -1910,13 +2101,16 @@ impl Call {
                     .and_then(|u| u.user_decoded().map(|u| u.into_owned()))
             })
             .unwrap_or_else(|| "anonymous".into());
-        let dialed = self
-            .a
-            .invite
-            .uri
-            .sip()
-            .and_then(|u| u.user_decoded().map(|u| u.into_owned()))
-            .unwrap_or_default();
+        let dialed = match &self.source {
+            Some(source) => self.dialed_number(source),
+            None => self
+                .a
+                .invite
+                .uri
+                .sip()
+                .and_then(|u| u.user_decoded().map(|u| u.into_owned())),
+        }
+        .unwrap_or_default();
         let (caller, dialed) = match &self.source {
             Some(Source::User(u)) if self.originated => (u.clone(), self.orig_number.clone()),
             _ => (caller, dialed),
@@ -1958,6 +2152,7 @@ impl Call {
                 _ => None,
             },
             trunk_out: self.trunk_out.clone(),
+            gateway: self.gateway.clone(),
             start_ms: self.start_ms,
             answer_ms: self.answer_ms,
             end_ms,
@@ -2215,6 +2410,9 @@ impl Call {
             }
             if req.method == Method::Invite {
                 self.kept_txs.push(tx);
+            }
+            if leg == Leg::A {
+                self.session_headers(&mut r);
             }
         }
         self.respond(tx, r);

@@ -80,6 +80,9 @@ pub struct Cdr {
     pub trunk: Option<String>,
     /// The trunk the call went out through.
     pub trunk_out: Option<String>,
+    /// The trunk gateway that carried it (ip:port).
+    #[serde(default)]
+    pub gateway: Option<String>,
     /// When the INVITE arrived, unix ms.
     pub start_ms: u64,
     /// When it was answered, unix ms.
@@ -230,6 +233,7 @@ mod tests {
             destination: Some("1001".into()),
             trunk: Some("carrier".into()),
             trunk_out: None,
+            gateway: None,
             start_ms: end_ms - 10_000,
             answer_ms: Some(end_ms - 8_000),
             end_ms,

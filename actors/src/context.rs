@@ -48,6 +48,10 @@ pub struct Switch {
     pub metrics: crate::metrics::Metrics,
     /// Trunks the monitor found down (OPTIONS unanswered).
     pub trunks_down: dashmap::DashMap<String, ()>,
+    /// Calls in progress and new calls this second, by trunk (its limits).
+    pub trunk_use: dashmap::DashMap<String, TrunkUse>,
+    /// Trunk gateways the monitor found down, by (trunk, address).
+    pub gateways_down: dashmap::DashMap<(String, std::net::SocketAddr), ()>,
     /// Alerts raised now, by (alert, subject).
     pub alerts: dashmap::DashMap<(String, String), serde_json::Value>,
     /// When the switch started, unix ms.
@@ -114,6 +118,8 @@ impl Switch {
             calls: Default::default(),
             events: Default::default(),
             trunks_down: Default::default(),
+            gateways_down: Default::default(),
+            trunk_use: Default::default(),
             alerts: Default::default(),
             started_ms: unix_ms(),
             clock_offset: fake_now_offset(),
@@ -159,6 +165,38 @@ impl Switch {
             .local_addr(transport)
             .or_else(|| self.sender.local_addr(Transport::Udp))
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 5060)))
+    }
+
+    /// Takes a call on trunk `name` if its `max_calls` and `max_cps` allow
+    /// (release it with [`Switch::trunk_release`]); false if they do not.
+    pub fn trunk_take(&self, name: &str) -> bool {
+        let cfg = self.config();
+        let Some(t) = cfg.trunk(name) else {
+            return true;
+        };
+        if t.max_calls == 0 && t.max_cps == 0 {
+            return true;
+        }
+        let mut u = self.trunk_use.entry(name.to_owned()).or_default();
+        let now = unix_now();
+        if u.second != now {
+            u.second = now;
+            u.started = 0;
+        }
+        if (t.max_calls > 0 && u.active >= t.max_calls) || (t.max_cps > 0 && u.started >= t.max_cps)
+        {
+            return false;
+        }
+        u.active += 1;
+        u.started += 1;
+        true
+    }
+
+    /// A call taken with [`Switch::trunk_take`] ended.
+    pub fn trunk_release(&self, name: &str) {
+        if let Some(mut u) = self.trunk_use.get_mut(name) {
+            u.active = u.active.saturating_sub(1);
+        }
     }
 
     /// A Via for a request we send to `peer`.
@@ -260,4 +298,15 @@ pub fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+/// A trunk's calls in progress and this second's new calls.
+#[derive(Debug, Default)]
+pub struct TrunkUse {
+    /// Calls in progress (both directions).
+    pub active: u32,
+    /// The unix second `started` counts.
+    pub second: u64,
+    /// Calls started in that second.
+    pub started: u32,
 }

@@ -22,5 +22,6 @@ pub mod prompts;
 pub mod registrar;
 pub mod shard;
 pub mod store;
+pub mod trunk_reg;
 
 pub use context::Switch;

@@ -48,6 +48,10 @@ pub struct Metrics {
     pub alert_active: IntGaugeVec,
     /// Pinged trunks: 1 answering OPTIONS, 0 down.
     pub trunk_up: IntGaugeVec,
+    /// Pinged gateways: 1 answering OPTIONS, 0 down.
+    pub gateway_up: IntGaugeVec,
+    /// Trunks that register: 1 registered, 0 not.
+    pub trunk_registered: IntGaugeVec,
     /// How long a shard took to answer a probe through its mailbox at the
     /// last scrape: its backlog, in seconds.
     pub shard_lag: GaugeVec,
@@ -167,6 +171,28 @@ impl Metrics {
                 IntGaugeVec::new(
                     Opts::new("switchboard_trunk_up", "Pinged trunks: 1 answering OPTIONS, 0 down."),
                     &["trunk"],
+                )
+                .expect("valid metric"),
+            ),
+            trunk_registered: reg(
+                &r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "switchboard_trunk_registered",
+                        "Trunks that register with their carrier: 1 registered, 0 not.",
+                    ),
+                    &["trunk"],
+                )
+                .expect("valid metric"),
+            ),
+            gateway_up: reg(
+                &r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "switchboard_gateway_up",
+                        "Pinged trunk gateways: 1 answering OPTIONS, 0 down.",
+                    ),
+                    &["trunk", "gateway"],
                 )
                 .expect("valid metric"),
             ),
@@ -291,6 +317,8 @@ mod dashboard {
         m.actor_failures.with_label_values(&["call"]);
         m.alert_active.with_label_values(&["a", "b"]);
         m.trunk_up.with_label_values(&["t"]);
+        m.gateway_up.with_label_values(&["t", "127.0.0.1:5060"]);
+        m.trunk_registered.with_label_values(&["t"]);
         m.shard_lag.with_label_values(&["0"]);
         m.queue_waiting.with_label_values(&["q"]);
         m.queue_longest_wait.with_label_values(&["q"]);

@@ -1,9 +1,11 @@
 //! The monitor: trunk keepalives (OPTIONS) and alert thresholds.
 //!
-//! Trunks with `outbound.ping_secs` get an OPTIONS every so often; any
-//! final response means the carrier is there. `[alerts] trunk_down_after`
-//! pings in a row without one mark the trunk down: calls routed to it get
-//! 503 at once instead of waiting for Timer B. Every `[alerts]
+//! Every gateway of a trunk with `outbound.ping_secs` gets an OPTIONS every
+//! so often; any final response means it is there. `[alerts]
+//! trunk_down_after` pings in a row without one mark the gateway down
+//! (`gateway_down` alert, `switchboard_gateway_up` 0): calls skip it until
+//! it answers again. With all its gateways down the trunk is down: calls
+//! routed to it get 503 at once instead of waiting for Timer B. Every `[alerts]
 //! interval_secs` the thresholds are checked; an alert that starts or ends
 //! is an `alert.raised` / `alert.cleared` event and flips
 //! `switchboard_alert_active{alert,subject}`.
@@ -16,13 +18,14 @@ use serde_json::json;
 use sip::transaction::{new_tag, Peer, Transport};
 use sip::{Method, Name, NameAddr, Request, SipMessage, Uri};
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// One pinged trunk.
+/// One pinged gateway.
 #[derive(Default)]
-struct Trunk {
+struct Gateway {
     /// Call-ID of the ping waiting for an answer.
     waiting: Option<String>,
     last_sent: Option<Instant>,
@@ -33,9 +36,10 @@ struct Trunk {
 /// The monitor actor.
 pub struct Monitor {
     switch: Arc<Switch>,
-    trunks: HashMap<String, Trunk>,
-    /// Ping Call-ID → trunk.
-    pings: HashMap<String, String>,
+    /// By (trunk, gateway address).
+    gateways: HashMap<(String, SocketAddr), Gateway>,
+    /// Ping Call-ID → (trunk, gateway address).
+    pings: HashMap<String, (String, SocketAddr)>,
     /// Store counters at the last check (batches, µs writing).
     store_last: (u64, u64),
     last_check: Instant,
@@ -46,7 +50,7 @@ impl Monitor {
     pub fn new(switch: Arc<Switch>) -> Monitor {
         Monitor {
             switch,
-            trunks: HashMap::new(),
+            gateways: HashMap::new(),
             pings: HashMap::new(),
             store_last: (0, 0),
             last_check: Instant::now(),
@@ -66,47 +70,62 @@ impl Monitor {
                     config::Transport::Udp => Transport::Udp,
                     config::Transport::Tcp => Transport::Tcp,
                 };
-                let peer = Peer {
-                    transport,
-                    addr: out.host,
-                };
-                Some((t.name.clone(), peer, out.ping_secs))
+                Some(out.gateways().into_iter().map(move |g| {
+                    let peer = Peer {
+                        transport,
+                        addr: g.host,
+                    };
+                    (t.name.clone(), peer, out.ping_secs)
+                }))
             })
+            .flatten()
             .collect();
-        // Trunks no longer pinged (a reload) are forgotten, and up.
-        let names: Vec<String> = self.trunks.keys().cloned().collect();
-        for name in names {
-            if !pinged.iter().any(|(n, _, _)| *n == name) {
-                self.trunks.remove(&name);
-                self.switch.trunks_down.remove(&name);
-                self.alert("trunk_down", &name, false, json!({}));
+        // Gateways no longer pinged (a reload) are forgotten, and up.
+        let known: Vec<(String, SocketAddr)> = self.gateways.keys().cloned().collect();
+        for key in known {
+            if !pinged
+                .iter()
+                .any(|(n, p, _)| *n == key.0 && p.addr == key.1)
+            {
+                self.gateways.remove(&key);
+                self.switch.gateways_down.remove(&key);
+                self.alert("gateway_down", &gateway_subject(&key), false, json!({}));
+                self.trunk_state(&key.0);
             }
         }
         for (name, peer, every) in pinged {
-            let t = self.trunks.entry(name.clone()).or_default();
-            let due = t
+            let key = (name.clone(), peer.addr);
+            let g = self.gateways.entry(key.clone()).or_default();
+            let due = g
                 .last_sent
                 .is_none_or(|at| now.duration_since(at) >= Duration::from_secs(every.into()));
             if !due {
                 continue;
             }
-            if let Some(missed) = t.waiting.take() {
+            if let Some(missed) = g.waiting.take() {
                 self.pings.remove(&missed);
-                t.misses += 1;
-                if !t.down && t.misses >= cfg.alerts.trunk_down_after {
-                    t.down = true;
-                    let misses = t.misses;
-                    tracing::warn!(trunk = %name, misses, "trunk down: OPTIONS unanswered");
-                    self.switch.trunks_down.insert(name.clone(), ());
+                g.misses += 1;
+                if !g.down && g.misses >= cfg.alerts.trunk_down_after {
+                    g.down = true;
+                    let misses = g.misses;
+                    tracing::warn!(trunk = %name, gateway = %peer.addr, misses, "gateway down: OPTIONS unanswered");
+                    self.switch.gateways_down.insert(key.clone(), ());
                     self.switch
                         .metrics
-                        .trunk_up
-                        .with_label_values(&[&name])
+                        .gateway_up
+                        .with_label_values(&[&name, &peer.addr.to_string()])
                         .set(0);
-                    self.alert("trunk_down", &name, true, json!({ "unanswered": misses }));
+                    let subject = gateway_subject(&key);
+                    self.alert(
+                        "gateway_down",
+                        &subject,
+                        true,
+                        json!({ "unanswered": misses }),
+                    );
+                    self.trunk_state(&name);
                 }
             }
-            self.ping(&name, peer, ctx);
+            self.ping(&key, peer, ctx);
         }
         if now.duration_since(self.last_check)
             >= Duration::from_secs(cfg.alerts.interval_secs.into())
@@ -116,7 +135,35 @@ impl Monitor {
         }
     }
 
-    fn ping(&mut self, trunk: &str, peer: Peer, ctx: &mut Context<Self>) {
+    /// A trunk is down when every gateway pinged is; up when one answers.
+    fn trunk_state(&mut self, trunk: &str) {
+        let mut gws = self
+            .gateways
+            .iter()
+            .filter(|(k, _)| k.0 == trunk)
+            .peekable();
+        let pinged = gws.peek().is_some();
+        let all_down = pinged && gws.all(|(_, g)| g.down);
+        if pinged {
+            self.switch
+                .metrics
+                .trunk_up
+                .with_label_values(&[trunk])
+                .set(i64::from(!all_down));
+        }
+        let was = self.switch.trunks_down.contains_key(trunk);
+        if all_down && !was {
+            tracing::warn!(%trunk, "trunk down: no gateway answers OPTIONS");
+            self.switch.trunks_down.insert(trunk.to_owned(), ());
+            self.alert("trunk_down", trunk, true, json!({}));
+        } else if !all_down && was {
+            tracing::info!(%trunk, "trunk up again");
+            self.switch.trunks_down.remove(trunk);
+            self.alert("trunk_down", trunk, false, json!({}));
+        }
+    }
+
+    fn ping(&mut self, key: &(String, SocketAddr), peer: Peer, ctx: &mut Context<Self>) {
         let Some(shards) = self.switch.shards.get() else {
             return;
         };
@@ -145,32 +192,34 @@ impl Monitor {
             req,
             owner: ctx.address().recipient(),
         });
-        let t = self.trunks.entry(trunk.to_owned()).or_default();
-        t.waiting = Some(call_id.clone());
-        t.last_sent = Some(Instant::now());
-        self.pings.insert(call_id, trunk.to_owned());
+        let g = self.gateways.entry(key.clone()).or_default();
+        g.waiting = Some(call_id.clone());
+        g.last_sent = Some(Instant::now());
+        self.pings.insert(call_id, key.clone());
     }
 
-    /// An answer to a ping: the trunk is there.
+    /// An answer to a ping: the gateway is there.
     fn answered(&mut self, call_id: &str) {
-        let Some(name) = self.pings.remove(call_id) else {
+        let Some(key) = self.pings.remove(call_id) else {
             return;
         };
-        let Some(t) = self.trunks.get_mut(&name) else {
+        let Some(g) = self.gateways.get_mut(&key) else {
             return;
         };
-        t.waiting = None;
-        t.misses = 0;
+        g.waiting = None;
+        g.misses = 0;
+        let was_down = std::mem::replace(&mut g.down, false);
         self.switch
             .metrics
-            .trunk_up
-            .with_label_values(&[&name])
+            .gateway_up
+            .with_label_values(&[&key.0, &key.1.to_string()])
             .set(1);
-        if std::mem::replace(&mut t.down, false) {
-            tracing::info!(trunk = %name, "trunk up again");
-            self.switch.trunks_down.remove(&name);
-            self.alert("trunk_down", &name, false, json!({}));
+        if was_down {
+            tracing::info!(trunk = %key.0, gateway = %key.1, "gateway up again");
+            self.switch.gateways_down.remove(&key);
+            self.alert("gateway_down", &gateway_subject(&key), false, json!({}));
         }
+        self.trunk_state(&key.0);
     }
 
     /// The thresholds other than trunks.
@@ -326,4 +375,9 @@ impl Handler<CallEvent> for Monitor {
             }
         }
     }
+}
+
+/// The alert subject of a gateway: `trunk/ip:port`.
+fn gateway_subject(key: &(String, SocketAddr)) -> String {
+    format!("{}/{}", key.0, key.1)
 }

@@ -452,6 +452,14 @@ pub struct Calls {
     /// An answered call is hung up after this many seconds (both ends may
     /// vanish without a BYE); 0 means no limit. Default 14400 (4 h).
     pub max_duration_secs: u32,
+    /// Session timers (RFC 4028) with callers that support them: the
+    /// interval the switch asks for when the caller names none; 0 turns
+    /// session timers off. Default 1800.
+    pub session_expires_secs: u32,
+    /// The shortest session interval accepted (a shorter one gets 422 with
+    /// this as Min-SE). RFC 4028 §4 says at least 90; lower values are for
+    /// tests. Default 90.
+    pub session_min_se_secs: u32,
 }
 
 impl Default for Calls {
@@ -461,6 +469,8 @@ impl Default for Calls {
             max_forwards: 70,
             max_calls: 100_000,
             max_duration_secs: 14_400,
+            session_expires_secs: 1800,
+            session_min_se_secs: 90,
         }
     }
 }
@@ -587,6 +597,38 @@ pub struct User {
     /// Optional display name for `From` headers.
     #[serde(default)]
     pub display_name: Option<String>,
+    /// The farthest class of call this user may place (a route's `class`):
+    /// `"internal"`, `"national"` (the default) or `"international"`.
+    #[serde(default = "national")]
+    pub may_call: CallClass,
+}
+
+fn national() -> CallClass {
+    CallClass::National
+}
+
+/// How far a call goes, for users' permissions: internal < national <
+/// international.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CallClass {
+    /// Users, queues, flows, rooms of this switch.
+    Internal,
+    /// Out through a trunk, in the country.
+    National,
+    /// Out through a trunk, abroad (and premium ranges an operator marks so).
+    International,
+}
+
+impl CallClass {
+    /// The word used in the config.
+    pub fn name(self) -> &'static str {
+        match self {
+            CallClass::Internal => "internal",
+            CallClass::National => "national",
+            CallClass::International => "international",
+        }
+    }
 }
 
 /// `[[trunks]]`: a carrier connection; at least one of `inbound` / `outbound`.
@@ -605,6 +647,14 @@ pub struct Trunk {
     /// that do not send RFC 4733 events). Default false.
     #[serde(default)]
     pub inband_dtmf: bool,
+    /// Calls in progress on this trunk, both directions, at most (more get
+    /// 503); 0 (the default): no limit.
+    #[serde(default)]
+    pub max_calls: u32,
+    /// New calls on this trunk per second, both directions, at most (more
+    /// get 503); 0 (the default): no limit.
+    #[serde(default)]
+    pub max_cps: u32,
 }
 
 impl Trunk {
@@ -643,9 +693,15 @@ pub struct TrunkAuth {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrunkOutbound {
-    /// Carrier proxy address, `"127.0.0.1:5070"` (IP and port).
-    #[serde(deserialize_with = "socket_addr")]
-    pub host: SocketAddr,
+    /// Carrier proxy address, `"127.0.0.1:5070"` (IP and port): one
+    /// gateway. Give either `host` or `gateways`.
+    #[serde(default, deserialize_with = "opt_socket_addr")]
+    pub host: Option<SocketAddr>,
+    /// Several gateways: a call tries them by `priority` (lower first;
+    /// among equal ones by `weight`, at random) and moves on to the next
+    /// when one answers 408 or 5xx or not at all.
+    #[serde(default)]
+    pub gateways: Vec<Gateway>,
     /// Transport to the carrier; default UDP.
     #[serde(default)]
     pub transport: Transport,
@@ -661,6 +717,69 @@ pub struct TrunkOutbound {
     /// again. 0 (the default) never pings.
     #[serde(default)]
     pub ping_secs: u32,
+    /// A gateway that has not answered a call's INVITE at all (not even
+    /// 100 Trying) after this many seconds is skipped for the next one;
+    /// default 3.
+    #[serde(default = "three")]
+    pub failover_secs: u32,
+    /// Register with the carrier (at `host`, or the first gateway) as
+    /// `auth.username`, asking for this many seconds and renewing before
+    /// they run out; 0 (the default) does not register. Calls the carrier
+    /// sends to that registration (Request-URI user = the username) come
+    /// from this trunk, with the number dialed taken from `To`.
+    #[serde(default)]
+    pub register_secs: u32,
+}
+
+fn three() -> u32 {
+    3
+}
+
+impl TrunkOutbound {
+    /// The registrar: `host`, else the first gateway by priority.
+    pub fn registrar(&self) -> Option<SocketAddr> {
+        self.host.or_else(|| {
+            self.gateways
+                .iter()
+                .min_by_key(|g| g.priority)
+                .map(|g| g.host)
+        })
+    }
+
+    /// The gateways (`host` is one of priority 1).
+    pub fn gateways(&self) -> Vec<Gateway> {
+        match self.host {
+            Some(host) => vec![Gateway {
+                host,
+                priority: 1,
+                weight: 1,
+            }],
+            None => self.gateways.clone(),
+        }
+    }
+}
+
+/// `{ host = "ip:port", priority = 1, weight = 1 }`: one of a trunk's gateways.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Gateway {
+    /// Address, IP and port.
+    #[serde(deserialize_with = "socket_addr")]
+    pub host: SocketAddr,
+    /// Lower first; default 1.
+    #[serde(default = "one")]
+    pub priority: u32,
+    /// Share of calls among gateways of the same priority; default 1.
+    #[serde(default = "one")]
+    pub weight: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn opt_socket_addr<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+    socket_addr(d).map(Some)
 }
 
 fn socket_addr<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
@@ -797,6 +916,11 @@ pub struct Route {
     /// For a queue target: skills the caller needs (name → minimum proficiency).
     #[serde(default)]
     pub skills: std::collections::BTreeMap<String, u8>,
+    /// The class of the calls this route places, checked against the
+    /// calling user's `may_call`: default `"national"` for a trunk target,
+    /// `"internal"` for the others.
+    #[serde(default)]
+    pub class: Option<CallClass>,
     /// Characters stripped from the front of the dialed number; default 0.
     #[serde(default)]
     pub strip: usize,
@@ -977,6 +1101,26 @@ impl Config {
     /// The local user with this name.
     pub fn user(&self, name: &str) -> Option<&User> {
         self.users.iter().find(|u| u.name == name)
+    }
+
+    /// Whether `user` may place a call by `route` to `target` (the route's
+    /// target now, see [`Config::target_at`]); Err: the class refused.
+    pub fn permits(
+        &self,
+        user: &str,
+        route: &Route,
+        target: &RouteTarget,
+    ) -> Result<(), CallClass> {
+        let class = route.class.unwrap_or(match target {
+            RouteTarget::Trunk(_) => CallClass::National,
+            _ => CallClass::Internal,
+        });
+        let may = self.user(user).map_or(CallClass::Internal, |u| u.may_call);
+        if class <= may {
+            Ok(())
+        } else {
+            Err(class)
+        }
     }
 
     /// The trunk with this name.

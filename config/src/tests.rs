@@ -37,9 +37,14 @@ fn embedded_default_parses() {
     assert!(demo.accepts_ip("127.0.0.2".parse().unwrap()));
     assert_eq!(
         demo.outbound.as_ref().unwrap().host,
-        "127.0.0.1:5070".parse().unwrap()
+        Some("127.0.0.1:5070".parse().unwrap())
     );
-    assert_eq!(c.routes.len(), 6);
+    assert_eq!(c.routes.len(), 7);
+    let abroad = c.route_for("90044123", RouteSource::Users).unwrap();
+    assert_eq!(
+        c.permits("1001", abroad, &abroad.target),
+        Err(CallClass::International)
+    );
     assert_eq!(
         c.route_for("501", RouteSource::Users).unwrap().target,
         RouteTarget::Queue("demo".into())
@@ -210,6 +215,7 @@ fn rewrite_strips_then_prepends() {
         priority: 0,
         vip: false,
         skills: Default::default(),
+        class: None,
         strip,
         prepend: prepend.into(),
     };
@@ -594,4 +600,52 @@ fn schedule_errors_are_located() {
 #[test]
 fn max_forwards_must_be_positive() {
     assert_at("[calls]\nmax_forwards = 0\n", 2, "calls.max_forwards");
+}
+
+#[test]
+fn call_classes_and_user_permissions() {
+    let text = "[[trunks]]\nname = \"t\"\noutbound = { host = \"127.0.0.1:5070\" }\n\n\
+        [[users]]\nname = \"1\"\npassword = \"p\"\n\n\
+        [[users]]\nname = \"2\"\npassword = \"p\"\nmay_call = \"international\"\n\n\
+        [[routes]]\nprefix = \"00\"\ntarget = { trunk = \"t\" }\nclass = \"international\"\n\n\
+        [[routes]]\nprefix = \"0\"\ntarget = { trunk = \"t\" }\n\n\
+        [[routes]]\nprefix = \"1\"\ntarget = \"users\"\n";
+    let c = Config::from_str(text, "t.toml").unwrap();
+    let check = |user: &str, number: &str| {
+        let r = c.route_for(number, RouteSource::Users).unwrap();
+        c.permits(user, r, &r.target)
+    };
+    assert_eq!(check("1", "0044"), Err(CallClass::International));
+    assert_eq!(check("1", "030"), Ok(()), "national by default");
+    assert_eq!(check("1", "12"), Ok(()));
+    assert_eq!(check("2", "0044"), Ok(()));
+    let bad = text.replace("may_call = \"international\"", "may_call = \"world\"");
+    let msg = assert_at(&bad, 12, "users[1].may_call");
+    assert!(msg.contains("unknown variant"), "{msg}");
+}
+
+#[test]
+fn trunk_gateways() {
+    let text = "[[trunks]]\nname = \"c\"\n[trunks.outbound]\ngateways = [\n  { host = \"127.0.0.1:5070\", priority = 2 },\n  { host = \"127.0.0.1:5080\", weight = 3 },\n]\n";
+    let c = Config::from_str(text, "t.toml").unwrap();
+    let g = c.trunk("c").unwrap().outbound.as_ref().unwrap().gateways();
+    assert_eq!(
+        g.iter()
+            .map(|g| (g.host.port(), g.priority, g.weight))
+            .collect::<Vec<_>>(),
+        [(5070, 2, 1), (5080, 1, 3)]
+    );
+    let both = text.replace("gateways = [", "host = \"127.0.0.1:5060\"\ngateways = [");
+    let msg = assert_at(&both, 3, "trunks[0].outbound");
+    assert!(msg.contains("either `host` or `gateways`"), "{msg}");
+    assert_at(
+        &text.replace("weight = 3", "weight = 0"),
+        6,
+        "trunks[0].outbound.gateways[1].weight",
+    );
+    assert_at(
+        &text.replace("5080", "x"),
+        6,
+        "trunks[0].outbound.gateways[1].host",
+    );
 }

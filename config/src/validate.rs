@@ -298,6 +298,26 @@ pub(crate) fn check(config: &Config, doc: &Doc<'_>) -> Result<(), ConfigError> {
             }
             _ => {}
         }
+        if let Some(out) = &trunk.outbound {
+            if out.host.is_some() != out.gateways.is_empty() {
+                return Err(doc.invalid(
+                    format!("trunks[{i}].outbound"),
+                    "outbound needs either `host` or `gateways` (not both)",
+                ));
+            }
+            if out.register_secs > 0 && out.auth.is_none() {
+                return Err(doc.invalid(
+                    format!("trunks[{i}].outbound.register_secs"),
+                    "registering needs `auth` (the username and password to register with)",
+                ));
+            }
+            if let Some(g) = out.gateways.iter().position(|g| g.weight == 0) {
+                return Err(doc.invalid(
+                    format!("trunks[{i}].outbound.gateways[{g}].weight"),
+                    "weight must be at least 1",
+                ));
+            }
+        }
     }
 
     let mut seen = HashMap::new();

@@ -110,8 +110,12 @@ pub struct SippUas {
 impl SippUas {
     /// Starts `sipp -sn uas` (or `-sf scenario`) on a free port.
     pub fn start(dir: &Path, scenario: Option<&Path>, extra: &[&str]) -> SippUas {
+        SippUas::start_on(dir, crate::free_port("127.0.0.1"), scenario, extra)
+    }
+
+    /// Like [`SippUas::start`], on `port` (e.g. a gateway coming back).
+    pub fn start_on(dir: &Path, port: u16, scenario: Option<&Path>, extra: &[&str]) -> SippUas {
         crate::require("sipp");
-        let port = crate::free_port("127.0.0.1");
         let mut cmd = Command::new("sipp");
         match scenario {
             Some(f) => cmd.arg("-sf").arg(f),

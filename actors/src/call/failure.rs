@@ -106,6 +106,9 @@ impl Call {
             .calls
             .remove_if(&id, |_, e| me.as_ref().is_none_or(|me| e.addr == *me));
         self.leave_room();
+        for t in std::mem::take(&mut self.trunk_slots) {
+            self.switch.trunk_release(&t);
+        }
         let mut call_ids = vec![id];
         let mut txs = std::mem::take(&mut self.kept_txs);
         let outs = self

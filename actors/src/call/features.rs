@@ -257,6 +257,11 @@ impl Call {
             .route_for(number, RouteSource::Users)
             .ok_or_else(|| format!("no route for {number}"))?;
         let (route_target, _) = cfg.target_at(route, self.switch.now());
+        if let Source::User(user) = &from {
+            if let Err(class) = cfg.permits(user, route, route_target) {
+                return Err(format!("{user} may not place {} calls", class.name()));
+            }
+        }
         let target = route.rewrite(number);
         let dest = match self.resolve(route_target, &target) {
             Ok(d) if !matches!(route_target, RouteTarget::Conference(_)) => d,
@@ -306,7 +311,7 @@ impl Call {
             this.c_no_answer = None;
             if this.c.as_ref().is_some_and(|c| c.dialog.is_none()) {
                 tracing::info!(call_id = %this.call_id_a(), "{}: no answer", this.c_purpose.name());
-                this.c_failed(480);
+                this.c_failed(480, ctx);
                 this.cancel_out(Leg::C, ctx);
                 this.drop_c(ctx);
             }
@@ -315,8 +320,9 @@ impl Call {
     }
 
     /// Leg C did not answer: a transfer's outcome is reported.
-    fn c_failed(&mut self, code: u16) {
+    fn c_failed(&mut self, code: u16, ctx: &mut Context<Self>) {
         if self.c_purpose == Purpose::Transfer {
+            self.refer_done(code, ctx);
             let to = self.c_target.as_ref().map(|t| t.0.clone());
             self.switch.publish(
                 "call.transfer",
@@ -332,6 +338,8 @@ impl Call {
         resp: &Response,
         ctx: &mut Context<Self>,
     ) -> Result<(), String> {
+        // The transferor hears of the answer before it is hung up.
+        self.refer_done(200, ctx);
         let media = self.c_media.ok_or("no media leg")?;
         let anchor = self.anchor.as_mut().ok_or("no media")?;
         anchor
@@ -384,7 +392,7 @@ impl Call {
                 return self.retry_with_auth(Leg::C, &resp, ctx);
             }
             tracing::info!(%call_id, code, "{}: no answer from the far end", self.c_purpose.name());
-            self.c_failed(code);
+            self.c_failed(code, ctx);
             return self.drop_c(ctx);
         }
         if c.dialog.is_some() {
@@ -409,7 +417,7 @@ impl Call {
             let mut spare = dialog.clone();
             if let Err(e) = self.complete_transfer(dialog, &resp, ctx) {
                 tracing::info!(%call_id, error = %e, "transfer: hanging up the target");
-                self.c_failed(488);
+                self.c_failed(488, ctx);
                 self.bye_aside(&mut spare, peer, ctx);
                 self.drop_c(ctx);
             }
@@ -432,7 +440,7 @@ impl Call {
             }
             Err(e) => {
                 tracing::info!(%call_id, error = %e, "three-way: hanging up the third party");
-                self.c_failed(488);
+                self.c_failed(488, ctx);
                 self.bye_aside(&mut dialog, peer, ctx);
                 self.drop_c(ctx);
             }

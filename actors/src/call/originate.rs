@@ -50,6 +50,15 @@ impl Call {
         }
         let cfg = switch.config();
         cfg.user(user).ok_or_else(|| format!("no user {user}"))?;
+        if trunk.is_none() && acd.is_none() {
+            // Click-to-call dials as the user: their permissions hold.
+            let route = cfg
+                .route_for(number, config::RouteSource::Users)
+                .ok_or_else(|| format!("no route for {number}"))?;
+            let (target, _) = cfg.target_at(route, switch.now());
+            cfg.permits(user, route, target)
+                .map_err(|c| format!("{user} may not place {} calls", c.name()))?;
+        }
         let binding = lookup(&switch.location, user)
             .into_iter()
             .next()

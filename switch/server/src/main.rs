@@ -213,6 +213,7 @@ async fn start(
     let registrar = Registrar::new(switch.clone(), store).start();
     let _ = switch.registrar.set(registrar);
     ::actors::monitor::Monitor::new(switch.clone()).start();
+    ::actors::trunk_reg::TrunkRegistrations::new(switch.clone()).start();
     let _ = switch
         .acd
         .set(::actors::acd::Acd::new(switch.clone()).start());

@@ -74,6 +74,12 @@ names! {
     ReferredBy => "Referred-By", "b";
     SessionExpires => "Session-Expires", "x";
     PAssertedIdentity => "P-Asserted-Identity";
+    Privacy => "Privacy";
+    RSeq => "RSeq";
+    RAck => "RAck";
+    MinSe => "Min-SE";
+    Replaces => "Replaces";
+    SubscriptionState => "Subscription-State";
 }
 
 impl PartialEq for Name {

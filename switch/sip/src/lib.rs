@@ -26,8 +26,8 @@ pub use message::{
 };
 pub use method::Method;
 pub use typed::{
-    option_tags, parse_delta_seconds, parse_name_addrs, CSeq, Contacts, NameAddr, Via,
-    BRANCH_COOKIE,
+    option_tags, parse_delta_seconds, parse_name_addrs, CSeq, Contacts, NameAddr, Refresher,
+    SessionExpires, Via, BRANCH_COOKIE,
 };
 pub use uri::{unescape, Host, SipUri, Uri};
 

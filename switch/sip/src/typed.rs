@@ -307,6 +307,56 @@ pub(crate) fn parse_u32(s: &str) -> Option<u32> {
 
 /// Parses delta-seconds (Expires, expires=); values beyond 2^32-1 are
 /// taken as 2^32-1 (RFC 3261 §10.2.1 asks for a sane upper bound anyway).
+/// Who refreshes a session (RFC 4028 §4 `refresher` parameter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refresher {
+    /// The caller (the UAC of the session's INVITE).
+    Uac,
+    /// The callee.
+    Uas,
+}
+
+/// A `Session-Expires` value (RFC 4028 §4): `delta-seconds *(;se-params)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionExpires {
+    /// The session interval, seconds.
+    pub secs: u32,
+    /// The `refresher` parameter, if given.
+    pub refresher: Option<Refresher>,
+}
+
+impl SessionExpires {
+    /// Parses a header value; None if it is not a delta-seconds with
+    /// parameters.
+    pub fn parse(s: &str) -> Option<SessionExpires> {
+        let mut parts = s.split(';');
+        let secs = parse_delta_seconds(parts.next()?)?;
+        let mut refresher = None;
+        for p in parts {
+            let (name, value) = p.split_once('=').unwrap_or((p, ""));
+            if trim_lws(name).eq_ignore_ascii_case("refresher") {
+                refresher = match trim_lws(value).to_ascii_lowercase().as_str() {
+                    "uac" => Some(Refresher::Uac),
+                    "uas" => Some(Refresher::Uas),
+                    _ => return None,
+                };
+            }
+        }
+        Some(SessionExpires { secs, refresher })
+    }
+}
+
+impl fmt::Display for SessionExpires {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.secs)?;
+        match self.refresher {
+            Some(Refresher::Uac) => write!(f, ";refresher=uac"),
+            Some(Refresher::Uas) => write!(f, ";refresher=uas"),
+            None => Ok(()),
+        }
+    }
+}
+
 pub fn parse_delta_seconds(s: &str) -> Option<u32> {
     let s = trim_lws(s);
     if s.is_empty() || s.len() > 20 || !s.bytes().all(|c| c.is_ascii_digit()) {
@@ -343,6 +393,19 @@ pub fn option_tags(s: &str) -> impl Iterator<Item = &str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn session_expires() {
+        let se = SessionExpires::parse("90;refresher=uac").unwrap();
+        assert_eq!((se.secs, se.refresher), (90, Some(Refresher::Uac)));
+        assert_eq!(se.to_string(), "90;refresher=uac");
+        let se = SessionExpires::parse(" 1800 ; other=1 ;REFRESHER = UAS").unwrap();
+        assert_eq!((se.secs, se.refresher), (1800, Some(Refresher::Uas)));
+        assert_eq!(SessionExpires::parse("4000").unwrap().refresher, None);
+        assert_eq!(SessionExpires::parse("abc"), None);
+        assert_eq!(SessionExpires::parse("90;refresher=both"), None);
+        assert_eq!(SessionExpires::parse(""), None);
+    }
 
     #[test]
     fn via_variants() {

@@ -1,0 +1,772 @@
+//! Carrier trunks and outbound calls: who may dial out how far.
+
+use e2e::switch::{base_config, SwitchProc};
+use e2e::ua::Ua;
+use sip::Method;
+use std::time::Duration;
+
+/// Users 1001 (national, the default), 1004 (international), 1005
+/// (internal only); routes "00…" (international) and "0…" (national) to
+/// the trunk "out", whose gateway is `carrier`.
+fn outbound_switch(dir: &std::path::Path, port: u16, carrier: &Ua) -> SwitchProc {
+    let extra = format!(
+        r#"
+[[users]]
+name = "1004"
+password = "secret"
+may_call = "international"
+
+[[users]]
+name = "1005"
+password = "secret"
+may_call = "internal"
+
+[[trunks]]
+name = "out"
+outbound = {{ host = "{}" }}
+
+[[routes]]
+prefix = "00"
+target = {{ trunk = "out" }}
+class = "international"
+
+[[routes]]
+prefix = "0"
+target = {{ trunk = "out" }}
+
+[[routes]]
+prefix = "100"
+target = "users"
+"#,
+        carrier.local
+    );
+    SwitchProc::start(dir, port, &base_config(port, &dir.join("db"), &extra))
+}
+
+/// `user` (password `password`, or none) dials `number` (answering one
+/// 407 if there is a password); `carrier` answers whatever reaches it with
+/// 486 meanwhile. The final response, and the number the carrier was
+/// asked for, if any.
+fn dial(
+    sw: &SwitchProc,
+    carrier: &mut Ua,
+    user: &str,
+    password: Option<&str>,
+    number: &str,
+) -> (sip::Response, Option<String>) {
+    let mut ua = Ua::new("127.0.0.1", sw.addr());
+    let invite = ua.invite(user, number);
+    let tx = ua.send(invite.clone());
+    let first = ua.final_response(tx, Duration::from_secs(5)).pop().unwrap();
+    let Some(password) = password.filter(|_| first.code == 407) else {
+        return (first, None);
+    };
+    let inv = ua.with_proxy_auth(&invite, &first, user, password);
+    let tx = ua.send(inv);
+    let reached = carrier_gets(carrier, Duration::from_millis(400));
+    let r = ua.final_response(tx, Duration::from_secs(5)).pop().unwrap();
+    (r, reached)
+}
+
+/// The carrier's gateway: the next INVITE within `wait`, answered 486.
+fn carrier_gets(carrier: &mut Ua, wait: Duration) -> Option<String> {
+    let (tx, inv) = carrier.request(wait)?;
+    if inv.method != Method::Invite {
+        return None;
+    }
+    carrier.respond(tx.unwrap(), sip::response_to(&inv, 486, Some("gw")));
+    inv.uri.sip().and_then(|u| u.user.clone())
+}
+
+#[test]
+fn users_dial_out_only_as_far_as_they_may_and_nobody_unauthenticated_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = e2e::free_port("127.0.0.1");
+    let sw_addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut carrier = Ua::new("127.0.0.1", sw_addr);
+    let sw = outbound_switch(dir.path(), port, &carrier);
+    let quiet = Duration::from_millis(400);
+
+    let mut dial = |user: &str, password: Option<&str>, number: &str| {
+        let (r, reached) = dial(&sw, &mut carrier, user, password, number);
+        (r.code, r.reason, reached)
+    };
+    let intl = "004412345678";
+    let (refused, not) = ("International Calls Not Permitted", None);
+    // 1001 may call national numbers, not international ones.
+    assert_eq!(
+        dial("1001", Some("secret"), intl),
+        (403, refused.into(), not)
+    );
+    let national = dial("1001", Some("secret"), "0301234567");
+    assert_eq!((national.0, national.2), (486, Some("0301234567".into())));
+    // 1004 may call abroad.
+    let abroad = dial("1004", Some("secret"), intl);
+    assert_eq!((abroad.0, abroad.2), (486, Some(intl.into())));
+    // 1005 may call only inside the switch.
+    assert_eq!(
+        dial("1005", Some("secret"), "0301234567"),
+        (403, "External Calls Not Permitted".into(), None)
+    );
+    let (code, _, reached) = dial("1005", Some("secret"), "1001");
+    assert_eq!(
+        (code, reached),
+        (480, None),
+        "internal calls are fine (1001 is not registered)"
+    );
+
+    // Nobody unauthenticated reaches the trunk: no credentials, a wrong
+    // password, an unknown user are challenged again or refused.
+    assert_eq!(dial("1004", None, intl).0, 407);
+    for (user, pw) in [("1004", "wrong"), ("9999", "secret")] {
+        let (code, _, reached) = dial(user, Some(pw), intl);
+        assert!(matches!(code, 403 | 407), "{user}/{pw}: {code}");
+        assert_eq!(reached, None, "{user}/{pw} reached the carrier");
+    }
+    // The carrier trunk itself (127.0.0.2) has no route out: 404.
+    let mut c = Ua::new("127.0.0.2", sw.addr());
+    let invite = c.invite("5551234", "004412345678");
+    let tx = c.send(invite.clone());
+    let r = c.final_response(tx, Duration::from_secs(5)).pop().unwrap();
+    assert_eq!(r.code, 404);
+    assert_eq!(carrier_gets(&mut carrier, quiet), None);
+
+    // Click-to-call dials as the user: refused before any phone rings.
+    let out = sw.ctl(&["calls", "originate", "1001", "004412345678"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("1001 may not place international calls"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The refusals are in the records.
+    let cdrs = sw.cdrs(1);
+    assert!(
+        cdrs.iter()
+            .any(|c| c["reason"] == "international calls not permitted" && c["cause"] == 403),
+        "{cdrs:?}"
+    );
+}
+
+/// RFC 3262: a callee (sipp UAS) sends 183 with `Require: 100rel`; the
+/// switch PRACKs it (RAck "1 1 INVITE", checked by sipp), the call is
+/// answered and completes; the BYE's CSeq comes after the PRACK's.
+#[test]
+fn a_reliable_183_is_pracked_and_the_call_completes() {
+    use e2e::sipp::SippUas;
+    let dir = tempfile::tempdir().unwrap();
+    let mut uas = SippUas::start(
+        dir.path(),
+        Some(&e2e::sipp::scenario("uas_100rel.xml")),
+        &["-m", "1", "-trace_msg"],
+    );
+    let sw = uas_switch(dir.path(), uas.port, "");
+    let mut c = Ua::new("127.0.0.2", sw.addr());
+    let invite = c.invite("5551234", "0301234567");
+    let tx = c.send(invite.clone());
+    let mut codes = Vec::new();
+    let ok = loop {
+        let r = c.response(tx, Duration::from_secs(5)).unwrap_or_else(|| {
+            let mut msgs = String::new();
+            for e in std::fs::read_dir(dir.path()).unwrap().flatten() {
+                if e.file_name().to_string_lossy().ends_with("messages.log") {
+                    msgs += &std::fs::read_to_string(e.path()).unwrap_or_default();
+                }
+            }
+            panic!("a response after {codes:?}\n{msgs}\n{}", sw.log_tail())
+        });
+        codes.push(r.code);
+        if r.code >= 200 {
+            break r;
+        }
+    };
+    assert_eq!(ok.code, 200, "{codes:?}\n{}", sw.log_tail());
+    assert!(
+        codes.contains(&183),
+        "the early media was relayed: {codes:?}"
+    );
+    c.ack(tx, &invite, &ok);
+    std::thread::sleep(Duration::from_millis(300));
+    let bye = c.bye(&invite, &ok);
+    let btx = c.send(bye);
+    let r = c.final_response(btx, Duration::from_secs(5)).pop().unwrap();
+    assert_eq!(r.code, 200);
+    assert_eq!(
+        uas.wait(Duration::from_secs(10)),
+        Some(0),
+        "sipp's scenario (PRACK with RAck 1 1 INVITE, BYE CSeq 3) completed\n{}",
+        sw.log_tail()
+    );
+}
+
+/// A switch whose carrier calls to "0…" go out through trunk "uas" (at
+/// 127.0.0.1:`uas_port`), with `extra` config.
+fn uas_switch(dir: &std::path::Path, uas_port: u16, extra: &str) -> SwitchProc {
+    let port = e2e::free_port("127.0.0.1");
+    let extra = format!(
+        r#"{extra}
+
+[[trunks]]
+name = "uas"
+outbound = {{ host = "127.0.0.1:{uas_port}" }}
+
+[[routes]]
+prefix = "0"
+from = "trunks"
+target = {{ trunk = "uas" }}
+"#
+    );
+    SwitchProc::start(dir, port, &base_config(port, &dir.join("db"), &extra))
+}
+
+/// A switch with session timers (minimum 4 s, for the test) and every
+/// carrier call to a sipp UAS (`uas`, built-in scenario, one call).
+fn timer_switch(dir: &std::path::Path) -> (SwitchProc, e2e::sipp::SippUas) {
+    let uas = e2e::sipp::SippUas::start(dir, None, &["-m", "1"]);
+    let sw = uas_switch(dir, uas.port, "[calls]\nsession_min_se_secs = 4");
+    (sw, uas)
+}
+
+/// RFC 4028: a sipp caller asks for a 6 s session and never refreshes:
+/// the switch hangs up both legs 4 s after the answer (a third of the
+/// interval early); sipp checked the 200's Session-Expires and Require.
+#[test]
+fn a_session_that_is_not_refreshed_is_torn_down_on_both_legs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sw, mut uas) = timer_switch(dir.path());
+    let t0 = std::time::Instant::now();
+    let stats = e2e::sipp::run_trunk_call(
+        dir.path(),
+        &sw.addr().to_string(),
+        &[
+            "-sf",
+            e2e::sipp::scenario("uac_timer.xml").to_str().unwrap(),
+            "-s",
+            "0301234567",
+            "-timeout",
+            "30",
+        ],
+        Duration::from_secs(40),
+    );
+    let took = t0.elapsed().as_secs_f64();
+    assert_eq!(
+        (stats.successful, stats.failed),
+        (1, 0),
+        "{stats:?}\n{}",
+        sw.log_tail()
+    );
+    assert!((3.5..6.0).contains(&took), "BYE after {took:.2} s");
+    assert_eq!(
+        uas.wait(Duration::from_secs(5)),
+        Some(0),
+        "the callee got its BYE too"
+    );
+    let cdrs = sw.cdrs(1);
+    assert_eq!(cdrs[0]["reason"], "session timer expired", "{}", cdrs[0]);
+}
+
+/// A caller that refreshes (UPDATE without SDP, answered by the switch
+/// with the interval) keeps its call past the first expiry; one asking
+/// for less than the minimum gets 422 with Min-SE.
+#[test]
+fn a_refreshed_session_goes_on_and_a_short_one_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sw, _uas) = timer_switch(dir.path());
+    let mut c = Ua::new("127.0.0.2", sw.addr());
+    let mut short = c.invite("5551234", "0301234567");
+    short.headers.push(sip::Name::Supported, "timer");
+    short.headers.push(sip::Name::SessionExpires, "2");
+    let tx = c.send(short);
+    let r = c.final_response(tx, Duration::from_secs(5)).pop().unwrap();
+    assert_eq!(r.code, 422);
+    assert_eq!(r.headers.get(&sip::Name::MinSe), Some("4"));
+
+    let mut invite = c.invite("5551234", "0301234567");
+    invite.headers.push(sip::Name::Supported, "timer");
+    invite
+        .headers
+        .push(sip::Name::SessionExpires, "6;refresher=uac");
+    let tx = c.send(invite.clone());
+    let ok = c.final_response(tx, Duration::from_secs(5)).pop().unwrap();
+    assert_eq!(ok.code, 200, "{}", sw.log_tail());
+    assert_eq!(
+        ok.headers.get(&sip::Name::SessionExpires),
+        Some("6;refresher=uac")
+    );
+    c.ack(tx, &invite, &ok);
+    let answered = std::time::Instant::now();
+    assert!(
+        c.request(Duration::from_millis(2500)).is_none(),
+        "no BYE yet"
+    );
+    let mut update = c.bye(&invite, &ok);
+    update.method = Method::Update;
+    let seq = sip::SipMessage::cseq(&invite).unwrap().seq + 1;
+    update.headers.set(sip::Name::CSeq, format!("{seq} UPDATE"));
+    update
+        .headers
+        .push(sip::Name::Contact, format!("<sip:5551234@{}>", c.local));
+    update
+        .headers
+        .push(sip::Name::SessionExpires, "6;refresher=uac");
+    let utx = c.send(update);
+    let r = c.final_response(utx, Duration::from_secs(5)).pop().unwrap();
+    assert_eq!(r.code, 200, "{}", sw.log_tail());
+    assert_eq!(
+        r.headers.get(&sip::Name::SessionExpires),
+        Some("6;refresher=uac")
+    );
+    // The first expiry (4 s after the answer) passes; the BYE comes 4 s
+    // after the refresh.
+    let (btx, bye) = c.request(Duration::from_secs(8)).expect("BYE");
+    let at = answered.elapsed().as_secs_f64();
+    assert_eq!(bye.method, Method::Bye);
+    c.respond(btx.unwrap(), sip::response_to(&bye, 200, None));
+    assert!((5.8..8.5).contains(&at), "BYE {at:.2} s after the answer");
+}
+
+/// A caller that asks the switch to refresh (refresher=uas) gets an
+/// UPDATE with the interval at half of it, again after its 200; when it
+/// answers 481 (the dialog is gone for it) the switch ends the call.
+#[test]
+fn the_switch_refreshes_when_the_caller_asks_it_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sw, mut uas) = timer_switch(dir.path());
+    let mut c = Ua::new("127.0.0.2", sw.addr());
+    let mut invite = c.invite("5551234", "0301234567");
+    invite.headers.push(sip::Name::Supported, "timer");
+    invite
+        .headers
+        .push(sip::Name::SessionExpires, "6;refresher=uas");
+    let tx = c.send(invite.clone());
+    let ok = c.final_response(tx, Duration::from_secs(5)).pop().unwrap();
+    assert_eq!(ok.code, 200, "{}", sw.log_tail());
+    assert_eq!(
+        ok.headers.get(&sip::Name::SessionExpires),
+        Some("6;refresher=uas")
+    );
+    c.ack(tx, &invite, &ok);
+    let answered = std::time::Instant::now();
+    let mut at = Vec::new();
+    for answer in [200, 481] {
+        let (utx, u) = c.request(Duration::from_secs(5)).expect("a refresh");
+        assert_eq!(u.method, Method::Update);
+        assert_eq!(
+            u.headers.get(&sip::Name::SessionExpires),
+            Some("6;refresher=uas")
+        );
+        at.push(answered.elapsed().as_secs_f64());
+        c.respond(utx.unwrap(), sip::response_to(&u, answer, None));
+    }
+    assert!(
+        (2.7..3.8).contains(&at[0]) && (5.7..7.0).contains(&at[1]),
+        "{at:?}"
+    );
+    // After the 481 the call ends: the callee gets its BYE.
+    assert_eq!(
+        uas.wait(Duration::from_secs(5)),
+        Some(0),
+        "{}",
+        sw.log_tail()
+    );
+    let cdrs = sw.cdrs(1);
+    assert_eq!(cdrs[0]["reason"], "session timer expired", "{}", cdrs[0]);
+}
+
+/// Acceptance 2: trunk "out" has two gateways; the first (priority 1)
+/// answers INVITEs with 503, so calls go on to the second within the same
+/// call. When the first stops answering OPTIONS it is marked down
+/// (`switchboard_gateway_up` 0, a `gateway_down` alert) and calls skip it
+/// (no 503 round, no wait); when it answers again it is up and first again.
+#[test]
+fn calls_fail_over_to_the_next_gateway_and_skip_one_that_is_down() {
+    use e2e::sipp::{run_trunk_call, scenario, SippUas};
+    let dir = tempfile::tempdir().unwrap();
+    let gw1_port = e2e::free_port("127.0.0.1");
+    let gw1 = SippUas::start_on(
+        dir.path(),
+        gw1_port,
+        Some(&scenario("uas_503.xml")),
+        &["-aa"],
+    );
+    let gw2 = SippUas::start(dir.path(), None, &["-aa"]);
+    let port = e2e::free_port("127.0.0.1");
+    let extra = format!(
+        r#"
+[alerts]
+trunk_down_after = 2
+
+[[trunks]]
+name = "out"
+[trunks.outbound]
+ping_secs = 1
+gateways = [
+  {{ host = "127.0.0.1:{gw1_port}", priority = 1 }},
+  {{ host = "127.0.0.1:{}", priority = 2 }},
+]
+
+[[routes]]
+prefix = "0"
+from = "trunks"
+target = {{ trunk = "out" }}
+"#,
+        gw2.port
+    );
+    let sw = SwitchProc::start(
+        dir.path(),
+        port,
+        &base_config(port, &dir.path().join("db"), &extra),
+    );
+    let remote = sw.addr().to_string();
+    let call = || {
+        let t0 = std::time::Instant::now();
+        let stats = run_trunk_call(
+            dir.path(),
+            &remote,
+            &[
+                "-sn",
+                "uac",
+                "-s",
+                "0301234567",
+                "-d",
+                "200",
+                "-timeout",
+                "20",
+            ],
+            Duration::from_secs(30),
+        );
+        assert_eq!(
+            (stats.successful, stats.failed),
+            (1, 0),
+            "{stats:?}\n{}",
+            sw.log_tail()
+        );
+        t0.elapsed().as_secs_f64()
+    };
+    let log = || std::fs::read_to_string(sw.dir.join("switch.log")).unwrap();
+    let gw1_label = format!("gateway=\"127.0.0.1:{gw1_port}\"");
+    let gw1_up = || -> Option<f64> {
+        let (_, m) = sw.scrape();
+        m.iter()
+            .find(|(k, _)| k.starts_with("switchboard_gateway_up") && k.contains(&gw1_label))
+            .map(|(_, v)| *v)
+    };
+    let wait_gw1 = |want: f64| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(8);
+        while gw1_up() != Some(want) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "gateway 1 never {want}: {}",
+                sw.log_tail()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    wait_gw1(1.0);
+
+    // 503 from the first: the second takes the call.
+    call();
+    assert_eq!(log().matches("gateway failed: the next one").count(), 1);
+    assert!(log().contains("code=503"), "{}", sw.log_tail());
+
+    // The first goes silent: marked down, then skipped.
+    drop(gw1);
+    wait_gw1(0.0);
+    assert!(log().contains("gateway down: OPTIONS unanswered"));
+    let alerts = sw.ctl_json(&["alerts"]);
+    assert!(alerts.to_string().contains("gateway_down"), "{alerts}");
+    let (_, m) = sw.scrape();
+    assert_eq!(
+        m.get(r#"switchboard_trunk_up{trunk="out"}"#),
+        Some(&1.0),
+        "the second is up"
+    );
+    let took = call();
+    assert!(took < 2.0, "no wait for the dead gateway: {took:.2} s");
+    assert_eq!(
+        log().matches("gateway failed: the next one").count(),
+        1,
+        "not tried"
+    );
+
+    // It answers again (and takes calls now): up, and first again.
+    let _gw1 = SippUas::start_on(dir.path(), gw1_port, None, &["-aa"]);
+    wait_gw1(1.0);
+    call();
+    let gateways: Vec<String> = sw
+        .cdrs(3)
+        .iter()
+        .map(|c| c["gateway"].as_str().unwrap_or("-").to_owned())
+        .collect();
+    let (g1, g2) = (
+        format!("127.0.0.1:{gw1_port}"),
+        format!("127.0.0.1:{}", gw2.port),
+    );
+    let mut sorted = gateways.clone();
+    sorted.sort();
+    let mut want = vec![g2.clone(), g2, g1];
+    want.sort();
+    assert_eq!(
+        sorted, want,
+        "the CDRs name the gateways that carried the calls"
+    );
+    assert_eq!(log().matches("gateway failed: the next one").count(), 1);
+}
+
+/// Acceptance 1: the carrier (sipp on 127.0.0.2) demands REGISTER with a
+/// 401 digest challenge (verified by sipp) and grants 60 s; the switch is
+/// then registered (metric, event). The carrier calls the registered
+/// contact with the DID in To: the call reaches the DID's target (user
+/// 1001), who answers; the CDR names the trunk and the DID.
+#[test]
+fn a_registered_trunk_receives_calls_for_its_dids() {
+    use e2e::sipp::{run_uac, scenario};
+    let dir = tempfile::tempdir().unwrap();
+    let reg_port = e2e::free_port("127.0.0.2");
+    let mut registrar = {
+        // The registrar listens on the carrier's address (127.0.0.2).
+        let mut cmd = std::process::Command::new("sipp");
+        cmd.arg("-sf")
+            .arg(scenario("registrar_401.xml"))
+            .args([
+                "-i",
+                "127.0.0.2",
+                "-p",
+                &reg_port.to_string(),
+                "-m",
+                "1",
+                "-nostdin",
+            ])
+            .current_dir(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        e2e::require("sipp");
+        cmd.spawn().expect("sipp registrar")
+    };
+    let port = e2e::free_port("127.0.0.1");
+    let extra = format!(
+        r#"
+[[trunks]]
+name = "reg"
+[trunks.outbound]
+host = "127.0.0.2:{reg_port}"
+auth = {{ username = "trunkuser", password = "trunkpw" }}
+register_secs = 3600
+
+[[routes]]
+number = "4008001000"
+from = "trunks"
+target = {{ user = "1001" }}
+"#
+    );
+    let sw = SwitchProc::start(
+        dir.path(),
+        port,
+        &base_config(port, &dir.path().join("db"), &extra),
+    );
+    let registered = || {
+        let (_, m) = sw.scrape();
+        m.get(r#"switchboard_trunk_registered{trunk="reg"}"#)
+            .copied()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(8);
+    while registered() != Some(1.0) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not registered:\n{}",
+            sw.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let status = registrar.wait().unwrap();
+    assert!(
+        status.success(),
+        "the registrar's scenario (challenge answered, Contact) passed"
+    );
+    assert!(
+        sw.log_tail()
+            .contains("registered with the carrier trunk=reg expires=60"),
+        "{}",
+        sw.log_tail()
+    );
+
+    // The carrier calls the registration; 1001 answers.
+    let mut phone = Ua::new("127.0.0.1", sw.addr());
+    assert_eq!(phone.register("1001", "secret", 300).unwrap().code, 200);
+    let remote = sw.addr().to_string();
+    let d = dir.path().to_owned();
+    let carrier = std::thread::spawn(move || {
+        run_uac(
+            &d,
+            &remote,
+            &[
+                "-sf",
+                scenario("uac_did.xml").to_str().unwrap(),
+                "-s",
+                "trunkuser",
+                "-i",
+                "127.0.0.2",
+                "-p",
+                &e2e::free_port("127.0.0.2").to_string(),
+                "-m",
+                "1",
+                "-d",
+                "500",
+                "-timeout",
+                "20",
+            ],
+            Duration::from_secs(30),
+        )
+    });
+    let (tx, inv) = phone.request(Duration::from_secs(5)).expect("1001 rings");
+    assert_eq!(inv.method, Method::Invite);
+    let ok = phone.answer(&inv, 200, "p1001");
+    phone.respond(tx.unwrap(), ok);
+    // ACK, then the carrier's BYE.
+    for want in [Method::Ack, Method::Bye] {
+        let (tx, r) = phone.request(Duration::from_secs(5)).expect("ACK / BYE");
+        assert_eq!(r.method, want);
+        if let Some(tx) = tx.filter(|_| want == Method::Bye) {
+            phone.respond(tx, sip::response_to(&r, 200, None));
+        }
+    }
+    let stats = carrier.join().unwrap();
+    assert_eq!((stats.successful, stats.failed), (1, 0), "{stats:?}");
+    let cdrs = sw.cdrs(1);
+    let c = &cdrs[0];
+    assert_eq!(
+        (
+            c["trunk"].as_str(),
+            c["dialed"].as_str(),
+            c["destination"].as_str()
+        ),
+        (Some("reg"), Some("4008001000"), Some("1001")),
+        "{c}"
+    );
+}
+
+/// Per-trunk limits: trunk "out" takes at most 2 calls at a time, trunk
+/// "burst" at most 2 new calls a second; calls over them get 503 at once
+/// and never reach the carrier. A call that ends frees its place.
+#[test]
+fn a_trunk_takes_no_more_calls_than_its_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = e2e::free_port("127.0.0.1");
+    let sw_addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut gw = Ua::new("127.0.0.1", sw_addr);
+    let extra = format!(
+        r#"
+[[trunks]]
+name = "out"
+max_calls = 2
+outbound = {{ host = "{0}" }}
+
+[[trunks]]
+name = "burst"
+max_cps = 2
+outbound = {{ host = "{0}" }}
+
+[[routes]]
+prefix = "0"
+from = "trunks"
+target = {{ trunk = "out" }}
+
+[[routes]]
+prefix = "9"
+from = "trunks"
+target = {{ trunk = "burst" }}
+"#,
+        gw.local
+    );
+    let sw = SwitchProc::start(
+        dir.path(),
+        port,
+        &base_config(port, &dir.path().join("db"), &extra),
+    );
+    let mut c = Ua::new("127.0.0.2", sw.addr());
+    let quiet = Duration::from_millis(400);
+    // Three calls at once to "out": two ring at the carrier, one gets 503.
+    let calls: Vec<(sip::Request, sip::transaction::TxId)> = ["0301", "0302", "0303"]
+        .iter()
+        .map(|n| {
+            let inv = c.invite("5551234", n);
+            let tx = c.send(inv.clone());
+            (inv, tx)
+        })
+        .collect();
+    let mut ringing = Vec::new();
+    for _ in 0..2 {
+        let (tx, inv) = gw
+            .request(Duration::from_secs(5))
+            .expect("the carrier gets a call");
+        assert_eq!(inv.method, Method::Invite);
+        gw.respond(tx.unwrap(), sip::response_to(&inv, 180, Some("gw")));
+        ringing.push((tx.unwrap(), inv));
+    }
+    assert!(
+        gw.request(quiet).is_none(),
+        "a third call reached the carrier"
+    );
+    let busy: Vec<u16> = calls
+        .iter()
+        .filter_map(|(_, tx)| {
+            c.final_response(*tx, Duration::from_millis(300))
+                .last()
+                .map(|r| r.code)
+                .filter(|&code| code >= 200)
+        })
+        .collect();
+    assert_eq!(busy, [503], "exactly one over the limit");
+    // One of the ringing calls ends (the carrier declines): a new one fits.
+    let (tx, inv) = ringing.remove(0);
+    gw.respond(tx, sip::response_to(&inv, 486, Some("gw")));
+    std::thread::sleep(Duration::from_millis(200));
+    let inv = c.invite("5551234", "0304");
+    let tx4 = c.send(inv);
+    let (gtx, ginv) = gw.request(Duration::from_secs(5)).expect("room again");
+    assert_eq!(ginv.method, Method::Invite);
+    gw.respond(gtx.unwrap(), sip::response_to(&ginv, 486, Some("gw")));
+    let r = c.final_response(tx4, Duration::from_secs(5)).pop().unwrap();
+    assert_eq!(r.code, 486);
+    let (tx, inv) = ringing.remove(0);
+    gw.respond(tx, sip::response_to(&inv, 486, Some("gw")));
+
+    // Three calls within one second to "burst" (max 2 a second).
+    let frac = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_millis()
+    };
+    while frac() > 300 {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let txs: Vec<_> = ["9001", "9002", "9003"]
+        .iter()
+        .map(|n| {
+            let inv = c.invite("5551234", n);
+            c.send(inv)
+        })
+        .collect();
+    let mut reached = 0;
+    while let Some((tx, inv)) = gw.request(quiet) {
+        if inv.method == Method::Invite {
+            reached += 1;
+            gw.respond(tx.unwrap(), sip::response_to(&inv, 486, Some("gw")));
+        }
+    }
+    let codes: Vec<u16> = txs
+        .iter()
+        .filter_map(|tx| {
+            c.final_response(*tx, Duration::from_secs(2))
+                .last()
+                .map(|r| r.code)
+        })
+        .collect();
+    assert_eq!(reached, 2, "{codes:?}");
+    let mut sorted = codes.clone();
+    sorted.sort();
+    assert_eq!(sorted, [486, 486, 503], "{codes:?}");
+    let log = std::fs::read_to_string(sw.dir.join("switch.log")).unwrap();
+    assert!(log.contains("trunk call limit reached"), "{log}");
+}
