@@ -10,6 +10,7 @@
 //! `Answered` (200 sent to A, waiting for its ACK) → `Up` → `Ending` (BYE
 //! sent) → stopped. CANCEL from A in `Calling` cancels B and answers 487.
 
+mod caller_id;
 mod failure;
 mod features;
 mod gateways;
@@ -153,6 +154,8 @@ struct Dest {
     auth: Option<TrunkAuth>,
     from_domain: Option<String>,
     inband_dtmf: bool,
+    /// The trunk, for a trunk gateway.
+    trunk: Option<String>,
 }
 
 /// Feature-code digits a user leg has dialed.
@@ -669,6 +672,15 @@ impl Call {
             Source::Trunk(t) => Some(t.as_str()),
             Source::User(_) => None,
         };
+        let owned = trunk
+            .and_then(|t| cfg.trunk(t))
+            .and_then(|t| t.inbound.as_ref())
+            .is_none_or(|i| i.owns(&dialed));
+        if !owned {
+            tracing::info!(%dialed, ?source, "not a number of this trunk");
+            self.end_reason = Some("not a number of this trunk".into());
+            return self.fail_a(404, Some("Not A Number Of This Trunk"), ctx);
+        }
         let Some(route) = cfg.route_for_call(&dialed, kind, trunk) else {
             tracing::info!(%dialed, ?source, "no route");
             return self.fail_a(404, None, ctx);
@@ -850,6 +862,7 @@ impl Call {
                     auth: None,
                     from_domain: None,
                     inband_dtmf: false,
+                    trunk: None,
                 })
             }
             RouteTarget::Trunk(name) => self
@@ -877,35 +890,13 @@ impl Call {
         } = dest;
         let (uri, peer, from_domain) = (uri.clone(), *peer, from_domain.clone());
         let cfg = self.switch.config();
-        let a_from = self.a.invite.from().ok();
         let local = self.switch.local_addr(peer.transport);
-        let (caller, display) = match source {
-            Source::User(u) => (u.clone(), cfg.user(u).and_then(|u| u.display_name.clone())),
-            Source::Trunk(_) => {
-                let user = a_from
-                    .as_ref()
-                    .and_then(|f| f.uri.sip().and_then(|s| s.user.clone()));
-                (
-                    user.unwrap_or_else(|| "anonymous".into()),
-                    a_from.as_ref().and_then(|f| f.display.clone()),
-                )
-            }
-        };
         let from_host = match from_domain {
             Some(d) => Host::Domain(d),
             None => Host::Ip(local.ip()),
         };
-        let mut from = NameAddr::new(Uri::Sip(SipUri::new(Some(&caller), from_host, None)));
-        // An agent's phone shows the queue with the caller.
         let queue = self.queue_display().map(str::to_owned);
-        from.display = match &queue {
-            Some(q) => Some(format!(
-                "{q}: {}",
-                display.unwrap_or_else(|| caller.clone())
-            )),
-            None => display,
-        };
-        from.set_param("tag", Some(&new_tag()));
+        let identity = self.identity_headers(dest, source, &from_host, queue.as_deref());
         let to_uri = Uri::parse(&format!("sip:{number}@{to_host}"))
             .unwrap_or_else(|_| Uri::Sip(SipUri::new(None, Host::Ip(peer.addr.ip()), None)));
         let shards = self.switch.shards.get().map_or(1, Vec::len);
@@ -913,7 +904,9 @@ impl Call {
         let mut r = Request::new(Method::Invite, uri);
         r.headers.push(Name::Via, self.switch.via(peer).to_string());
         r.headers.push(Name::MaxForwards, max_forwards.to_string());
-        r.headers.push(Name::From, from.to_string());
+        for (name, value) in identity {
+            r.headers.push(name, value);
+        }
         r.headers.push(Name::To, NameAddr::new(to_uri).to_string());
         r.headers.push(Name::CallId, call_id);
         r.headers.push(Name::CSeq, "1 INVITE");
@@ -2092,15 +2085,8 @@ impl Call {
     fn cdr(&self) -> Cdr {
         let end_ms = unix_ms();
         let queued = self.queue_cdr();
-        let from = self.a.invite.from().ok();
-        let caller = from
-            .as_ref()
-            .and_then(|f| {
-                f.uri
-                    .sip()
-                    .and_then(|u| u.user_decoded().map(|u| u.into_owned()))
-            })
-            .unwrap_or_else(|| "anonymous".into());
+        let id = self.caller_id(self.source.as_ref());
+        let caller = id.number;
         let dialed = match &self.source {
             Some(source) => self.dialed_number(source),
             None => self
@@ -2144,7 +2130,7 @@ impl Call {
             call_id: self.call_id_a(),
             direction,
             caller,
-            caller_name: from.and_then(|f| f.display),
+            caller_name: id.name,
             dialed,
             destination: self.destination.clone(),
             trunk: match &self.source {

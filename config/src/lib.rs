@@ -601,6 +601,10 @@ pub struct User {
     /// `"internal"`, `"national"` (the default) or `"international"`.
     #[serde(default = "national")]
     pub may_call: CallClass,
+    /// The number shown on calls out through trunks (e.g. the user's DID,
+    /// `"+493012345601"`); default the trunk's `caller_id`.
+    #[serde(default)]
+    pub caller_id: Option<String>,
 }
 
 fn national() -> CallClass {
@@ -677,6 +681,22 @@ pub struct TrunkInbound {
     /// Digest credentials the carrier must present.
     #[serde(default)]
     pub auth: Option<TrunkAuth>,
+    /// The carrier is trusted to assert who calls (RFC 3325): the caller's
+    /// number comes from `P-Asserted-Identity` when present. Default false.
+    #[serde(default)]
+    pub trust_identity: bool,
+    /// The numbers this carrier owns for us (patterns like routes'
+    /// `pattern`: `"400-800-1xxx"`, `"4930123456."`): a call from the trunk
+    /// to any other number gets 404. Default empty: every number.
+    #[serde(default)]
+    pub numbers: Vec<PatternField>,
+}
+
+impl TrunkInbound {
+    /// Whether the trunk may send calls for `dialed`.
+    pub fn owns(&self, dialed: &str) -> bool {
+        self.numbers.is_empty() || self.numbers.iter().any(|p| p.pattern.matches(dialed))
+    }
 }
 
 /// Digest credentials (`{ username = "...", password = "..." }`).
@@ -729,6 +749,15 @@ pub struct TrunkOutbound {
     /// from this trunk, with the number dialed taken from `To`.
     #[serde(default)]
     pub register_secs: u32,
+    /// The number shown for users' calls out this trunk when the user has
+    /// no `caller_id` (a company's main number); default the user's name.
+    #[serde(default)]
+    pub caller_id: Option<String>,
+    /// Send `P-Asserted-Identity` with the caller's number (RFC 3325; for a
+    /// carrier that trusts us): it also carries the number of a caller who
+    /// asked for privacy. Default false.
+    #[serde(default)]
+    pub assert_identity: bool,
 }
 
 fn three() -> u32 {

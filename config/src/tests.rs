@@ -649,3 +649,16 @@ fn trunk_gateways() {
         "trunks[0].outbound.gateways[1].host",
     );
 }
+
+#[test]
+fn trunk_number_ranges() {
+    let text = "[[trunks]]\nname = \"c\"\ninbound = { from = [\"10.0.0.1\"], numbers = [\"400-800-1xxx\", \"4930123456.\"] }\n";
+    let c = Config::from_str(text, "t.toml").unwrap();
+    let inb = c.trunk("c").unwrap().inbound.as_ref().unwrap();
+    assert!(inb.owns("4008001234"));
+    assert!(inb.owns("49301234567"));
+    assert!(!inb.owns("4008002234"));
+    assert!(!inb.owns("110"));
+    let bad = text.replace("1xxx", "1xq");
+    assert_at(&bad, 3, "trunks[0].inbound.numbers");
+}

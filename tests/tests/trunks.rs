@@ -645,26 +645,43 @@ target = {{ user = "1001" }}
     );
 }
 
+/// A switch whose config `extra(gw)` names the carrier gateway `gw` (the
+/// returned Ua, on 127.0.0.1), in a new folder.
+fn with_gateway(
+    extra: impl Fn(std::net::SocketAddr) -> String,
+) -> (tempfile::TempDir, SwitchProc, Ua) {
+    let dir = tempfile::tempdir().unwrap();
+    let port = e2e::free_port("127.0.0.1");
+    let gw = Ua::new(
+        "127.0.0.1",
+        std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+    );
+    let extra = extra(gw.local);
+    let sw = SwitchProc::start(
+        dir.path(),
+        port,
+        &base_config(port, &dir.path().join("db"), &extra),
+    );
+    (dir, sw, gw)
+}
+
 /// Per-trunk limits: trunk "out" takes at most 2 calls at a time, trunk
 /// "burst" at most 2 new calls a second; calls over them get 503 at once
 /// and never reach the carrier. A call that ends frees its place.
 #[test]
 fn a_trunk_takes_no_more_calls_than_its_limits() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = e2e::free_port("127.0.0.1");
-    let sw_addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let mut gw = Ua::new("127.0.0.1", sw_addr);
-    let extra = format!(
-        r#"
+    let (_dir, sw, mut gw) = with_gateway(|gw| {
+        format!(
+            r#"
 [[trunks]]
 name = "out"
 max_calls = 2
-outbound = {{ host = "{0}" }}
+outbound = {{ host = "{gw}" }}
 
 [[trunks]]
 name = "burst"
 max_cps = 2
-outbound = {{ host = "{0}" }}
+outbound = {{ host = "{gw}" }}
 
 [[routes]]
 prefix = "0"
@@ -675,14 +692,9 @@ target = {{ trunk = "out" }}
 prefix = "9"
 from = "trunks"
 target = {{ trunk = "burst" }}
-"#,
-        gw.local
-    );
-    let sw = SwitchProc::start(
-        dir.path(),
-        port,
-        &base_config(port, &dir.path().join("db"), &extra),
-    );
+"#
+        )
+    });
     let mut c = Ua::new("127.0.0.2", sw.addr());
     let quiet = Duration::from_millis(400);
     // Three calls at once to "out": two ring at the carrier, one gets 503.
@@ -769,4 +781,160 @@ target = {{ trunk = "burst" }}
     assert_eq!(sorted, [486, 486, 503], "{codes:?}");
     let log = std::fs::read_to_string(sw.dir.join("switch.log")).unwrap();
     assert!(log.contains("trunk call limit reached"), "{log}");
+}
+
+/// Caller ID towards carriers and from them (RFC 3325 / 3323): users show
+/// their `caller_id` (or the trunk's), a trusted trunk gets
+/// P-Asserted-Identity, a caller asking for privacy is "Anonymous" with
+/// `Privacy: id` (the asserted identity still carries the number); from a
+/// trunk that is trusted, the number comes from P-Asserted-Identity, and a
+/// private caller reaches the user as Anonymous while the CDR keeps the
+/// number. The peer trunk owns 700x only: other numbers get 404.
+#[test]
+fn caller_id_and_privacy_on_trunks() {
+    let (_dir, sw, mut gw) = with_gateway(|gw| {
+        format!(
+            r#"
+[[users]]
+name = "1004"
+password = "secret"
+caller_id = "+493012345604"
+
+[[trunks]]
+name = "out"
+[trunks.outbound]
+host = "{gw}"
+from_domain = "carrier.example"
+caller_id = "+4930123450"
+assert_identity = true
+
+[[trunks]]
+name = "trusted"
+inbound = {{ auth = {{ username = "peer", password = "peerpw" }}, trust_identity = true, numbers = ["700x"] }}
+
+[[routes]]
+prefix = "0"
+target = {{ trunk = "out" }}
+
+[[routes]]
+number = "7003"
+from = "trunks"
+target = {{ user = "1003" }}
+"#
+        )
+    });
+    // A user dials out (answering the 407); the carrier's INVITE headers.
+    let mut out = |user: &str, private: bool| -> sip::Request {
+        let mut ua = Ua::new("127.0.0.1", sw.addr());
+        let mut invite = ua.invite(user, "0301234567");
+        if private {
+            invite.headers.push(sip::Name::Privacy, "id");
+        }
+        let tx = ua.send(invite.clone());
+        let first = ua.final_response(tx, Duration::from_secs(5)).pop().unwrap();
+        let inv = ua.with_proxy_auth(&invite, &first, user, "secret");
+        let tx = ua.send(inv);
+        let (gtx, ginv) = gw
+            .request(Duration::from_secs(5))
+            .expect("the carrier gets the call");
+        gw.respond(gtx.unwrap(), sip::response_to(&ginv, 486, Some("gw")));
+        assert_eq!(
+            ua.final_response(tx, Duration::from_secs(5))
+                .pop()
+                .unwrap()
+                .code,
+            486
+        );
+        ginv
+    };
+    let h = |r: &sip::Request, n: sip::Name| r.headers.get(&n).unwrap_or("").to_owned();
+    let own = out("1004", false);
+    assert!(
+        h(&own, sip::Name::From).contains("<sip:+493012345604@carrier.example>"),
+        "{own:?}"
+    );
+    assert_eq!(
+        h(&own, sip::Name::PAssertedIdentity),
+        "<sip:+493012345604@carrier.example>"
+    );
+    let main = out("1002", false);
+    assert!(h(&main, sip::Name::From).contains("<sip:+4930123450@carrier.example>"));
+    let hidden = out("1004", true);
+    assert!(
+        h(&hidden, sip::Name::From).starts_with("\"Anonymous\" <sip:anonymous@anonymous.invalid>"),
+        "{}",
+        h(&hidden, sip::Name::From)
+    );
+    assert_eq!(h(&hidden, sip::Name::Privacy), "id");
+    assert_eq!(
+        h(&hidden, sip::Name::PAssertedIdentity),
+        "<sip:+493012345604@carrier.example>"
+    );
+
+    // From the trusted peer: the asserted number, hidden from the user.
+    let mut phone = Ua::new("127.0.0.1", sw.addr());
+    assert_eq!(phone.register("1003", "secret", 300).unwrap().code, 200);
+    let mut peer = Ua::new("127.0.0.1", sw.addr());
+    for private in [false, true] {
+        let mut invite = peer.invite("unknown", "7003");
+        invite.headers.push(
+            sip::Name::PAssertedIdentity,
+            "\"Erika\" <sip:+4915551234@carrier.example>",
+        );
+        if private {
+            invite.headers.push(sip::Name::Privacy, "id");
+        }
+        let tx = peer.send(invite.clone());
+        let first = peer
+            .final_response(tx, Duration::from_secs(5))
+            .pop()
+            .unwrap();
+        assert_eq!(first.code, 407);
+        let inv = peer.with_proxy_auth(&invite, &first, "peer", "peerpw");
+        let tx = peer.send(inv);
+        let (ptx, pinv) = phone.request(Duration::from_secs(5)).expect("1003 rings");
+        let from = h(&pinv, sip::Name::From);
+        if private {
+            assert!(from.contains("anonymous@anonymous.invalid"), "{from}");
+        } else {
+            assert!(from.contains("\"Erika\" <sip:+4915551234@"), "{from}");
+        }
+        assert_eq!(
+            h(&pinv, sip::Name::PAssertedIdentity),
+            "",
+            "not sent to a phone"
+        );
+        phone.respond(ptx.unwrap(), sip::response_to(&pinv, 486, Some("p")));
+        assert_eq!(
+            peer.final_response(tx, Duration::from_secs(5))
+                .pop()
+                .unwrap()
+                .code,
+            486
+        );
+    }
+    // The peer owns 700x only: another number is refused.
+    let invite = peer.invite("unknown", "8001");
+    let tx = peer.send(invite.clone());
+    let first = peer
+        .final_response(tx, Duration::from_secs(5))
+        .pop()
+        .unwrap();
+    let inv = peer.with_proxy_auth(&invite, &first, "peer", "peerpw");
+    let tx = peer.send(inv);
+    let r = peer
+        .final_response(tx, Duration::from_secs(5))
+        .pop()
+        .unwrap();
+    assert_eq!(
+        (r.code, r.reason.as_str()),
+        (404, "Not A Number Of This Trunk")
+    );
+    let cdrs = sw.cdrs(5);
+    let inbound: Vec<&serde_json::Value> = cdrs.iter().filter(|c| c["dialed"] == "7003").collect();
+    assert_eq!(inbound.len(), 2);
+    assert!(
+        inbound.iter().all(|c| c["caller"] == "+4915551234"),
+        "{inbound:?}"
+    );
 }

@@ -67,6 +67,7 @@ impl Call {
                     auth: out.auth.clone(),
                     from_domain: out.from_domain.clone(),
                     inband_dtmf: trunk.is_some_and(|t| t.inband_dtmf),
+                    trunk: Some(name.to_owned()),
                 }
             })
             .collect())
