@@ -364,6 +364,8 @@ pub struct Call {
     referred: bool,
     /// Trunks whose call limits this call counts against (released at the end).
     trunk_slots: Vec<String>,
+    /// Carrier redirects followed.
+    redirects: u32,
 }
 
 impl Call {
@@ -439,6 +441,7 @@ impl Call {
             failover: None,
             referred: false,
             trunk_slots: Vec::new(),
+            redirects: 0,
         }
     }
 
@@ -989,6 +992,9 @@ impl Call {
             return self.retry_with_auth(Leg::B, &resp, ctx);
         }
         if (code == 408 || (500..600).contains(&code)) && self.fail_over(code, true, ctx) {
+            return;
+        }
+        if (300..400).contains(&code) && self.follow_redirect(&resp, ctx) {
             return;
         }
         let Some(b) = self.b.as_mut() else { return };

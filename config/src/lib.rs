@@ -758,6 +758,23 @@ pub struct TrunkOutbound {
     /// asked for privacy. Default false.
     #[serde(default)]
     pub assert_identity: bool,
+    /// What a 3xx from the carrier does: `"refuse"` (the default; the
+    /// caller gets 480) or `"follow"`: the number in its Contact is called
+    /// through this trunk, if the caller may call it by a route to this
+    /// trunk (at most 3 redirects per call; never for calls from trunks).
+    #[serde(default)]
+    pub redirects: Redirects,
+}
+
+/// A trunk's policy for 3xx responses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Redirects {
+    /// The call fails (480).
+    #[default]
+    Refuse,
+    /// The Contact's number is called.
+    Follow,
 }
 
 fn three() -> u32 {

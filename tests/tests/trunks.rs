@@ -938,3 +938,93 @@ target = {{ user = "1003" }}
         "{inbound:?}"
     );
 }
+
+/// A carrier's 302: trunk "follow" calls the Contact's number through the
+/// same trunk (the user may call it), trunk "refuse" (the default) fails
+/// the call with 480; a redirect to a number the user may not call
+/// (abroad) is not followed.
+#[test]
+fn redirects_are_followed_or_refused_per_trunk() {
+    let (_dir, sw, mut gw) = with_gateway(|gw| {
+        format!(
+            r#"
+[[trunks]]
+name = "follow"
+outbound = {{ host = "{gw}", redirects = "follow" }}
+
+[[trunks]]
+name = "refuse"
+outbound = {{ host = "{gw}" }}
+
+[[routes]]
+prefix = "00"
+target = {{ trunk = "follow" }}
+class = "international"
+
+[[routes]]
+prefix = "0"
+target = {{ trunk = "follow" }}
+
+[[routes]]
+prefix = "8"
+target = {{ trunk = "refuse" }}
+"#
+        )
+    });
+    let mut ua = Ua::new("127.0.0.1", sw.addr());
+    let dial = |ua: &mut Ua, number: &str| {
+        let invite = ua.invite("1001", number);
+        let tx = ua.send(invite.clone());
+        let first = ua.final_response(tx, Duration::from_secs(5)).pop().unwrap();
+        let inv = ua.with_proxy_auth(&invite, &first, "1001", "secret");
+        ua.send(inv)
+    };
+    let redirect_to = |gw: &mut Ua, to: &str| -> String {
+        let (tx, inv) = gw.request(Duration::from_secs(5)).expect("an INVITE");
+        let mut r = sip::response_to(&inv, 302, Some("gw"));
+        r.headers
+            .push(sip::Name::Contact, format!("<sip:{to}@127.0.0.1>"));
+        gw.respond(tx.unwrap(), r);
+        inv.uri
+            .sip()
+            .and_then(|u| u.user.clone())
+            .unwrap_or_default()
+    };
+    // Followed: 0301 → 302 to 0309 → the carrier gets 0309 (busy).
+    let tx = dial(&mut ua, "0301");
+    assert_eq!(redirect_to(&mut gw, "0309"), "0301");
+    let (gtx, ginv) = gw
+        .request(Duration::from_secs(5))
+        .expect("the redirect followed");
+    assert_eq!(
+        ginv.uri.sip().and_then(|u| u.user.clone()).as_deref(),
+        Some("0309")
+    );
+    gw.respond(gtx.unwrap(), sip::response_to(&ginv, 486, Some("gw")));
+    let r = ua.final_response(tx, Duration::from_secs(5)).pop().unwrap();
+    assert_eq!(r.code, 486);
+    // Not followed to a number 1001 may not call (international).
+    let tx = dial(&mut ua, "0302");
+    redirect_to(&mut gw, "00441234");
+    assert!(gw.request(Duration::from_millis(400)).is_none());
+    assert_eq!(
+        ua.final_response(tx, Duration::from_secs(5))
+            .pop()
+            .unwrap()
+            .code,
+        480
+    );
+    // Refused by policy.
+    let tx = dial(&mut ua, "8123");
+    redirect_to(&mut gw, "0309");
+    assert!(gw.request(Duration::from_millis(400)).is_none());
+    assert_eq!(
+        ua.final_response(tx, Duration::from_secs(5))
+            .pop()
+            .unwrap()
+            .code,
+        480
+    );
+    let log = std::fs::read_to_string(sw.dir.join("switch.log")).unwrap();
+    assert_eq!(log.matches("following the carrier's redirect").count(), 1);
+}

@@ -175,8 +175,24 @@ impl Call {
                 "next": dest.peer.addr.to_string(),
             }),
         );
+        self.call_b_again(old, dest, &number, &source, mf, ctx);
+        self.failover_watch(ctx);
+        true
+    }
+
+    /// Leg B's INVITE (`old`, given up) is replaced by one to `dest` for
+    /// `number` with the same offer, in the same call.
+    fn call_b_again(
+        &mut self,
+        old: LegB,
+        dest: Dest,
+        number: &str,
+        source: &Source,
+        mf: u8,
+        ctx: &mut Context<Self>,
+    ) {
         self.gateway = Some(dest.peer.addr.to_string());
-        let mut invite = self.build_b_invite(&dest, &number, &source, mf.saturating_sub(1));
+        let mut invite = self.build_b_invite(&dest, number, source, mf.saturating_sub(1));
         copy_body(&old.invite, &mut invite);
         self.c_done.push(old);
         self.b = Some(LegB::new(invite.clone(), dest.peer, dest.auth));
@@ -189,7 +205,72 @@ impl Call {
             req: invite,
             owner: ctx.address().recipient(),
         });
-        self.failover_watch(ctx);
+    }
+}
+
+impl Call {
+    /// A 3xx from leg B's trunk (RFC 3261 §8.1.3.4): with the trunk's
+    /// `redirects = "follow"`, the Contact's number is called through the
+    /// same trunk if the calling user may call it by a route to that trunk
+    /// (at most 3 times). False: the call fails as before.
+    pub(super) fn follow_redirect(&mut self, resp: &Response, ctx: &mut Context<Self>) -> bool {
+        let Some(trunk) = self.trunk_out.clone() else {
+            return false;
+        };
+        let cfg = self.switch.config();
+        let follow = cfg
+            .trunk(&trunk)
+            .and_then(|t| t.outbound.as_ref())
+            .is_some_and(|o| o.redirects == config::Redirects::Follow);
+        let Some(Source::User(user)) = self.source.clone() else {
+            return false;
+        };
+        if !follow || self.redirects >= 3 || self.cancelled || self.phase == Phase::Ending {
+            return false;
+        }
+        let number = match resp.contacts() {
+            Ok(sip::Contacts::List(l)) => l.iter().find_map(|c| {
+                c.uri
+                    .sip()
+                    .and_then(|u| u.user_decoded().map(|u| u.into_owned()))
+            }),
+            _ => None,
+        };
+        let Some(number) =
+            number.filter(|n| !n.is_empty() && n.len() <= 64 && n.chars().all(dialable))
+        else {
+            return false;
+        };
+        let allowed = cfg
+            .route_for(&number, config::RouteSource::Users)
+            .is_some_and(|r| {
+                let (t, _) = cfg.target_at(r, self.switch.now());
+                *t == RouteTarget::Trunk(trunk.clone()) && cfg.permits(&user, r, t).is_ok()
+            });
+        if !allowed {
+            tracing::info!(call_id = %self.call_id_a(), %trunk, %number, "redirect not followed: not a number the caller may call through this trunk");
+            return false;
+        }
+        let Ok(mut dests) = self.trunk_dests(&trunk, &number) else {
+            return false;
+        };
+        if dests.is_empty() {
+            return false;
+        }
+        let dest = dests.remove(0);
+        let Some(mut old) = self.b.take() else {
+            return false;
+        };
+        old.failed = true;
+        self.redirects += 1;
+        tracing::info!(call_id = %self.call_id_a(), %trunk, code = resp.code, %number, "following the carrier's redirect");
+        self.switch.publish(
+            "call.redirect",
+            serde_json::json!({"call_id": self.call_id_a(), "trunk": trunk, "code": resp.code, "to": number}),
+        );
+        let mf = cfg.calls.max_forwards;
+        self.call_b_again(old, dest, &number, &Source::User(user), mf, ctx);
+        self.destination = Some(number);
         true
     }
 }
