@@ -48,17 +48,7 @@ impl Call {
             None
         };
         let mut vars = BTreeMap::new();
-        let caller = self
-            .a
-            .invite
-            .from()
-            .ok()
-            .and_then(|f| {
-                f.uri
-                    .sip()
-                    .and_then(|u| u.user_decoded().map(|u| u.into_owned()))
-            })
-            .unwrap_or_default();
+        let caller = self.caller_id(self.source.as_ref()).number;
         vars.insert("caller".to_owned(), caller);
         vars.insert("dialed".to_owned(), dialed.to_owned());
         if let Some(Source::Trunk(t)) = &self.source {

@@ -246,17 +246,8 @@ impl Call {
         let Some(acd) = self.switch.acd.get().cloned() else {
             return false;
         };
-        let number = self
-            .a
-            .invite
-            .from()
-            .ok()
-            .and_then(|f| {
-                f.uri
-                    .sip()
-                    .and_then(|u| u.user_decoded().map(|u| u.into_owned()))
-            })
-            .unwrap_or_default();
+        // The caller's real number (a trusted carrier's asserted identity).
+        let number = self.caller_id(self.source.as_ref()).number;
         if number.is_empty() || !number.chars().all(|c| c.is_ascii_digit() || c == '+') {
             tracing::info!(call_id = %self.call_id_a(), "callback refused: no number to call back");
             return false;
