@@ -1074,14 +1074,7 @@ impl Call {
         }
         if self.answered_here {
             // A queue's overflow reached a user: the two talk.
-            if let Some(a) = &self.anchor {
-                a.session.stop_playing(a.leg_a());
-                a.bridge();
-                if self.rec != Rec::Off {
-                    a.session
-                        .set_recording_sides(a.leg_b().map(|b| (a.leg_a(), b)));
-                }
-            }
+            self.bridge_answered_b();
             return;
         }
         if self.anchor.is_some() && answer.is_none() {
@@ -1128,6 +1121,20 @@ impl Call {
             req: bye,
             owner: ctx.address().recipient(),
         });
+    }
+
+    /// Leg B answered a call the switch had answered itself (IVR, queue,
+    /// overflow): the prompt or music stops, A and B are bridged, and a
+    /// recording follows the two.
+    fn bridge_answered_b(&self) {
+        if let Some(a) = &self.anchor {
+            a.session.stop_playing(a.leg_a());
+            a.bridge();
+            if self.rec != Rec::Off {
+                a.session
+                    .set_recording_sides(a.leg_b().map(|b| (a.leg_a(), b)));
+            }
+        }
     }
 
     /// A 200 for leg A's INVITE, with our Contact and Allow.

@@ -435,14 +435,7 @@ impl Call {
         ivr.runner.transferred();
         self.ivr = Some(ivr);
         self.ivr_finish();
-        if let Some(a) = &self.anchor {
-            a.session.stop_playing(a.leg_a());
-            a.bridge();
-            if self.rec != Rec::Off {
-                a.session
-                    .set_recording_sides(a.leg_b().map(|b| (a.leg_a(), b)));
-            }
-        }
+        self.bridge_answered_b();
         tracing::info!(call_id = %self.call_id_a(), destination = ?self.destination, "IVR: transfer answered");
         self.switch.publish(
             "call.transfer",

@@ -692,14 +692,7 @@ impl Call {
         q.agent = Some(agent.clone());
         q.answered_ms = Some(unix_ms());
         let caller = q.id;
-        if let Some(a) = &self.anchor {
-            a.session.stop_playing(a.leg_a());
-            a.bridge();
-            a.session.set_recording_sides(match self.rec {
-                Rec::Off => None,
-                _ => a.leg_b().map(|b| (a.leg_a(), b)),
-            });
-        }
+        self.bridge_answered_b();
         tracing::info!(call_id = %self.call_id_a(), %agent, "queue: answered by an agent");
         if let Some(caller) = caller {
             self.acd_send(OfferResult {
