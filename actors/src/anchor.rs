@@ -66,6 +66,8 @@ pub(crate) struct Anchor {
     pending: Option<Pending>,
     /// Extra legs (third parties), with what we offered each.
     extra: Vec<(LegMedia, Local)>,
+    /// Our offer taking leg A off hold, until it answers.
+    resume_a: Option<Local>,
 }
 
 fn direction_of(s: &Sdp) -> Direction {
@@ -133,6 +135,7 @@ impl Anchor {
             local_a: None,
             pending: None,
             extra: Vec::new(),
+            resume_a: None,
         })
     }
 
@@ -529,6 +532,34 @@ impl Anchor {
         session.configure(leg.info.id, neg_from.clone());
         leg.neg = Some(neg_from);
         Ok(Bytes::from(out))
+    }
+
+    /// Leg A on hold (our direction towards it is not sendrecv, e.g. after
+    /// a transferor held it): our offer taking it off hold; None if it is
+    /// not held.
+    pub(crate) fn resume_offer_a(&mut self) -> Option<Bytes> {
+        let neg = self.a.neg.as_ref()?;
+        if neg.direction == Direction::SendRecv {
+            return None;
+        }
+        let local = self.local(self.a.info.port, self.prefer(&[neg.codec]), Direction::SendRecv);
+        let body = sdp::offer(&local, &mut self.a.origin);
+        self.resume_a = Some(local);
+        Some(Bytes::from(body))
+    }
+
+    /// Leg A's answer to [`Anchor::resume_offer_a`].
+    pub(crate) fn on_resume_answer_a(&mut self, body: &[u8]) -> Result<(), SdpError> {
+        let local = self.resume_a.take().ok_or(SdpError::NoAudio)?;
+        let neg = sdp::accept_answer(&sdp::parse(body)?, &local)?;
+        self.session.configure(self.a.info.id, neg.clone());
+        self.a.neg = Some(neg);
+        Ok(())
+    }
+
+    /// Leg A refused to come off hold.
+    pub(crate) fn abandon_resume_a(&mut self) {
+        self.resume_a = None;
     }
 
     /// The re-offer failed (error response): forget it.

@@ -10,6 +10,7 @@
 //! `Answered` (200 sent to A, waiting for its ACK) → `Up` → `Ending` (BYE
 //! sent) → stopped. CANCEL from A in `Calling` cancels B and answers 487.
 
+mod attended;
 mod caller_id;
 mod failure;
 mod features;
@@ -26,7 +27,7 @@ pub use originate::{AcdCallback, Originate};
 
 use crate::anchor::{Anchor, Side};
 use crate::cdr::{Cdr, Direction, Disposition};
-use crate::context::{call_id_for_shard, unix_ms, unix_now, Switch};
+use crate::context::{call_id_for_shard, shard_of, unix_ms, unix_now, Switch};
 use crate::registrar::lookup;
 use crate::shard::{Shard, ShardCmd};
 use actix::prelude::*;
@@ -285,7 +286,7 @@ pub struct Call {
     /// Transactions whose owner entry the shard keeps past a 2xx (server
     /// INVITEs we answered 2xx, client INVITEs answered 2xx): released at
     /// the end.
-    kept_txs: Vec<TxId>,
+    kept_txs: Vec<(usize, TxId)>,
     byes_pending: usize,
     /// Legs whose dialog is over (BYE sent or received), by `Leg as usize`.
     ended: [bool; 3],
@@ -366,6 +367,13 @@ pub struct Call {
     trunk_slots: Vec<String>,
     /// Carrier redirects followed.
     redirects: u32,
+    /// Attended transfer: the re-INVITE moving a handed party here.
+    takeover: Option<attended::Takeover>,
+    /// Our re-INVITE taking leg A off hold (branch, CSeq).
+    resuming: Option<(String, u32)>,
+    /// Leg A was handed to another call (attended transfer): its Call-ID
+    /// is that call's now.
+    a_moved: bool,
 }
 
 impl Call {
@@ -442,6 +450,9 @@ impl Call {
             referred: false,
             trunk_slots: Vec::new(),
             redirects: 0,
+            takeover: None,
+            resuming: None,
+            a_moved: false,
         }
     }
 
@@ -454,7 +465,41 @@ impl Call {
         if tx == self.a.tx && resp.code >= 200 && self.final_code.is_none() {
             self.final_code = Some(resp.code);
         }
-        self.shard.do_send(ShardCmd::Respond { tx, resp });
+        self.to_shard(ShardCmd::Respond { tx, resp });
+    }
+
+    /// Which shard's endpoint handles `call_id`: the call's own for the
+    /// legs it made, another for a leg taken over from a call on another
+    /// shard (attended transfer).
+    fn shard_of_leg(&self, call_id: Option<&str>) -> usize {
+        match (call_id, self.switch.shards.get()) {
+            (Some(id), Some(all)) if all.len() > 1 => shard_of(id, all.len()),
+            _ => self.shard_index,
+        }
+    }
+
+    /// Sends `cmd` to the shard of the Call-ID it is about.
+    fn to_shard(&self, cmd: ShardCmd) {
+        let i = match &cmd {
+            ShardCmd::Respond { resp, .. } => self.shard_of_leg(resp.call_id()),
+            ShardCmd::Request { req, .. } | ShardCmd::Detached { req, .. } => {
+                self.shard_of_leg(req.call_id())
+            }
+            ShardCmd::Ack2xx { ack, .. } => self.shard_of_leg(ack.call_id()),
+            ShardCmd::Adopt { call_id, .. } => self.shard_of_leg(Some(call_id)),
+            ShardCmd::Forget { .. } => self.shard_index,
+        };
+        match self.switch.shards.get().and_then(|all| all.get(i)) {
+            Some(shard) if i != self.shard_index => shard.do_send(cmd),
+            _ => self.shard.do_send(cmd),
+        }
+    }
+
+    /// Keeps a transaction answered 2xx (or a client INVITE past its 2xx)
+    /// until the call ends; `call_id` names its leg (and so its shard).
+    fn keep_tx(&mut self, call_id: Option<&str>, tx: TxId) {
+        let shard = self.shard_of_leg(call_id);
+        self.kept_txs.push((shard, tx));
     }
 
     /// Answers leg A's INVITE with a final `code` (not 2xx) and ends.
@@ -804,11 +849,11 @@ impl Call {
         }
         self.b = Some(LegB::new(invite.clone(), peer, dest.auth));
         let call_id = invite.call_id().unwrap_or("").to_owned();
-        self.shard.do_send(ShardCmd::Adopt {
+        self.to_shard(ShardCmd::Adopt {
             call_id,
             call: ctx.address(),
         });
-        self.shard.do_send(ShardCmd::Request {
+        self.to_shard(ShardCmd::Request {
             peer,
             req: invite,
             owner: ctx.address().recipient(),
@@ -942,7 +987,7 @@ impl Call {
             b.rang |= code > 100;
             if let Some(prack) = via.and_then(|v| b.prack_for(&resp, &v)) {
                 let peer = b.peer;
-                self.shard.do_send(ShardCmd::Request {
+                self.to_shard(ShardCmd::Request {
                     peer,
                     req: prack,
                     owner: ctx.address().recipient(),
@@ -1048,7 +1093,7 @@ impl Call {
         let peer = b.peer;
         let ack = b.dialog.as_mut().map(|d| d.request(Method::Ack, &via, 70));
         if let Some(ack) = ack {
-            self.shard.do_send(ShardCmd::Ack2xx { tx, peer, ack });
+            self.to_shard(ShardCmd::Ack2xx { tx, peer, ack });
         }
         let a_answered_here =
             self.originated || self.ivr.is_some() || self.queue.is_some() || self.answered_here;
@@ -1106,7 +1151,7 @@ impl Call {
             return;
         };
         let ack = dialog.request(Method::Ack, &self.switch.via(peer), 70);
-        self.shard.do_send(ShardCmd::Ack2xx { tx, peer, ack });
+        self.to_shard(ShardCmd::Ack2xx { tx, peer, ack });
         self.bye_aside(&mut dialog, peer, ctx);
     }
 
@@ -1116,7 +1161,7 @@ impl Call {
         let via = self.switch.via(peer);
         self.stray_byes.push(via.branch().unwrap_or("").to_owned());
         let bye = dialog.request(Method::Bye, &via, 70);
-        self.shard.do_send(ShardCmd::Request {
+        self.to_shard(ShardCmd::Request {
             peer,
             req: bye,
             owner: ctx.address().recipient(),
@@ -1157,7 +1202,7 @@ impl Call {
     fn send_ok_a(&mut self, r: Response, ctx: &mut Context<Self>) {
         self.a.dialog = Dialog::uas(&self.a.invite, &self.a.tag).ok();
         self.a.final_sent = true;
-        self.kept_txs.push(self.a.tx);
+        self.kept_txs.push((self.shard_index, self.a.tx));
         self.respond(self.a.tx, r);
         self.phase = Phase::Answered;
         self.session_restart(ctx);
@@ -1234,7 +1279,7 @@ impl Call {
         b.provisional = false;
         b.cancel_pending = false;
         let peer = b.peer;
-        self.shard.do_send(ShardCmd::Request {
+        self.to_shard(ShardCmd::Request {
             peer,
             req: inv,
             owner: ctx.address().recipient(),
@@ -1307,7 +1352,7 @@ impl Call {
         }
         let c = cancel_for(&b.invite);
         let peer = b.peer;
-        self.shard.do_send(ShardCmd::Request {
+        self.to_shard(ShardCmd::Request {
             peer,
             req: c,
             owner: ctx.address().recipient(),
@@ -1484,7 +1529,7 @@ impl Call {
                 sent_seq,
             },
         );
-        self.shard.do_send(ShardCmd::Request {
+        self.to_shard(ShardCmd::Request {
             peer,
             req: out,
             owner: ctx.address().recipient(),
@@ -1508,14 +1553,15 @@ impl Call {
                 let mut ack = d.request(Method::Ack, &via, 70);
                 // The ACK carries the re-INVITE's CSeq, not the dialog's latest.
                 ack.headers.set(Name::CSeq, format!("{sent_seq} ACK"));
-                self.shard.do_send(ShardCmd::Ack2xx { tx, peer, ack });
-                self.kept_txs.push(tx);
+                let call_id = ack.call_id().map(str::to_owned);
+                self.to_shard(ShardCmd::Ack2xx { tx, peer, ack });
+                self.keep_tx(call_id.as_deref(), tx);
             }
             r.headers.push(
                 Name::Contact,
                 format!("<{}>", self.switch.contact(self.a.peer.transport)),
             );
-            self.kept_txs.push(server_tx);
+            self.keep_tx(orig.call_id(), server_tx);
         }
         if from == Leg::A
             && resp.code < 300
@@ -1602,7 +1648,7 @@ impl Call {
             if let Some(d) = self.dialog_mut(leg) {
                 let bye = d.request(Method::Bye, &via, 70);
                 self.byes_pending += 1;
-                self.shard.do_send(ShardCmd::Request {
+                self.to_shard(ShardCmd::Request {
                     peer,
                     req: bye,
                     owner: ctx.address().recipient(),
@@ -1662,7 +1708,7 @@ impl Call {
         match leg {
             Leg::A if self.originated && !self.a_final => {
                 if self.a_provisional {
-                    self.shard.do_send(ShardCmd::Request {
+                    self.to_shard(ShardCmd::Request {
                         peer: self.a.peer,
                         req: cancel_for(&self.a.invite),
                         owner: ctx.address().recipient(),
@@ -1810,6 +1856,12 @@ impl Handler<CallEvent> for Call {
                     .and_then(|v| v.branch().map(str::to_owned))
                     .unwrap_or_default();
                 let method = resp.cseq().map(|c| c.method).unwrap_or(Method::Options);
+                if self.is_takeover(&branch) {
+                    return self.on_takeover_response(tx, resp, ctx);
+                }
+                if self.is_resume(&branch) {
+                    return self.on_resume_response(tx, resp);
+                }
                 if self.relays.contains_key(&branch) {
                     if resp.code >= 200 {
                         if let Some(relay) = self.relays.remove(&branch) {
@@ -1854,7 +1906,7 @@ impl Handler<CallEvent> for Call {
                                     .then(|| (cancel_for(&c.invite), c.peer))
                             });
                         if let Some((req, peer)) = owed {
-                            self.shard.do_send(ShardCmd::Request {
+                            self.to_shard(ShardCmd::Request {
                                 peer,
                                 req,
                                 owner: ctx.address().recipient(),
@@ -2408,7 +2460,7 @@ impl Call {
                 }
             }
             if req.method == Method::Invite {
-                self.kept_txs.push(tx);
+                self.keep_tx(req.call_id(), tx);
             }
             if leg == Leg::A {
                 self.session_headers(&mut r);

@@ -76,7 +76,23 @@ pub enum ShardCmd {
         call_ids: Vec<String>,
         /// Server transactions it answered 2xx.
         txs: Vec<TxId>,
+        /// The call counted on this shard ends (false: only a leg it took
+        /// over from a call on this shard).
+        ends_call: bool,
     },
+}
+
+/// The call a Call-ID is routed to (any leg's), if any.
+#[derive(Message)]
+#[rtype(result = "Option<Addr<Call>>")]
+pub struct FindCall(pub String);
+
+impl Handler<FindCall> for Shard {
+    type Result = Option<Addr<Call>>;
+
+    fn handle(&mut self, FindCall(call_id): FindCall, _: &mut Context<Self>) -> Self::Result {
+        self.calls.get(&call_id).cloned()
+    }
 }
 
 /// Live-call gauge for `status` and tests.
@@ -362,14 +378,20 @@ impl Handler<ShardCmd> for Shard {
             ShardCmd::Adopt { call_id, call } => {
                 self.calls.insert(call_id, call);
             }
-            ShardCmd::Forget { call_ids, txs } => {
+            ShardCmd::Forget {
+                call_ids,
+                txs,
+                ends_call,
+            } => {
                 for c in call_ids {
                     self.calls.remove(&c);
                 }
                 for t in txs {
                     self.owners.remove(&t);
                 }
-                self.live_calls = self.live_calls.saturating_sub(1);
+                if ends_call {
+                    self.live_calls = self.live_calls.saturating_sub(1);
+                }
             }
         }
         self.pump(ctx);

@@ -151,3 +151,13 @@ pub fn sox_stat(path: &std::path::Path, trim: Option<(f64, f64)>) -> SoxStat {
         freq: get("Rough   frequency"),
     }
 }
+
+/// The switch's shard for a Call-ID with `shards` shards (mirrors
+/// `actors::context::shard_of`, so a test can put two calls on different
+/// shards).
+pub fn shard_of(call_id: &str, shards: usize) -> usize {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    call_id.hash(&mut h);
+    (h.finish() % shards.max(1) as u64) as usize
+}

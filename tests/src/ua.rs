@@ -40,9 +40,15 @@ impl Ua {
             t1: Duration::from_millis(200),
             ..Timers::default()
         };
+        let mut ep = Endpoint::new(t, "test-ua");
+        // Like a phone: REFER progress comes as message/sipfrag (RFC 3515).
+        ep.set_policy(sip::validate::UasPolicy {
+            accept: &["application/sdp", "message/sipfrag"],
+            ..Default::default()
+        });
         Ua {
             sock,
-            ep: Endpoint::new(t, "test-ua"),
+            ep,
             switch,
             local,
             requests: VecDeque::new(),
@@ -331,6 +337,11 @@ impl Ua {
         c
     }
 
+    /// A request in dialog `d` (as either side), with a fresh Via.
+    pub fn in_dialog(&self, d: &mut sip::dialog::Dialog, method: Method) -> Request {
+        d.request(method, &self.via(), 70)
+    }
+
     /// A BYE in the dialog established by `invite` / `ok`.
     pub fn bye(&mut self, invite: &Request, ok: &Response) -> Request {
         let mut d = sip::dialog::Dialog::uac(invite, ok).expect("dialog");
@@ -359,11 +370,6 @@ impl Ua {
 /// A BYE from the callee side of the dialog `inv` started (our To tag `tag`).
 pub fn bye_as_callee(ua: &mut Ua, inv: &sip::Request, tag: &str) -> sip::transaction::TxId {
     let mut d = sip::dialog::Dialog::uas(inv, tag).unwrap();
-    let via = sip::Via::new(
-        "UDP",
-        sip::Host::Ip(ua.local.ip()),
-        Some(ua.local.port()),
-        &sip::transaction::new_branch(),
-    );
-    ua.send(d.request(sip::Method::Bye, &via, 70))
+    let bye = ua.in_dialog(&mut d, sip::Method::Bye);
+    ua.send(bye)
 }

@@ -63,11 +63,11 @@ impl Call {
                     _ => continue,
                 },
             };
-            self.shard.do_send(ShardCmd::Detached { peer, req });
+            self.to_shard(ShardCmd::Detached { peer, req });
         }
         for r in self.ringer_legs().filter(|r| r.provisional && !r.failed) {
             let (peer, req) = (r.peer, cancel_for(&r.invite));
-            self.shard.do_send(ShardCmd::Detached { peer, req });
+            self.to_shard(ShardCmd::Detached { peer, req });
         }
         if let Some(a) = &self.anchor {
             if self.rec != Rec::Off {
@@ -109,19 +109,41 @@ impl Call {
         for t in std::mem::take(&mut self.trunk_slots) {
             self.switch.trunk_release(&t);
         }
-        let mut call_ids = vec![id];
-        let mut txs = std::mem::take(&mut self.kept_txs);
-        let outs = self
+        // Per shard: the Call-IDs and transactions of the legs it handles
+        // (a leg taken over from another call may be on another shard).
+        let mut forget: HashMap<usize, (Vec<String>, Vec<TxId>)> = HashMap::new();
+        let own = self.shard_index;
+        let e = forget.entry(own).or_default();
+        if !self.a_moved {
+            e.0.push(id);
+        }
+        for (shard, tx) in std::mem::take(&mut self.kept_txs) {
+            forget.entry(shard).or_default().1.push(tx);
+        }
+        let outs: Vec<(String, Option<TxId>)> = self
             .b
             .iter()
             .chain(&self.c)
             .chain(&self.c_done)
-            .chain(self.ringer_legs());
-        for out in outs {
-            call_ids.push(out.invite.call_id().unwrap_or("").to_owned());
-            txs.extend(out.tx);
+            .chain(self.ringer_legs())
+            .map(|out| (out.invite.call_id().unwrap_or("").to_owned(), out.tx))
+            .collect();
+        for (call_id, tx) in outs {
+            let e = forget.entry(self.shard_of_leg(Some(&call_id))).or_default();
+            e.1.extend(tx);
+            e.0.push(call_id);
         }
-        self.shard.do_send(ShardCmd::Forget { call_ids, txs });
+        for (shard, (call_ids, txs)) in forget {
+            let cmd = ShardCmd::Forget {
+                call_ids,
+                txs,
+                ends_call: shard == own,
+            };
+            match self.switch.shards.get().and_then(|all| all.get(shard)) {
+                Some(s) if shard != own => s.do_send(cmd),
+                _ => self.shard.do_send(cmd),
+            }
+        }
     }
 }
 

@@ -297,11 +297,11 @@ impl Call {
         }
         self.ended[Leg::C as usize] = false;
         tracing::info!(%call_id, %number, "{}: calling {target}", purpose.name());
-        self.shard.do_send(ShardCmd::Adopt {
+        self.to_shard(ShardCmd::Adopt {
             call_id: invite.call_id().unwrap_or("").to_owned(),
             call: ctx.address(),
         });
-        self.shard.do_send(ShardCmd::Request {
+        self.to_shard(ShardCmd::Request {
             peer,
             req: invite,
             owner: ctx.address().recipient(),
@@ -332,7 +332,7 @@ impl Call {
     }
 
     /// A transfer's target answered: it becomes leg B, the old B is hung up.
-    fn complete_transfer(
+    pub(super) fn complete_transfer(
         &mut self,
         dialog: Dialog,
         resp: &Response,
@@ -412,7 +412,7 @@ impl Call {
         };
         let peer = c.peer;
         let ack = dialog.request(Method::Ack, &self.switch.via(peer), 70);
-        self.shard.do_send(ShardCmd::Ack2xx { tx, peer, ack });
+        self.to_shard(ShardCmd::Ack2xx { tx, peer, ack });
         if self.c_purpose == Purpose::Transfer && self.phase == Phase::Up {
             let mut spare = dialog.clone();
             if let Err(e) = self.complete_transfer(dialog, &resp, ctx) {

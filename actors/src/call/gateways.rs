@@ -155,7 +155,7 @@ impl Call {
         if answered {
             old.failed = true;
         } else if old.provisional {
-            self.shard.do_send(ShardCmd::Request {
+            self.to_shard(ShardCmd::Request {
                 peer: old.peer,
                 req: cancel_for(&old.invite),
                 owner: ctx.address().recipient(),
@@ -196,11 +196,11 @@ impl Call {
         copy_body(&old.invite, &mut invite);
         self.c_done.push(old);
         self.b = Some(LegB::new(invite.clone(), dest.peer, dest.auth));
-        self.shard.do_send(ShardCmd::Adopt {
+        self.to_shard(ShardCmd::Adopt {
             call_id: invite.call_id().unwrap_or("").to_owned(),
             call: ctx.address(),
         });
-        self.shard.do_send(ShardCmd::Request {
+        self.to_shard(ShardCmd::Request {
             peer: dest.peer,
             req: invite,
             owner: ctx.address().recipient(),

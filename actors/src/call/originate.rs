@@ -142,7 +142,7 @@ impl Call {
         };
         tracing::info!(call_id = %self.call_id_a(), %user, %number, "click-to-call: ringing the user");
         self.publish_start(&format!("user:{user}"), &number);
-        self.shard.do_send(ShardCmd::Request {
+        self.to_shard(ShardCmd::Request {
             peer: self.a.peer,
             req: self.a.invite.clone(),
             owner: ctx.address().recipient(),
@@ -159,7 +159,7 @@ impl Call {
             self.a_provisional = true;
             if std::mem::take(&mut self.a_cancel_pending) {
                 let req = cancel_for(&self.a.invite);
-                self.shard.do_send(ShardCmd::Request {
+                self.to_shard(ShardCmd::Request {
                     peer: self.a.peer,
                     req,
                     owner: ctx.address().recipient(),
@@ -195,8 +195,8 @@ impl Call {
         };
         let peer = self.a.peer;
         let ack = dialog.request(Method::Ack, &self.switch.via(peer), 70);
-        self.shard.do_send(ShardCmd::Ack2xx { tx, peer, ack });
-        self.kept_txs.push(tx);
+        self.to_shard(ShardCmd::Ack2xx { tx, peer, ack });
+        self.kept_txs.push((self.shard_index, tx));
         self.a.dialog = Some(dialog);
         if self.phase == Phase::Ending {
             // Hung up while it rang: the answer crossed our CANCEL.

@@ -459,11 +459,11 @@ impl Call {
         let mut invite = self.build_b_invite(&dest, user, &source, mf.saturating_sub(1));
         set_sdp(&mut invite, body);
         let call_id = invite.call_id().unwrap_or("").to_owned();
-        self.shard.do_send(ShardCmd::Adopt {
+        self.to_shard(ShardCmd::Adopt {
             call_id: call_id.clone(),
             call: ctx.address(),
         });
-        self.shard.do_send(ShardCmd::Request {
+        self.to_shard(ShardCmd::Request {
             peer: dest.peer,
             req: invite.clone(),
             owner: ctx.address().recipient(),
@@ -540,7 +540,7 @@ impl Call {
         }
         if cancel && !leg.failed {
             if leg.provisional {
-                self.shard.do_send(ShardCmd::Request {
+                self.to_shard(ShardCmd::Request {
                     peer: leg.peer,
                     req: cancel_for(&leg.invite),
                     owner: ctx.address().recipient(),
@@ -643,7 +643,7 @@ impl Call {
             }
         };
         let ack = dialog.request(Method::Ack, &self.switch.via(peer), 70);
-        self.shard.do_send(ShardCmd::Ack2xx { tx, peer, ack });
+        self.to_shard(ShardCmd::Ack2xx { tx, peer, ack });
         // The phone's media leg (an extra leg of the anchor) becomes leg B.
         let promoted = match self.anchor.as_mut() {
             Some(a) => a

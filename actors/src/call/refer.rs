@@ -5,8 +5,8 @@
 //! final status), and calls the number (users' dialplan, the transferor's
 //! permissions) as leg C; when it answers it replaces the transferor, who
 //! is hung up. If it does not answer, the call stays as it was.
-//! Not yet: REFER from the caller's leg, and attended transfer (Refer-To
-//! with Replaces, RFC 3891): both are answered 501.
+//! A Refer-To with `Replaces` is an attended transfer (`attended.rs`).
+//! Not yet: REFER from the caller's leg (501).
 
 use super::features::Purpose;
 use super::*;
@@ -32,12 +32,15 @@ impl Call {
         let Some(uri) = target.uri.sip() else {
             return refuse(self, 416, "Unsupported URI Scheme");
         };
-        if uri
+        if let Some((_, v)) = uri
             .headers
             .iter()
-            .any(|(k, _)| k.eq_ignore_ascii_case("replaces"))
+            .find(|(k, _)| k.eq_ignore_ascii_case("replaces"))
         {
-            return refuse(self, 501, "Attended Transfer Not Supported");
+            return match sip::Replaces::parse(&sip::unescape(v)) {
+                Some(replaces) => self.refer_attended(leg, tx, req, replaces, ctx),
+                None => refuse(self, 400, "Bad Replaces In Refer-To"),
+            };
         }
         let Some(number) = uri.user_decoded().map(|u| u.into_owned()) else {
             return refuse(self, 400, "No Number In Refer-To");
@@ -73,7 +76,7 @@ impl Call {
 
     /// A NOTIFY with the transfer's progress (`status`, a sipfrag status
     /// line) to the transferor (leg B); `done` ends the subscription.
-    fn notify_referrer(&mut self, status: &str, done: bool, ctx: &mut Context<Self>) {
+    pub(super) fn notify_referrer(&mut self, status: &str, done: bool, ctx: &mut Context<Self>) {
         let Some(b) = self.b.as_mut() else { return };
         let peer = b.peer;
         let via = self.switch.via(peer);
@@ -96,7 +99,7 @@ impl Call {
             .push(Name::ContentType, "message/sipfrag;version=2.0");
         n.body = Bytes::from(format!("{status}\r\n"));
         self.stray_byes.push(via.branch().unwrap_or("").to_owned());
-        self.shard.do_send(ShardCmd::Request {
+        self.to_shard(ShardCmd::Request {
             peer,
             req: n,
             owner: ctx.address().recipient(),

@@ -142,7 +142,7 @@ impl Call {
         );
         u.headers.push(Name::SessionExpires, se.to_string());
         u.headers.push(Name::Supported, "timer");
-        self.shard.do_send(ShardCmd::Request {
+        self.to_shard(ShardCmd::Request {
             peer: self.a.peer,
             req: u,
             owner: ctx.address().recipient(),

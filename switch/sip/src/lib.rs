@@ -27,7 +27,7 @@ pub use message::{
 pub use method::Method;
 pub use typed::{
     option_tags, parse_delta_seconds, parse_name_addrs, CSeq, Contacts, NameAddr, Refresher,
-    SessionExpires, Via, BRANCH_COOKIE,
+    Replaces, SessionExpires, Via, BRANCH_COOKIE,
 };
 pub use uri::{unescape, Host, SipUri, Uri};
 

@@ -275,6 +275,11 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
+    /// Sets what the endpoint's UAS accepts (option tags, body types).
+    pub fn set_policy(&mut self, policy: UasPolicy) {
+        self.policy = policy;
+    }
+
     /// An endpoint with the given timers; `user_agent` goes into the
     /// Server header of responses the layer itself generates.
     pub fn new(timers: Timers, user_agent: &str) -> Endpoint {

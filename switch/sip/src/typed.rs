@@ -357,6 +357,74 @@ impl fmt::Display for SessionExpires {
     }
 }
 
+/// A `Replaces` value (RFC 3891 §6.1): the dialog an INVITE (or a REFER's
+/// target) takes the place of. The tags are as the recipient sees its
+/// dialog: `to_tag` is its local tag, `from_tag` the remote one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replaces {
+    /// The dialog's Call-ID.
+    pub call_id: String,
+    /// The recipient's local tag.
+    pub to_tag: String,
+    /// The recipient's remote tag.
+    pub from_tag: String,
+    /// `early-only`: replace only a dialog that is not yet confirmed.
+    pub early_only: bool,
+}
+
+impl Replaces {
+    /// Parses a header value: `callid *(;replaces-param)` with exactly one
+    /// `to-tag` and one `from-tag` (§6.1); None otherwise.
+    pub fn parse(s: &str) -> Option<Replaces> {
+        let mut parts = s.split(';');
+        let call_id = trim_lws(parts.next()?);
+        check_call_id(call_id).ok()?;
+        let (mut to_tag, mut from_tag, mut early_only) = (None, None, false);
+        for p in parts {
+            let (name, value) = match p.split_once('=') {
+                Some((n, v)) => (trim_lws(n), Some(trim_lws(v))),
+                None => (trim_lws(p), None),
+            };
+            let slot = if name.eq_ignore_ascii_case("to-tag") {
+                &mut to_tag
+            } else if name.eq_ignore_ascii_case("from-tag") {
+                &mut from_tag
+            } else {
+                if name.eq_ignore_ascii_case("early-only") {
+                    early_only = true;
+                } else if name.is_empty() || !name.bytes().all(lex::is_token_char) {
+                    return None;
+                }
+                continue;
+            };
+            let v = value.filter(|v| !v.is_empty() && v.bytes().all(lex::is_token_char))?;
+            if slot.replace(v.to_owned()).is_some() {
+                return None;
+            }
+        }
+        Some(Replaces {
+            call_id: call_id.to_owned(),
+            to_tag: to_tag?,
+            from_tag: from_tag?,
+            early_only,
+        })
+    }
+}
+
+impl fmt::Display for Replaces {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{};to-tag={};from-tag={}",
+            self.call_id, self.to_tag, self.from_tag
+        )?;
+        if self.early_only {
+            write!(f, ";early-only")?;
+        }
+        Ok(())
+    }
+}
+
 pub fn parse_delta_seconds(s: &str) -> Option<u32> {
     let s = trim_lws(s);
     if s.is_empty() || s.len() > 20 || !s.bytes().all(|c| c.is_ascii_digit()) {
@@ -393,6 +461,27 @@ pub fn option_tags(s: &str) -> impl Iterator<Item = &str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replaces() {
+        let r = Replaces::parse("98732@sip.example.com;from-tag=r33th4x0r ;to-tag=ff87ff;early-only").unwrap();
+        assert_eq!(r.call_id, "98732@sip.example.com");
+        assert_eq!((r.to_tag.as_str(), r.from_tag.as_str()), ("ff87ff", "r33th4x0r"));
+        assert!(r.early_only);
+        assert_eq!(Replaces::parse(&r.to_string()), Some(r));
+        // Both tags, once each, with token values.
+        for bad in [
+            "abc;to-tag=1",
+            "abc;from-tag=1",
+            "abc;to-tag=1;from-tag=2;to-tag=3",
+            "abc;to-tag=;from-tag=2",
+            "a b;to-tag=1;from-tag=2",
+            ";to-tag=1;from-tag=2",
+            "abc;to-tag=1;from-tag=2;=x",
+        ] {
+            assert_eq!(Replaces::parse(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn session_expires() {

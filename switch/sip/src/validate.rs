@@ -40,7 +40,7 @@ pub struct UasPolicy {
 impl Default for UasPolicy {
     fn default() -> Self {
         UasPolicy {
-            supported: &["replaces", "timer", "path", "outbound", "gruu"],
+            supported: &["timer", "path", "outbound", "gruu"],
             accept: &["application/sdp"],
         }
     }
