@@ -19,6 +19,7 @@ mod ivr;
 mod originate;
 mod queue;
 mod refer;
+mod reliable;
 mod timer;
 
 pub use failure::InjectPanic;
@@ -374,6 +375,8 @@ pub struct Call {
     /// Leg A was handed to another call (attended transfer): its Call-ID
     /// is that call's now.
     a_moved: bool,
+    /// Reliable 18x to leg A (RFC 3262).
+    rel: reliable::Reliable,
 }
 
 impl Call {
@@ -386,6 +389,7 @@ impl Call {
         invite: Request,
         peer: Peer,
     ) -> Call {
+        let rel = reliable::Reliable::for_invite(&invite);
         Call {
             switch,
             shard,
@@ -453,6 +457,7 @@ impl Call {
             takeover: None,
             resuming: None,
             a_moved: false,
+            rel,
         }
     }
 
@@ -1026,7 +1031,7 @@ impl Call {
                 } else {
                     copy_body(&resp, &mut r);
                 }
-                self.respond(self.a.tx, r);
+                self.provisional_a(r, ctx);
             }
             return;
         }
@@ -1203,7 +1208,7 @@ impl Call {
         self.a.dialog = Dialog::uas(&self.a.invite, &self.a.tag).ok();
         self.a.final_sent = true;
         self.kept_txs.push((self.shard_index, self.a.tx));
-        self.respond(self.a.tx, r);
+        self.ok_to_a(r);
         self.phase = Phase::Answered;
         self.session_restart(ctx);
         self.now_answered(ctx);
@@ -1415,6 +1420,13 @@ impl Call {
             }
             return;
         };
+        if req.method == Method::Prack && leg == Leg::A {
+            // Hop by hop (RFC 3262): answered here, in the early dialog too.
+            if let Some(tx) = tx {
+                self.on_prack_a(tx, req, ctx);
+            }
+            return;
+        }
         // §12.2.2: a request belongs to the dialog only with its Call-ID and
         // both tags; anything else is 481 (and cannot end or re-route the call).
         let matches = self.dialog_mut(leg).is_some_and(|d| d.matches(&req));

@@ -199,6 +199,75 @@ fn a_reliable_183_is_pracked_and_the_call_completes() {
     );
 }
 
+/// RFC 3262 on the caller's side: a caller whose INVITE says `Require:
+/// 100rel` gets the callee's 183 (with SDP) reliably — `Require: 100rel`
+/// and an `RSeq`, sent again at T1, 2·T1 while it withholds its PRACK —
+/// and the callee's 200 is held until the PRACK comes. A PRACK naming
+/// another RSeq is 481. PRACKs stay hop by hop: the callee (sipp) checks
+/// the switch's own PRACK on its leg (RAck "1 1 INVITE").
+#[test]
+fn a_caller_that_requires_100rel_gets_reliable_ringing() {
+    use e2e::sipp::SippUas;
+    use sip::dialog::Dialog;
+    use sip::{Name, SipMessage};
+    use std::time::Instant;
+    let dir = tempfile::tempdir().unwrap();
+    let mut uas = SippUas::start(
+        dir.path(),
+        Some(&e2e::sipp::scenario("uas_100rel.xml")),
+        &["-m", "1"],
+    );
+    let sw = uas_switch(dir.path(), uas.port, "");
+    let mut c = Ua::new("127.0.0.2", sw.addr());
+    let mut invite = c.invite("5551234", "0301234567");
+    invite.headers.push(Name::Require, "100rel");
+    let tx = c.send(invite.clone());
+    // No PRACK for 1.7 s: the 183 comes at 0, 0.5 and 1.5 s, and no 200.
+    let until = Instant::now() + Duration::from_millis(1700);
+    let mut copies = Vec::new();
+    while let Some(r) = c.response(tx, until.saturating_duration_since(Instant::now())) {
+        assert!(r.code < 200, "a final response before the PRACK: {}", r.code);
+        if r.code == 183 {
+            copies.push(r);
+        }
+    }
+    let rseq: u32 = copies
+        .first()
+        .and_then(|r| r.headers.get(&Name::RSeq))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("a 183 with RSeq: {copies:?}\n{}", sw.log_tail()));
+    println!("the 183 came {} times in 1.7 s, RSeq {rseq}", copies.len());
+    assert!(copies.len() >= 3, "{}", copies.len());
+    for r in &copies {
+        assert_eq!(r.headers.get(&Name::RSeq).map(str::trim), Some(rseq.to_string().as_str()));
+        assert_eq!(r.headers.get(&Name::Require), Some("100rel"));
+        assert!(!r.body().is_empty(), "the early media SDP");
+    }
+    let mut early = Dialog::uac(&invite, &copies[0]).unwrap();
+    let mut prack = |c: &mut Ua, rseq: u32| {
+        let mut p = c.in_dialog(&mut early, Method::Prack);
+        p.headers.push(Name::RAck, format!("{rseq} 1 INVITE"));
+        let ptx = c.send(p);
+        c.final_response(ptx, Duration::from_secs(5)).pop().map(|r| r.code)
+    };
+    assert_eq!(prack(&mut c, rseq + 1), Some(481), "a PRACK for nothing sent");
+    assert_eq!(prack(&mut c, rseq), Some(200), "{}", sw.log_tail());
+    let ok = c
+        .final_response(tx, Duration::from_secs(5))
+        .pop()
+        .expect("the 200 after the PRACK");
+    assert_eq!(ok.code, 200, "{}", sw.log_tail());
+    c.ack(tx, &invite, &ok);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut d = Dialog::uac(&invite, &ok).unwrap();
+    d.local_seq = early.local_seq;
+    let bye = c.in_dialog(&mut d, Method::Bye);
+    let btx = c.send(bye);
+    let r = c.final_response(btx, Duration::from_secs(5)).pop().unwrap();
+    assert_eq!(r.code, 200);
+    assert_eq!(uas.wait(Duration::from_secs(10)), Some(0), "{}", sw.log_tail());
+}
+
 /// A switch whose carrier calls to "0…" go out through trunk "uas" (at
 /// 127.0.0.1:`uas_port`), with `extra` config.
 fn uas_switch(dir: &std::path::Path, uas_port: u16, extra: &str) -> SwitchProc {

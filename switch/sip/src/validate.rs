@@ -40,7 +40,7 @@ pub struct UasPolicy {
 impl Default for UasPolicy {
     fn default() -> Self {
         UasPolicy {
-            supported: &["timer", "path", "outbound", "gruu"],
+            supported: &["100rel", "timer", "path", "outbound", "gruu"],
             accept: &["application/sdp"],
         }
     }
