@@ -12,7 +12,7 @@ use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
 use sip::auth::{Credentials, Verdict};
 use sip::transaction::{Peer, Transport, TxId};
-use sip::{response_to, Contacts, Name, Request, Response, SipMessage, Uri};
+use sip::{response_to, Contacts, Host, Name, Request, Response, SipMessage, Uri};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,6 +38,21 @@ pub struct Binding {
 }
 
 impl Binding {
+    /// The phone is behind NAT: its Contact names another address than the
+    /// one its REGISTER came from (a host name counts as another).
+    pub fn behind_nat(&self) -> bool {
+        let Ok(Uri::Sip(u)) = Uri::parse(&self.contact) else {
+            return true;
+        };
+        let default_port = if u.secure { 5061 } else { 5060 };
+        match u.host {
+            Host::Ip(ip) => {
+                ip != self.source.ip() || u.port.unwrap_or(default_port) != self.source.port()
+            }
+            _ => true,
+        }
+    }
+
     /// The peer to send requests for this binding to.
     pub fn peer(&self) -> Peer {
         let transport = if self.transport == "tcp" {
@@ -118,12 +133,17 @@ pub struct Register {
 pub struct Registrar {
     switch: Arc<Switch>,
     store: Arc<dyn Store>,
+    last_keepalive: std::time::Instant,
 }
 
 impl Registrar {
     /// A registrar writing to `store`.
     pub fn new(switch: Arc<Switch>, store: Arc<dyn Store>) -> Self {
-        Registrar { switch, store }
+        Registrar {
+            switch,
+            store,
+            last_keepalive: std::time::Instant::now(),
+        }
     }
 
     fn handle_register(&mut self, req: &Request, peer: Peer) -> Response {
@@ -291,6 +311,32 @@ impl Registrar {
     }
 
     /// Drops expired bindings from memory and the store.
+    /// Every `keepalive_secs`: a keep-alive down each TCP flow and each UDP
+    /// flow behind NAT, so the phone's NAT binding stays open for calls.
+    fn keepalives(&mut self) {
+        let secs = self.switch.config().registrar.keepalive_secs;
+        // Checked every second: half a second early is on time.
+        let due = Duration::from_secs(secs.into()).saturating_sub(Duration::from_millis(500));
+        if secs == 0 || self.last_keepalive.elapsed() < due {
+            return;
+        }
+        self.last_keepalive = std::time::Instant::now();
+        let now = unix_now();
+        let mut sent = 0usize;
+        for entry in self.switch.location.iter() {
+            for b in entry.value().iter().filter(|b| b.expires_at > now) {
+                let peer = b.peer();
+                if peer.transport == Transport::Udp && !b.behind_nat() {
+                    continue;
+                }
+                sent += usize::from(self.switch.sender.keepalive(peer));
+            }
+        }
+        if sent > 0 {
+            tracing::debug!(sent, "keep-alives");
+        }
+    }
+
     fn purge(&mut self) {
         let now = unix_now();
         let mut dead = Vec::new();
@@ -327,6 +373,7 @@ impl Actor for Registrar {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.run_interval(Duration::from_secs(15), |this, _| this.purge());
+        ctx.run_interval(Duration::from_secs(1), |this, _| this.keepalives());
     }
 }
 

@@ -6,7 +6,9 @@
 //! failure or a registrar that does not answer is retried after 30 s.
 //! Each outcome is a `trunk.registered` / `trunk.registration_failed`
 //! event and sets `switchboard_trunk_registered{trunk}`; the inbound calls
-//! the carrier sends to the registration are recognised in `Call`.
+//! the carrier sends to the registration are recognised in `Call`. When
+//! the switch stops ([`Unregister`]), each registration is removed with
+//! `Expires: 0` (challenge answered) before the process exits.
 
 use crate::call::CallEvent;
 use crate::context::{shard_of, Switch};
@@ -42,7 +44,19 @@ struct Reg {
 pub struct TrunkRegistrations {
     switch: Arc<Switch>,
     regs: HashMap<String, Reg>,
+    /// The switch is stopping: registrations are being removed.
+    leaving: bool,
 }
+
+/// The switch stops: remove every registration (REGISTER with Expires: 0).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Unregister;
+
+/// Whether a removal is still waiting for the registrar's answer.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct Unregistering;
 
 impl TrunkRegistrations {
     /// For `switch`'s trunks.
@@ -50,11 +64,15 @@ impl TrunkRegistrations {
         TrunkRegistrations {
             switch,
             regs: HashMap::new(),
+            leaving: false,
         }
     }
 
     /// Once a second: registrations due (and trunks dropped by a reload).
     fn tick(&mut self, ctx: &mut Context<Self>) {
+        if self.leaving {
+            return;
+        }
         let cfg = self.switch.config();
         let now = Instant::now();
         let wanted: Vec<String> = cfg
@@ -143,7 +161,8 @@ impl TrunkRegistrations {
         req.headers
             .push(Name::CSeq, format!("{} REGISTER", reg.cseq));
         req.headers.push(Name::Contact, contact);
-        req.headers.push(Name::Expires, reg.secs.to_string());
+        let expires = if self.leaving { 0 } else { reg.secs };
+        req.headers.push(Name::Expires, expires.to_string());
         req.headers
             .push(Name::UserAgent, cfg.sip.user_agent.clone());
         reg.answered_challenge = auth.is_some();
@@ -185,6 +204,21 @@ impl TrunkRegistrations {
         reg.pending = None;
         let now = Instant::now();
         match resp.code {
+            200..=299 if self.leaving => {
+                reg.registered = false;
+                self.switch
+                    .metrics
+                    .trunk_registered
+                    .with_label_values(&[&name])
+                    .set(0);
+                tracing::info!(trunk = %name, "registration with the carrier removed");
+                self.switch
+                    .publish("trunk.unregistered", json!({"trunk": name}));
+            }
+            _ if self.leaving && !matches!(resp.code, 401 | 407) => {
+                reg.registered = false;
+                tracing::info!(trunk = %name, code = resp.code, "the carrier refused to remove the registration");
+            }
             200..=299 => {
                 let granted = granted_secs(&resp).unwrap_or(reg.secs).max(1);
                 reg.next = now + Duration::from_millis(u64::from(granted) * 800);
@@ -300,6 +334,34 @@ impl Actor for TrunkRegistrations {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.run_interval(Duration::from_secs(1), |this, ctx| this.tick(ctx));
+    }
+}
+
+impl Handler<Unregister> for TrunkRegistrations {
+    type Result = ();
+
+    fn handle(&mut self, _: Unregister, ctx: &mut Context<Self>) {
+        self.leaving = true;
+        let names: Vec<String> = self
+            .regs
+            .iter()
+            .filter(|(_, r)| r.registered || r.pending.is_some())
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in names {
+            if let Some(r) = self.regs.get_mut(&name) {
+                r.registered = true;
+            }
+            self.send(&name, None, ctx);
+        }
+    }
+}
+
+impl Handler<Unregistering> for TrunkRegistrations {
+    type Result = bool;
+
+    fn handle(&mut self, _: Unregistering, _: &mut Context<Self>) -> bool {
+        self.regs.values().any(|r| r.registered && r.pending.is_some())
     }
 }
 

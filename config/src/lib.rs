@@ -427,6 +427,10 @@ pub struct Registrar {
     pub max_expires: u32,
     /// Expiry used when the request names none; default 3600.
     pub default_expires: u32,
+    /// Seconds between keep-alives (a double CRLF, RFC 5626 §3.5.1) to
+    /// each TCP flow and each UDP flow behind NAT (Contact differs from the
+    /// REGISTER's source), keeping NAT bindings open; 0 = off. Default 25.
+    pub keepalive_secs: u32,
 }
 
 impl Default for Registrar {
@@ -435,6 +439,7 @@ impl Default for Registrar {
             min_expires: 60,
             max_expires: 3600,
             default_expires: 3600,
+            keepalive_secs: 25,
         }
     }
 }

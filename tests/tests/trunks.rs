@@ -628,7 +628,7 @@ from = "trunks"
 target = {{ user = "1001" }}
 "#
     );
-    let sw = SwitchProc::start(
+    let mut sw = SwitchProc::start(
         dir.path(),
         port,
         &base_config(port, &dir.path().join("db"), &extra),
@@ -647,10 +647,9 @@ target = {{ user = "1001" }}
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let status = registrar.wait().unwrap();
     assert!(
-        status.success(),
-        "the registrar's scenario (challenge answered, Contact) passed"
+        registrar.try_wait().unwrap().is_none(),
+        "the registrar waits for the removal"
     );
     assert!(
         sw.log_tail()
@@ -711,6 +710,30 @@ target = {{ user = "1001" }}
         ),
         (Some("reg"), Some("4008001000"), Some("1001")),
         "{c}"
+    );
+
+    // Stopping, the switch removes its registration (Expires: 0, challenge answered).
+    sw.stop();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = registrar.try_wait().unwrap() {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = registrar.kill();
+            panic!("the registrar heard no removal:\n{}", sw.log_tail());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        status.success(),
+        "the registrar's scenario (challenges answered, Contact, Expires: 0) passed\n{}",
+        sw.log_tail()
+    );
+    assert!(
+        sw.log_tail().contains("registration with the carrier removed trunk=reg"),
+        "{}",
+        sw.log_tail()
     );
 }
 

@@ -66,6 +66,25 @@ impl SipSender {
         }
     }
 
+    /// A keep-alive for a flow (RFC 5626 §3.5.1 double CRLF): a datagram
+    /// over UDP, or down the open connection over TCP. A closed TCP flow is
+    /// not reopened (the phone's NAT binding is gone with it); false then.
+    pub fn keepalive(&self, peer: Peer) -> bool {
+        const PING: &[u8] = b"\r\n\r\n";
+        match peer.transport {
+            Transport::Udp => {
+                self.send_udp(peer.addr, PING);
+                true
+            }
+            Transport::Tcp => {
+                let conns = self.inner.conns.lock().unwrap_or_else(|p| p.into_inner());
+                conns
+                    .get(&peer.addr)
+                    .is_some_and(|tx| tx.try_send(Bytes::from_static(PING)).is_ok())
+            }
+        }
+    }
+
     fn send_udp(&self, to: SocketAddr, data: &[u8]) {
         let sock = self
             .inner

@@ -213,7 +213,7 @@ async fn start(
     let registrar = Registrar::new(switch.clone(), store).start();
     let _ = switch.registrar.set(registrar);
     ::actors::monitor::Monitor::new(switch.clone()).start();
-    ::actors::trunk_reg::TrunkRegistrations::new(switch.clone()).start();
+    let trunk_regs = ::actors::trunk_reg::TrunkRegistrations::new(switch.clone()).start();
     let _ = switch
         .acd
         .set(::actors::acd::Acd::new(switch.clone()).start());
@@ -237,9 +237,20 @@ async fn start(
         trunks = cfg.trunks.len(),
         "switchboard running"
     );
-    actix::spawn(async {
+    actix::spawn(async move {
         shutdown_signal().await;
         tracing::info!("shutting down");
+        // Carriers hear that our registrations end (Expires: 0), for up to 3 s.
+        let _ = trunk_regs.send(::actors::trunk_reg::Unregister).await;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        while std::time::Instant::now() < deadline
+            && trunk_regs
+                .send(::actors::trunk_reg::Unregistering)
+                .await
+                .unwrap_or(false)
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
         System::current().stop();
     });
     Ok(())
