@@ -158,6 +158,8 @@ struct Dest {
     inband_dtmf: bool,
     /// The trunk, for a trunk gateway.
     trunk: Option<String>,
+    /// The number as the trunk wants it (`number_format`).
+    number: Option<String>,
 }
 
 /// Feature-code digits a user leg has dialed.
@@ -703,15 +705,23 @@ impl Call {
             .filter(|o| o.register_secs > 0)
             .and_then(|o| o.auth.as_ref())
             .map(|a| a.username.clone());
-        if ruri.is_some() && ruri == registered_as {
+        let dialed = if ruri.is_some() && ruri == registered_as {
             let to = self.a.invite.to().ok()?;
-            return to
-                .uri
+            to.uri
                 .sip()
                 .and_then(|u| u.user_decoded())
-                .map(|u| u.into_owned());
+                .map(|u| u.into_owned())
+        } else {
+            ruri
+        };
+        let normalize = cfg
+            .trunk(name)
+            .and_then(|t| t.inbound.as_ref())
+            .is_some_and(|i| i.normalize);
+        match dialed {
+            Some(d) if normalize => Some(cfg.numbering.to_e164(&d)),
+            d => d,
         }
-        ruri
     }
 
     /// Routes `dialed` for `source` by the dialplan and calls leg B.
@@ -916,6 +926,7 @@ impl Call {
                     from_domain: None,
                     inband_dtmf: false,
                     trunk: None,
+                    number: None,
                 })
             }
             RouteTarget::Trunk(name) => self
@@ -950,6 +961,7 @@ impl Call {
         };
         let queue = self.queue_display().map(str::to_owned);
         let identity = self.identity_headers(dest, source, &from_host, queue.as_deref());
+        let number = dest.number.as_deref().unwrap_or(number);
         let to_uri = Uri::parse(&format!("sip:{number}@{to_host}"))
             .unwrap_or_else(|_| Uri::Sip(SipUri::new(None, Host::Ip(peer.addr.ip()), None)));
         let shards = self.switch.shards.get().map_or(1, Vec::len);

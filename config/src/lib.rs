@@ -17,6 +17,7 @@ pub mod acd;
 pub mod dialplan;
 pub mod flow;
 mod locate;
+pub mod numbering;
 pub mod schedule;
 #[cfg(test)]
 mod tests;
@@ -93,6 +94,8 @@ pub struct Config {
     pub queues: Vec<acd::Queue>,
     /// Agents (`[[agents]]`).
     pub agents: Vec<acd::Agent>,
+    /// How numbers are written in the switch's country (`[numbering]`).
+    pub numbering: numbering::Numbering,
 }
 
 /// `[ivr]`: call flows, prompts and speech.
@@ -695,6 +698,11 @@ pub struct TrunkInbound {
     /// to any other number gets 404. Default empty: every number.
     #[serde(default)]
     pub numbers: Vec<PatternField>,
+    /// Bring the caller's number and the dialed number to E.164 (per
+    /// `[numbering]`) before routing, `numbers` and records: routes then
+    /// match `+4930…`. Default false (numbers as the carrier sends them).
+    #[serde(default)]
+    pub normalize: bool,
 }
 
 impl TrunkInbound {
@@ -769,6 +777,11 @@ pub struct TrunkOutbound {
     /// trunk (at most 3 redirects per call; never for calls from trunks).
     #[serde(default)]
     pub redirects: Redirects,
+    /// How the carrier wants numbers (the called number and the caller ID):
+    /// `"as_dialed"` (the default), `"e164"` (`+4930…`), `"international"`
+    /// (`4930…`) or `"national"` (`030…`, others `00…`), per `[numbering]`.
+    #[serde(default)]
+    pub number_format: numbering::NumberFormat,
 }
 
 /// A trunk's policy for 3xx responses.

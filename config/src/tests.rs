@@ -29,6 +29,7 @@ fn embedded_default_parses() {
     assert_eq!(c.store, Store::default());
     assert_eq!(c.log, Log::default());
     assert_eq!(c.registrar, Registrar::default());
+    assert_eq!(c.numbering, numbering::Numbering::default());
     assert_eq!(c.calls, Calls::default());
     assert_eq!(c.media, Media::default());
     let names: Vec<_> = c.users.iter().map(|u| u.name.as_str()).collect();
@@ -661,4 +662,26 @@ fn trunk_number_ranges() {
     assert!(!inb.owns("110"));
     let bad = text.replace("1xxx", "1xq");
     assert_at(&bad, 3, "trunks[0].inbound.numbers");
+}
+
+#[test]
+fn numbering_is_checked_and_used_by_trunks() {
+    assert_at("[numbering]\ncountry_code = \"+49\"\n", 2, "numbering.country_code");
+    assert_at(
+        "[numbering]\ncountry_code = \"49\"\ninternational_prefix = \"0x\"\n",
+        3,
+        "numbering.international_prefix",
+    );
+    let c = Config::from_str(
+        "[numbering]\ncountry_code = \"49\"\n\n[[trunks]]\nname = \"c\"\ninbound = { from = [\"192.0.2.1\"], normalize = true }\noutbound = { host = \"192.0.2.1:5060\", number_format = \"e164\" }\n",
+        "t.toml",
+    )
+    .unwrap();
+    let t = c.trunk("c").unwrap();
+    assert!(t.inbound.as_ref().unwrap().normalize);
+    let f = t.outbound.as_ref().unwrap().number_format;
+    assert_eq!(c.numbering.format("030123", f), "+4930123");
+    let bad = "[[trunks]]\nname = \"c\"\noutbound = { host = \"192.0.2.1:5060\", number_format = \"e.164\" }\n";
+    let (line, _, msg) = invalid(bad);
+    assert_eq!(line, 3, "{msg}");
 }

@@ -136,6 +136,18 @@ pub(crate) fn check(config: &Config, doc: &Doc<'_>) -> Result<(), ConfigError> {
         ));
     }
 
+    let n = &config.numbering;
+    for (key, value, max) in [
+        ("numbering.country_code", &n.country_code, 3),
+        ("numbering.national_prefix", &n.national_prefix, 4),
+        ("numbering.international_prefix", &n.international_prefix, 4),
+    ] {
+        if value.len() > max || !value.bytes().all(|c| c.is_ascii_digit()) {
+            let msg = format!("{value:?} is not a number of at most {max} digits");
+            return Err(doc.invalid(key, msg));
+        }
+    }
+
     let r = &config.registrar;
     // Report at whichever of the two keys the file actually sets.
     let pick = |a: &'static str, b: &'static str| if doc.has(b) { b } else { a };

@@ -1120,3 +1120,88 @@ target = {{ trunk = "refuse" }}
     let log = std::fs::read_to_string(sw.dir.join("switch.log")).unwrap();
     assert_eq!(log.matches("following the carrier's redirect").count(), 1);
 }
+
+/// Number normalization (`[numbering] country_code = "49"`): a carrier
+/// with `inbound.normalize` has national numbers (the caller's and the
+/// dialed one) in E.164 before routing — its call to "0301234567" takes
+/// the route for "+49301234567", 1001 sees the caller "040555" as
+/// "+4940555", and the CDR keeps both in E.164. A trunk with
+/// `number_format = "national"` gets a user's call to "+49897654321" as
+/// "0897654321", showing its caller ID "+4930123450" as "030123450".
+#[test]
+fn numbers_are_normalized_from_carriers_and_written_as_each_wants() {
+    let (_dir, sw, mut gw) = with_gateway(|gw| {
+        format!(
+            r#"
+[numbering]
+country_code = "49"
+
+[[trunks]]
+name = "out"
+[trunks.outbound]
+host = "{gw}"
+caller_id = "+4930123450"
+assert_identity = true
+number_format = "national"
+
+[[trunks]]
+name = "de"
+inbound = {{ from = ["127.0.0.3"], normalize = true }}
+
+[[routes]]
+prefix = "+49"
+from = "users"
+target = {{ trunk = "out" }}
+
+[[routes]]
+number = "+49301234567"
+from = "trunks"
+target = {{ user = "1001" }}
+"#
+        )
+    });
+    let user = |r: &sip::Request, n: sip::Name| {
+        let v = r.headers.get(&n).unwrap_or("");
+        sip::NameAddr::parse(v, "h")
+            .ok()
+            .and_then(|a| a.uri.sip().and_then(|u| u.user.clone()))
+            .unwrap_or_default()
+    };
+    // Out: 1002 dials +49897654321.
+    let mut ua = Ua::new("127.0.0.1", sw.addr());
+    let invite = ua.invite("1002", "+49897654321");
+    let tx = ua.send(invite.clone());
+    let first = ua.final_response(tx, Duration::from_secs(5)).pop().unwrap();
+    let authed = ua.with_proxy_auth(&invite, &first, "1002", "secret");
+    let tx = ua.send(authed);
+    let (gtx, ginv) = gw.request(Duration::from_secs(5)).expect("the carrier gets the call");
+    gw.respond(gtx.unwrap(), sip::response_to(&ginv, 486, Some("gw")));
+    assert_eq!(ua.final_response(tx, Duration::from_secs(5)).pop().map(|r| r.code), Some(486));
+    let ruri = ginv.uri.sip().and_then(|u| u.user.clone());
+    println!(
+        "to the national trunk: {ruri:?}, To {}, From {}, PAI {}",
+        user(&ginv, sip::Name::To),
+        user(&ginv, sip::Name::From),
+        user(&ginv, sip::Name::PAssertedIdentity)
+    );
+    assert_eq!(ruri.as_deref(), Some("0897654321"));
+    assert_eq!(user(&ginv, sip::Name::To), "0897654321");
+    assert_eq!(user(&ginv, sip::Name::From), "030123450");
+    assert_eq!(user(&ginv, sip::Name::PAssertedIdentity), "030123450");
+
+    // In: the carrier at 127.0.0.3 sends national numbers.
+    let mut phone = Ua::new("127.0.0.1", sw.addr());
+    assert_eq!(phone.register("1001", "secret", 300).map(|r| r.code), Some(200));
+    let mut carrier = Ua::new("127.0.0.3", sw.addr());
+    let inv = carrier.invite("040555", "0301234567");
+    let tx = carrier.send(inv);
+    let (ptx, pinv) = phone.request(Duration::from_secs(5)).expect("1001 rings");
+    assert_eq!(pinv.method, Method::Invite);
+    println!("1001 sees the caller as {}", user(&pinv, sip::Name::From));
+    assert_eq!(user(&pinv, sip::Name::From), "+4940555");
+    phone.respond(ptx.unwrap(), sip::response_to(&pinv, 486, Some("p1001")));
+    assert_eq!(carrier.final_response(tx, Duration::from_secs(5)).pop().map(|r| r.code), Some(486));
+    let cdrs = sw.cdrs(2);
+    let cdr = cdrs.iter().find(|c| c["trunk"] == "de").expect("the carrier's CDR");
+    assert_eq!((cdr["caller"].as_str(), cdr["dialed"].as_str()), (Some("+4940555"), Some("+49301234567")), "{cdr}");
+}

@@ -9,6 +9,10 @@
 //!   INVITE says `Privacy: id` too. A trunk with `outbound.assert_identity`
 //!   gets the real number in `P-Asserted-Identity` either way.
 //!
+//! - A trunk with `inbound.normalize` has the caller's number in E.164
+//!   (`[numbering]`); a trunk's `outbound.number_format` writes the number
+//!   shown (and asserted) as the carrier wants it.
+//!
 //! The CDR keeps the real number.
 
 use super::*;
@@ -36,13 +40,11 @@ impl Call {
                     .iter()
                     .any(|x| p.eq_ignore_ascii_case(x))
             });
-        let trusted = match source {
-            Some(Source::Trunk(t)) => cfg
-                .trunk(t)
-                .and_then(|t| t.inbound.as_ref())
-                .is_some_and(|i| i.trust_identity),
-            _ => false,
+        let inbound = match source {
+            Some(Source::Trunk(t)) => cfg.trunk(t).and_then(|t| t.inbound.as_ref()),
+            _ => None,
         };
+        let trusted = inbound.is_some_and(|i| i.trust_identity);
         let asserted = trusted
             .then(|| {
                 sip::parse_name_addrs(
@@ -62,6 +64,11 @@ impl Call {
                     .and_then(|u| u.user_decoded().map(|u| u.into_owned()))
             })
             .unwrap_or_else(|| "anonymous".into());
+        let number = if inbound.is_some_and(|i| i.normalize) {
+            cfg.numbering.to_e164(&number)
+        } else {
+            number
+        };
         CallerId {
             number,
             name: shown.and_then(|f| f.display),
@@ -98,6 +105,11 @@ impl Call {
                 (number, user.and_then(|u| u.display_name.clone()))
             }
             Source::Trunk(_) => (id.number.clone(), id.name.clone()),
+        };
+        // The carrier's number format (a local user's name stays a name).
+        let number = match out {
+            Some(o) => cfg.numbering.format(&number, o.number_format),
+            None => number,
         };
         let real = SipUri::new(Some(&number), from_host.clone(), None);
         let mut from = if id.private {

@@ -50,6 +50,8 @@ impl Call {
             return Err((503, Some("Trunk Down")));
         }
         order(&mut gws, rand::random);
+        let number = cfg.numbering.format(number, out.number_format);
+        let number = number.as_str();
         Ok(gws
             .into_iter()
             .map(|g| {
@@ -68,6 +70,7 @@ impl Call {
                     from_domain: out.from_domain.clone(),
                     inband_dtmf: trunk.is_some_and(|t| t.inband_dtmf),
                     trunk: Some(name.to_owned()),
+                    number: Some(number.to_owned()),
                 }
             })
             .collect())
