@@ -1495,6 +1495,24 @@ impl Call {
         if req.method == Method::Refer {
             return self.on_refer(leg, tx, req, ctx);
         }
+        if let Some(digit) = info_digit(&req) {
+            tracing::info!(call_id = %self.call_id_a(), leg = ?leg, %digit, "dtmf by INFO");
+            if leg == Leg::A && (self.in_ivr() || self.in_queue()) {
+                // The switch is the other end: the digit is its own.
+                self.digits.push(digit);
+                self.respond(tx, response_to(&req, 200, None));
+                return if self.in_ivr() {
+                    self.ivr_digit(digit, ctx)
+                } else {
+                    self.queue_digit(digit, ctx)
+                };
+            }
+            if leg != Leg::C {
+                // Feature codes work by INFO too; the INFO is still relayed.
+                self.digits.push(digit);
+                self.on_feature_digit(leg, digit, ctx);
+            }
+        }
         if leg == Leg::A && matches!(req.method, Method::Invite | Method::Update) {
             self.session_refreshed_by_a(ctx);
             if req.method == Method::Update && req.body().is_empty() {
@@ -1768,6 +1786,27 @@ fn forbidden(class: config::CallClass) -> &'static str {
 
 /// A character a dialed number may hold: anything else could end up as
 /// header syntax in the Request-URI or To of the leg it is sent on.
+/// The digit of an INFO carrying DTMF (`application/dtmf-relay`:
+/// `Signal=5`, or `application/dtmf`: `5`), as phones send it (no RFC; the
+/// de-facto format of Cisco and others).
+fn info_digit(req: &Request) -> Option<char> {
+    if req.method != Method::Info {
+        return None;
+    }
+    let body = std::str::from_utf8(req.body()).ok()?;
+    let value = match req.content_type()?.as_str() {
+        "application/dtmf-relay" => body.lines().find_map(|l| {
+            let (k, v) = l.split_once('=')?;
+            k.trim().eq_ignore_ascii_case("signal").then(|| v.trim())
+        })?,
+        "application/dtmf" => body.trim(),
+        _ => return None,
+    };
+    let mut chars = value.chars();
+    let d = chars.next()?.to_ascii_uppercase();
+    (chars.next().is_none() && matches!(d, '0'..='9' | '*' | '#' | 'A'..='D')).then_some(d)
+}
+
 fn dialable(c: char) -> bool {
     c.is_ascii_alphanumeric() || "+*#._-".contains(c)
 }

@@ -41,9 +41,15 @@ impl Ua {
             ..Timers::default()
         };
         let mut ep = Endpoint::new(t, "test-ua");
-        // Like a phone: REFER progress comes as message/sipfrag (RFC 3515).
+        // Like a phone: REFER progress comes as message/sipfrag (RFC 3515),
+        // DTMF in INFO as application/dtmf-relay.
         ep.set_policy(sip::validate::UasPolicy {
-            accept: &["application/sdp", "message/sipfrag"],
+            accept: &[
+                "application/sdp",
+                "message/sipfrag",
+                "application/dtmf-relay",
+                "application/dtmf",
+            ],
             ..Default::default()
         });
         Ua {

@@ -226,6 +226,32 @@ prompt = "Goodbye."
 reason = "no choice"
 "#;
 
+/// A switch with `MENU` (and `media` lines) and user 1001 registered.
+fn menu_switch(dir: &Path, media: &str) -> (SwitchProc, Ua) {
+    let port = e2e::free_port("127.0.0.1");
+    let cfg = media_config(port, dir, media, MENU);
+    let sw = SwitchProc::start(dir, port, &cfg);
+    let mut agent = Ua::new("127.0.0.1", sw.addr());
+    assert_eq!(agent.register("1001", "secret", 300).unwrap().code, 200);
+    (sw, agent)
+}
+
+/// 1001 gets the flow's transfer and answers it (SDP for a new RTP peer);
+/// the INVITE and the peer, once the ACK came.
+fn agent_answers(agent: &mut Ua, sw: &SwitchProc) -> (sip::Request, RtpPeer) {
+    let (tx, inv) = agent
+        .request(Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("no INVITE for 1001: {}", sw.log_tail()));
+    assert_eq!(inv.method, Method::Invite);
+    let rtp = RtpPeer::bind();
+    let mut ok = agent.answer(&inv, 200, "agent");
+    ok.body = sdp(rtp.port, "0 101", PCMU);
+    agent.respond(tx.unwrap(), ok);
+    let (_, ack) = agent.request(Duration::from_secs(5)).expect("ACK");
+    assert_eq!(ack.method, Method::Ack);
+    (inv, rtp)
+}
+
 /// A sipp caller from the carrier's address that dials `number`, then
 /// for each (pause ms, digit) waits and plays Debian's RFC 4733 pcap of the
 /// digit, then waits for the BYE (from the switch or, after a transfer, the
@@ -442,11 +468,7 @@ fn menu_timeouts_and_a_failed_transfer_take_their_configured_paths() {
 fn after_the_menu_caller_and_user_talk() {
     e2e::require("espeak-ng");
     let dir = tempfile::tempdir().unwrap();
-    let port = e2e::free_port("127.0.0.1");
-    let cfg = media_config(port, dir.path(), "record = \"stereo\"", MENU);
-    let sw = SwitchProc::start(dir.path(), port, &cfg);
-    let mut agent = Ua::new("127.0.0.1", sw.addr());
-    assert_eq!(agent.register("1001", "secret", 300).unwrap().code, 200);
+    let (sw, mut agent) = menu_switch(dir.path(), "record = \"stereo\"");
     let c = e2e::media::dial_in(&sw, "500");
     let deadline = Instant::now() + Duration::from_secs(10);
     while c.rtp.packets().is_empty() && Instant::now() < deadline {
@@ -461,15 +483,7 @@ fn after_the_menu_caller_and_user_talk() {
     s.digits(101, "2", 100);
     std::thread::sleep(Duration::from_millis(300));
     s.digits(101, "4", 100);
-    let (tx, inv) = agent
-        .request(Duration::from_secs(10))
-        .unwrap_or_else(|| panic!("no INVITE for 1001: {}", sw.log_tail()));
-    let rtp = RtpPeer::bind();
-    let mut ok = agent.answer(&inv, 200, "agent");
-    ok.body = sdp(rtp.port, "0 101", PCMU);
-    agent.respond(tx.unwrap(), ok);
-    let (_, ack) = agent.request(Duration::from_secs(5)).expect("ACK");
-    assert_eq!(ack.method, Method::Ack);
+    let (inv, rtp) = agent_answers(&mut agent, &sw);
     let t0 = Instant::now();
     let mut b = Sender::new(&rtp, sdp_addr(inv.body()), 0xB0B0);
     let (fa, fb) = (ulaw_tone(500.0, 1500), ulaw_tone(1500.0, 1500));
@@ -632,4 +646,55 @@ fn broken_flow_files_are_refused_and_reload_keeps_calls_in_their_flow() {
     let mut reasons: Vec<&str> = cdrs.iter().map(|c| c["reason"].as_str().unwrap()).collect();
     reasons.sort();
     assert_eq!(reasons, ["new flow", "old flow"]);
+}
+
+/// DTMF by SIP INFO (`application/dtmf-relay`, as many phones and carriers
+/// send it): the caller's INFO digits walk the menu like RFC 4733 ones
+/// ("2", then "4" → user 1001); once the caller and the user are bridged,
+/// an INFO from the caller reaches the user with its body (relayed).
+#[test]
+fn dtmf_by_info_walks_the_menu_and_is_relayed_once_bridged() {
+    use sip::{Name, Request};
+    e2e::require("espeak-ng");
+    let dir = tempfile::tempdir().unwrap();
+    let (sw, mut agent) = menu_switch(dir.path(), "");
+    let wait = Duration::from_secs(5);
+    let caller = e2e::media::dial_in(&sw, "5001");
+    let mut c = caller.ua;
+    let mut d = sip::dialog::Dialog::uac(&caller.invite, &caller.ok).unwrap();
+    let info = |c: &Ua, d: &mut sip::dialog::Dialog, digit: char| -> Request {
+        let mut r = c.in_dialog(d, Method::Info);
+        r.headers.push(Name::ContentType, "application/dtmf-relay");
+        r.body = bytes::Bytes::from(format!("Signal={digit}\r\nDuration=160\r\n"));
+        r
+    };
+    for digit in ['2', '4'] {
+        std::thread::sleep(Duration::from_millis(1200));
+        let r = info(&c, &mut d, digit);
+        let t = c.send(r);
+        assert_eq!(c.final_response(t, wait).pop().map(|r| r.code), Some(200));
+    }
+    let _answered = agent_answers(&mut agent, &sw);
+    // Bridged: the caller's INFO is relayed to the user.
+    let r = info(&c, &mut d, '7');
+    let t = c.send(r);
+    let (itx, relayed) = agent.request(wait).expect("the relayed INFO");
+    assert_eq!(relayed.method, Method::Info);
+    assert_eq!(relayed.headers.get(&Name::ContentType), Some("application/dtmf-relay"));
+    assert!(String::from_utf8_lossy(relayed.body()).contains("Signal=7"));
+    agent.respond(itx.unwrap(), sip::response_to(&relayed, 200, None));
+    assert_eq!(c.final_response(t, wait).pop().map(|r| r.code), Some(200));
+    let bye = c.in_dialog(&mut d, Method::Bye);
+    let bt = c.send(bye);
+    let (btx, b) = agent.request(wait).expect("BYE");
+    assert_eq!(b.method, Method::Bye);
+    agent.respond(btx.unwrap(), sip::response_to(&b, 200, None));
+    assert_eq!(c.final_response(bt, wait).pop().map(|r| r.code), Some(200));
+    let cdrs = sw.cdrs(1);
+    assert_eq!(
+        cdrs[0]["ivr_path"],
+        serde_json::json!(["main:top(2)", "main:support(4)", "main:tech"]),
+        "{}",
+        cdrs[0]
+    );
 }

@@ -41,7 +41,8 @@ impl Default for UasPolicy {
     fn default() -> Self {
         UasPolicy {
             supported: &["100rel", "timer", "path", "outbound", "gruu"],
-            accept: &["application/sdp"],
+            // SDP, and DTMF in INFO (application/dtmf-relay, application/dtmf).
+            accept: &["application/sdp", "application/dtmf-relay", "application/dtmf"],
         }
     }
 }
