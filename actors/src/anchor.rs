@@ -66,8 +66,8 @@ pub(crate) struct Anchor {
     pending: Option<Pending>,
     /// Extra legs (third parties), with what we offered each.
     extra: Vec<(LegMedia, Local)>,
-    /// Our offer taking leg A off hold, until it answers.
-    resume_a: Option<Local>,
+    /// Our offer taking a leg off hold, until it answers.
+    resume: Option<(Side, Local)>,
 }
 
 fn direction_of(s: &Sdp) -> Direction {
@@ -135,7 +135,7 @@ impl Anchor {
             local_a: None,
             pending: None,
             extra: Vec::new(),
-            resume_a: None,
+            resume: None,
         })
     }
 
@@ -534,32 +534,57 @@ impl Anchor {
         Ok(Bytes::from(out))
     }
 
-    /// Leg A on hold (our direction towards it is not sendrecv, e.g. after
+    /// `side` on hold (our direction towards it is not sendrecv, e.g. after
     /// a transferor held it): our offer taking it off hold; None if it is
     /// not held.
-    pub(crate) fn resume_offer_a(&mut self) -> Option<Bytes> {
-        let neg = self.a.neg.as_ref()?;
-        if neg.direction == Direction::SendRecv {
-            return None;
-        }
-        let local = self.local(self.a.info.port, self.prefer(&[neg.codec]), Direction::SendRecv);
-        let body = sdp::offer(&local, &mut self.a.origin);
-        self.resume_a = Some(local);
+    pub(crate) fn resume_offer(&mut self, side: Side) -> Option<Bytes> {
+        let (port, codec) = {
+            let l = self.leg(side)?;
+            let neg = l.neg.as_ref()?;
+            if neg.direction == Direction::SendRecv {
+                return None;
+            }
+            (l.info.port, neg.codec)
+        };
+        let local = self.local(port, self.prefer(&[codec]), Direction::SendRecv);
+        let body = sdp::offer(&local, &mut self.leg(side)?.origin);
+        self.resume = Some((side, local));
         Some(Bytes::from(body))
     }
 
-    /// Leg A's answer to [`Anchor::resume_offer_a`].
-    pub(crate) fn on_resume_answer_a(&mut self, body: &[u8]) -> Result<(), SdpError> {
-        let local = self.resume_a.take().ok_or(SdpError::NoAudio)?;
+    /// The answer to [`Anchor::resume_offer`].
+    pub(crate) fn on_resume_answer(&mut self, body: &[u8]) -> Result<(), SdpError> {
+        let (side, local) = self.resume.take().ok_or(SdpError::NoAudio)?;
         let neg = sdp::accept_answer(&sdp::parse(body)?, &local)?;
-        self.session.configure(self.a.info.id, neg.clone());
-        self.a.neg = Some(neg);
+        let session = self.session.clone();
+        let l = self.leg(side).ok_or(SdpError::NoAudio)?;
+        session.configure(l.info.id, neg.clone());
+        l.neg = Some(neg);
         Ok(())
     }
 
-    /// Leg A refused to come off hold.
-    pub(crate) fn abandon_resume_a(&mut self) {
-        self.resume_a = None;
+    /// The held leg refused to come off hold.
+    pub(crate) fn abandon_resume(&mut self) {
+        self.resume = None;
+    }
+
+    /// A transfer's target replaces leg A (the transferor was the caller's
+    /// side): the extra leg becomes A, the old A leaves the session, and
+    /// the new A is bridged with B.
+    pub(crate) fn promote_extra_to_a(&mut self, leg: LegId, body: &[u8]) -> Result<(), SdpError> {
+        let i = self.accept_extra(leg, body)?;
+        let (m, _) = self.extra.remove(i);
+        let old = std::mem::replace(&mut self.a, m);
+        self.session.remove_leg(old.info.id);
+        self.offer_a = None;
+        self.local_a = None;
+        self.answer_a = None;
+        self.pending = None;
+        if let Some(b) = self.leg_b() {
+            self.session.set_mode(Mode::Bridge(leg, b));
+            self.session.set_recording_sides(Some((leg, b)));
+        }
+        Ok(())
     }
 
     /// The re-offer failed (error response): forget it.

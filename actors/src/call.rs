@@ -372,8 +372,18 @@ pub struct Call {
     redirects: u32,
     /// Attended transfer: the re-INVITE moving a handed party here.
     takeover: Option<attended::Takeover>,
-    /// Our re-INVITE taking leg A off hold (branch, CSeq).
-    resuming: Option<(String, u32)>,
+    /// Our re-INVITE taking a leg off hold after a transfer (branch, CSeq, leg).
+    resuming: Option<(String, u32, Leg)>,
+    /// The leg a transfer's target replaces: the leg whose user asked (B
+    /// for the operator's `calls.transfer`).
+    c_replaces: Leg,
+    /// Leg A's first INVITE, once a transfer replaced leg A: the call's
+    /// name, caller and number stay the original caller's.
+    orig_a: Option<Request>,
+    /// Call-IDs of replaced A legs (forgotten with the call).
+    old_a_ids: Vec<String>,
+    /// The local user now on leg A, once replaced (None: not a user).
+    a_user: Option<String>,
     /// Leg A was handed to another call (attended transfer): its Call-ID
     /// is that call's now.
     a_moved: bool,
@@ -458,14 +468,24 @@ impl Call {
             redirects: 0,
             takeover: None,
             resuming: None,
+            c_replaces: Leg::B,
+            orig_a: None,
+            old_a_ids: Vec::new(),
+            a_user: None,
             a_moved: false,
             rel,
         }
     }
 
-    /// Leg A's Call-ID (the call's name in the registry, CDRs and events).
+    /// Leg A's Call-ID (the call's name in the registry, CDRs and events;
+    /// the first A's if a transfer replaced it).
     pub fn call_id_a(&self) -> String {
-        self.a.invite.call_id().unwrap_or("").to_owned()
+        self.first_invite().call_id().unwrap_or("").to_owned()
+    }
+
+    /// The INVITE that started the call (leg A's first).
+    fn first_invite(&self) -> &Request {
+        self.orig_a.as_ref().unwrap_or(&self.a.invite)
     }
 
     fn respond(&mut self, tx: TxId, resp: Response) {
@@ -689,8 +709,7 @@ impl Call {
     /// to our registration with a trunk, where it is `To`'s (the DID).
     fn dialed_number(&self, source: &Source) -> Option<String> {
         let ruri = self
-            .a
-            .invite
+            .first_invite()
             .uri
             .sip()
             .and_then(|u| u.user_decoded())
@@ -706,7 +725,7 @@ impl Call {
             .and_then(|o| o.auth.as_ref())
             .map(|a| a.username.clone());
         let dialed = if ruri.is_some() && ruri == registered_as {
-            let to = self.a.invite.to().ok()?;
+            let to = self.first_invite().to().ok()?;
             to.uri
                 .sip()
                 .and_then(|u| u.user_decoded())
@@ -2218,8 +2237,7 @@ impl Call {
         let dialed = match &self.source {
             Some(source) => self.dialed_number(source),
             None => self
-                .a
-                .invite
+                .first_invite()
                 .uri
                 .sip()
                 .and_then(|u| u.user_decoded().map(|u| u.into_owned())),

@@ -65,8 +65,8 @@ impl Call {
             r.reason = reason.to_owned();
             this.respond(tx, r);
         };
-        if leg != Leg::B || self.b_user.is_none() {
-            return refuse(self, 501, "Attended Transfer Only By The Called User");
+        if leg == Leg::C || self.user_of(leg).is_none() {
+            return refuse(self, 403, "Transfer Only By A Local User");
         }
         if self.c.is_some() || self.takeover.is_some() || self.room.is_some() {
             return refuse(self, 491, "Request Pending");
@@ -88,6 +88,7 @@ impl Call {
         );
         self.respond(tx, r);
         self.referred = true;
+        self.c_replaces = leg;
         self.notify_referrer("SIP/2.0 100 Trying", false, ctx);
         tracing::info!(call_id = %self.call_id_a(), replaces = %replaces, "attended transfer by REFER");
         let me = ctx.address();
@@ -161,6 +162,7 @@ impl Call {
         self.c = Some(leg);
         self.c_media = Some(media);
         self.c_purpose = features::Purpose::Transfer;
+        // c_replaces: the REFER's leg, set when it came.
         self.c_target = Some((user.clone().unwrap_or_else(|| number.clone()), user.is_some()));
         self.ended[Leg::C as usize] = false;
         let timer = ctx.run_later(Duration::from_secs(32), |this, ctx| {
@@ -214,9 +216,7 @@ impl Call {
             tracing::info!(call_id = %self.call_id_a(), error = %e, "attended transfer: hanging up the handed party");
             self.bye_aside(&mut spare, peer, ctx);
             self.drop_c(ctx);
-            return;
         }
-        self.resume_a(ctx);
     }
 
     /// The re-INVITE failed or went unanswered: the handed party is hung
@@ -235,58 +235,6 @@ impl Call {
         self.drop_c(ctx);
     }
 
-    /// After a transfer, leg A may still be on hold (the transferor held
-    /// it while consulting): re-INVITE it with sendrecv.
-    fn resume_a(&mut self, ctx: &mut Context<Self>) {
-        let Some(body) = self.anchor.as_mut().and_then(|a| a.resume_offer_a()) else {
-            return;
-        };
-        let peer = self.a.peer;
-        let via = self.switch.via(peer);
-        let Some(d) = self.a.dialog.as_mut() else { return };
-        let mut invite = d.request(Method::Invite, &via, 70);
-        invite.headers.push(
-            Name::Contact,
-            format!("<{}>", self.switch.contact(peer.transport)),
-        );
-        set_sdp(&mut invite, body);
-        self.resuming = Some((via.branch().unwrap_or("").to_owned(), d.local_seq));
-        tracing::info!(call_id = %self.call_id_a(), "taking the caller off hold");
-        self.to_shard(ShardCmd::Request {
-            peer,
-            req: invite,
-            owner: ctx.address().recipient(),
-        });
-    }
-
-    /// Whether `branch` is the off-hold re-INVITE's.
-    pub(super) fn is_resume(&self, branch: &str) -> bool {
-        self.resuming.as_ref().is_some_and(|r| r.0 == branch)
-    }
-
-    /// Leg A answered the off-hold re-INVITE.
-    pub(super) fn on_resume_response(&mut self, tx: TxId, resp: Response) {
-        if resp.code < 200 {
-            return;
-        }
-        let Some((_, seq)) = self.resuming.take() else { return };
-        let Some(anchor) = self.anchor.as_mut() else { return };
-        if resp.code >= 300 {
-            anchor.abandon_resume_a();
-            return tracing::info!(call_id = %self.call_id_a(), code = resp.code, "the caller stays on hold");
-        }
-        if let Err(e) = anchor.on_resume_answer_a(resp.body()) {
-            tracing::info!(call_id = %self.call_id_a(), error = %e, "unusable answer taking the caller off hold");
-        }
-        let peer = self.a.peer;
-        let via = self.switch.via(peer);
-        let Some(d) = self.a.dialog.as_mut() else { return };
-        let mut ack = d.request(Method::Ack, &via, 70);
-        ack.headers.set(Name::CSeq, format!("{seq} ACK"));
-        let call_id = ack.call_id().map(str::to_owned);
-        self.to_shard(ShardCmd::Ack2xx { tx, peer, ack });
-        self.keep_tx(call_id.as_deref(), tx);
-    }
 }
 
 impl Handler<HandOver> for Call {

@@ -28,7 +28,7 @@ pub(super) struct CallerId {
 impl Call {
     /// The caller of leg A (`source`, once routed).
     pub(super) fn caller_id(&self, source: Option<&Source>) -> CallerId {
-        let req = &self.a.invite;
+        let req = self.first_invite();
         let cfg = self.switch.config();
         let private = req
             .headers

@@ -117,6 +117,18 @@ impl Call {
         if !self.a_moved {
             e.0.push(id);
         }
+        // Legs that replaced A came from other calls' INVITEs to us or ours.
+        let mut replaced = std::mem::take(&mut self.old_a_ids);
+        if self.orig_a.is_some() {
+            replaced.push(self.a.invite.call_id().unwrap_or("").to_owned());
+        }
+        for call_id in replaced {
+            forget
+                .entry(self.shard_of_leg(Some(&call_id)))
+                .or_default()
+                .0
+                .push(call_id);
+        }
         for (shard, tx) in std::mem::take(&mut self.kept_txs) {
             forget.entry(shard).or_default().1.push(tx);
         }

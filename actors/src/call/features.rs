@@ -102,8 +102,9 @@ impl Handler<Transfer> for Call {
 impl Call {
     /// The local user on `leg`, if it is one: features are never taken from
     /// a trunk's leg, so an outside caller cannot record or dial out.
-    fn user_of(&self, leg: Leg) -> Option<String> {
+    pub(super) fn user_of(&self, leg: Leg) -> Option<String> {
         match leg {
+            Leg::A if self.orig_a.is_some() => self.a_user.clone(),
             Leg::A => match &self.source {
                 Some(Source::User(u)) => Some(u.clone()),
                 _ => None,
@@ -296,6 +297,7 @@ impl Call {
             self.c_target = Some((u.clone(), true));
         }
         self.ended[Leg::C as usize] = false;
+        self.c_replaces = Leg::B;
         tracing::info!(%call_id, %number, "{}: calling {target}", purpose.name());
         self.to_shard(ShardCmd::Adopt {
             call_id: invite.call_id().unwrap_or("").to_owned(),
@@ -340,6 +342,11 @@ impl Call {
     ) -> Result<(), String> {
         // The transferor hears of the answer before it is hung up.
         self.refer_done(200, ctx);
+        if self.c_replaces == Leg::A {
+            self.replace_a(dialog, resp, ctx)?;
+            self.resume_held(Leg::B, ctx);
+            return Ok(());
+        }
         let media = self.c_media.ok_or("no media leg")?;
         let anchor = self.anchor.as_mut().ok_or("no media")?;
         anchor
@@ -371,6 +378,7 @@ impl Call {
             "call.transfer",
             serde_json::json!({"call_id": self.call_id_a(), "to": to, "result": "answered"}),
         );
+        self.resume_held(Leg::A, ctx);
         Ok(())
     }
 

@@ -1,12 +1,15 @@
-//! Transfers a phone asks for (RFC 3515 REFER, blind transfer): the called
-//! user (leg B) sends REFER with `Refer-To: <sip:number@...>` in its call.
+//! Transfers a phone asks for (RFC 3515 REFER, blind transfer): a local
+//! user on either leg sends REFER with `Refer-To: <sip:number@...>` in its
+//! call.
 //! The switch accepts it (202), tells the transferor how it goes with
 //! NOTIFYs carrying a `message/sipfrag` (100 Trying, then the target's
 //! final status), and calls the number (users' dialplan, the transferor's
-//! permissions) as leg C; when it answers it replaces the transferor, who
-//! is hung up. If it does not answer, the call stays as it was.
-//! A Refer-To with `Replaces` is an attended transfer (`attended.rs`).
-//! Not yet: REFER from the caller's leg (501).
+//! permissions) as leg C; when it answers it replaces the transferor's leg,
+//! who is hung up (when that was leg A, the new party becomes leg A: the
+//! call keeps its name, caller and record). If it does not answer, the call
+//! stays as it was. A party the transferor had put on hold is re-INVITEd
+//! off hold. A Refer-To with `Replaces` is an attended transfer
+//! (`attended.rs`).
 
 use super::features::Purpose;
 use super::*;
@@ -19,8 +22,8 @@ impl Call {
             r.reason = reason.to_owned();
             this.respond(tx, r);
         };
-        let Some(user) = self.b_user.clone().filter(|_| leg == Leg::B) else {
-            return refuse(self, 501, "Transfer Only By The Called User");
+        let Some(user) = self.user_of(leg).filter(|_| leg != Leg::C) else {
+            return refuse(self, 403, "Transfer Only By A Local User");
         };
         let Some(target) = req
             .headers
@@ -63,24 +66,25 @@ impl Call {
             tracing::info!(call_id = %self.call_id_a(), %number, error = %e, "transfer refused");
             return refuse(self, 403, "Transfer Refused");
         }
+        self.c_replaces = leg;
         let mut r = response_to(&req, 202, None);
         r.headers.push(
             Name::Contact,
             format!("<{}>", self.switch.contact(self.a.peer.transport)),
         );
         self.respond(tx, r);
-        tracing::info!(call_id = %self.call_id_a(), %user, %number, "blind transfer by REFER");
+        tracing::info!(call_id = %self.call_id_a(), %user, %number, leg = ?leg, "blind transfer by REFER");
         self.referred = true;
         self.notify_referrer("SIP/2.0 100 Trying", false, ctx);
     }
 
     /// A NOTIFY with the transfer's progress (`status`, a sipfrag status
-    /// line) to the transferor (leg B); `done` ends the subscription.
+    /// line) to the transferor; `done` ends the subscription.
     pub(super) fn notify_referrer(&mut self, status: &str, done: bool, ctx: &mut Context<Self>) {
-        let Some(b) = self.b.as_mut() else { return };
-        let peer = b.peer;
+        let leg = self.c_replaces;
+        let Some(peer) = self.peer_of(leg) else { return };
         let via = self.switch.via(peer);
-        let Some(d) = b.dialog.as_mut() else { return };
+        let Some(d) = self.dialog_mut(leg) else { return };
         let mut n = d.request(Method::Notify, &via, 70);
         n.headers.push(Name::Event, "refer");
         n.headers.push(
@@ -114,5 +118,105 @@ impl Call {
         }
         let status = format!("SIP/2.0 {code} {}", sip::reason_phrase(code));
         self.notify_referrer(&status, true, ctx);
+    }
+}
+
+impl Call {
+    /// The transfer's target (leg C, answered) replaces leg A: the old A
+    /// (the transferor) is hung up; the call keeps its first INVITE as its
+    /// name, caller and number.
+    pub(super) fn replace_a(
+        &mut self,
+        dialog: Dialog,
+        resp: &Response,
+        ctx: &mut Context<Self>,
+    ) -> Result<(), String> {
+        let media = self.c_media.ok_or("no media leg")?;
+        let anchor = self.anchor.as_mut().ok_or("no media")?;
+        anchor
+            .promote_extra_to_a(media, resp.body())
+            .map_err(|e| e.to_string())?;
+        let c = self.c.take().ok_or("no leg C")?;
+        if !self.ended[Leg::A as usize] {
+            if let Some(mut d) = self.a.dialog.take() {
+                let peer = self.a.peer;
+                self.bye_aside(&mut d, peer, ctx);
+            }
+        }
+        // The session timer was the old A's.
+        self.session_stop(ctx);
+        let old = std::mem::replace(&mut self.a.invite, c.invite);
+        self.old_a_ids
+            .push(old.call_id().unwrap_or("").to_owned());
+        self.orig_a.get_or_insert(old);
+        self.a.peer = c.peer;
+        self.a.tag = dialog.id.local_tag.clone();
+        self.a.dialog = Some(dialog);
+        self.a.final_sent = true;
+        self.a.tx = TxId(u64::MAX);
+        self.c_media = None;
+        self.ended[Leg::A as usize] = false;
+        self.ended[Leg::C as usize] = false;
+        let (to, is_user) = self.c_target.take().unwrap_or_default();
+        self.a_user = is_user.then(|| to.clone());
+        tracing::info!(call_id = %self.call_id_a(), %to, "transfer: answered, the other party is now with {to}");
+        self.switch.publish(
+            "call.transfer",
+            serde_json::json!({"call_id": self.call_id_a(), "to": to, "result": "answered"}),
+        );
+        Ok(())
+    }
+
+    /// After a transfer, `leg` may still be on hold (the transferor held
+    /// it while dialing or consulting): a re-INVITE with sendrecv.
+    pub(super) fn resume_held(&mut self, leg: Leg, ctx: &mut Context<Self>) {
+        let side = if leg == Leg::A { Side::A } else { Side::B };
+        let Some(body) = self.anchor.as_mut().and_then(|a| a.resume_offer(side)) else {
+            return;
+        };
+        let Some(peer) = self.peer_of(leg) else { return };
+        let via = self.switch.via(peer);
+        let contact = format!("<{}>", self.switch.contact(peer.transport));
+        let Some(d) = self.dialog_mut(leg) else { return };
+        let mut invite = d.request(Method::Invite, &via, 70);
+        let seq = d.local_seq;
+        invite.headers.push(Name::Contact, contact);
+        set_sdp(&mut invite, body);
+        self.resuming = Some((via.branch().unwrap_or("").to_owned(), seq, leg));
+        tracing::info!(call_id = %self.call_id_a(), leg = ?leg, "taking the other party off hold");
+        self.to_shard(ShardCmd::Request {
+            peer,
+            req: invite,
+            owner: ctx.address().recipient(),
+        });
+    }
+
+    /// Whether `branch` is the off-hold re-INVITE's.
+    pub(super) fn is_resume(&self, branch: &str) -> bool {
+        self.resuming.as_ref().is_some_and(|r| r.0 == branch)
+    }
+
+    /// The answer to the off-hold re-INVITE.
+    pub(super) fn on_resume_response(&mut self, tx: TxId, resp: Response) {
+        if resp.code < 200 {
+            return;
+        }
+        let Some((_, seq, leg)) = self.resuming.take() else { return };
+        let Some(anchor) = self.anchor.as_mut() else { return };
+        if resp.code >= 300 {
+            anchor.abandon_resume();
+            return tracing::info!(call_id = %self.call_id_a(), code = resp.code, "the other party stays on hold");
+        }
+        if let Err(e) = anchor.on_resume_answer(resp.body()) {
+            tracing::info!(call_id = %self.call_id_a(), error = %e, "unusable answer taking a party off hold");
+        }
+        let Some(peer) = self.peer_of(leg) else { return };
+        let via = self.switch.via(peer);
+        let Some(d) = self.dialog_mut(leg) else { return };
+        let mut ack = d.request(Method::Ack, &via, 70);
+        ack.headers.set(Name::CSeq, format!("{seq} ACK"));
+        let call_id = ack.call_id().map(str::to_owned);
+        self.to_shard(ShardCmd::Ack2xx { tx, peer, ack });
+        self.keep_tx(call_id.as_deref(), tx);
     }
 }

@@ -98,6 +98,13 @@ impl Call {
         });
     }
 
+    /// No session timer any more (leg A was replaced by a transfer).
+    pub(super) fn session_stop(&mut self, ctx: &mut Context<Self>) {
+        if let Some(h) = self.session.take().and_then(|s| s.timer) {
+            ctx.cancel_future(h);
+        }
+    }
+
     /// Leg A sent a re-INVITE or UPDATE: as refresher, the session goes on.
     pub(super) fn session_refreshed_by_a(&mut self, ctx: &mut Context<Self>) {
         if self
