@@ -362,6 +362,8 @@ pub struct Call {
     overflows: u32,
     /// Leg A's session timer (RFC 4028), if negotiated.
     session: Option<timer::SessionTimer>,
+    /// Leg B's session timer (RFC 4028, the switch as UAC).
+    session_b: Option<timer::SessionTimer>,
     /// Leg B's trunk gateways left to try.
     failover: Option<gateways::Failover>,
     /// Leg C is a transfer leg B asked for by REFER (it gets NOTIFYs).
@@ -462,6 +464,7 @@ impl Call {
             bye_after: None,
             overflows: 0,
             session: None,
+            session_b: None,
             failover: None,
             referred: false,
             trunk_slots: Vec::new(),
@@ -874,6 +877,7 @@ impl Call {
         };
         let peer = dest.peer;
         let mut invite = self.build_b_invite(&dest, &number, source, mf.saturating_sub(1));
+        self.session_offer_b(&mut invite);
         if let Some(body) = body {
             invite.headers.set(Name::ContentType, "application/sdp");
             invite.body = body;
@@ -1112,6 +1116,7 @@ impl Call {
             dialog.local_seq = dialog.local_seq.max(early.local_seq);
         }
         b.dialog = Some(dialog);
+        self.session_answered_b(&resp, ctx);
         let answer = match self.anchor.as_mut() {
             // The answer came in a 183 already and the 2xx does not repeat it.
             Some(anchor) if resp.body().is_empty() && anchor.answered() => anchor.answer_a(),
@@ -1229,7 +1234,7 @@ impl Call {
             Name::Allow,
             "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE",
         );
-        self.session_headers(&mut r);
+        self.session_headers(Leg::A, &mut r);
         r
     }
 
@@ -1241,7 +1246,7 @@ impl Call {
         self.kept_txs.push((self.shard_index, self.a.tx));
         self.ok_to_a(r);
         self.phase = Phase::Answered;
-        self.session_restart(ctx);
+        self.session_restart(Leg::A, ctx);
         self.now_answered(ctx);
     }
 
@@ -1532,8 +1537,8 @@ impl Call {
                 self.on_feature_digit(leg, digit, ctx);
             }
         }
-        if leg == Leg::A && matches!(req.method, Method::Invite | Method::Update) {
-            self.session_refreshed_by_a(ctx);
+        if leg != Leg::C && matches!(req.method, Method::Invite | Method::Update) {
+            self.session_refreshed_by(leg, ctx);
             if req.method == Method::Update && req.body().is_empty() {
                 // A session refresh without an offer: answered here.
                 return self.answer_in_dialog(leg, tx, req);
@@ -1597,7 +1602,14 @@ impl Call {
         });
     }
 
-    fn on_relay_response(&mut self, tx: TxId, resp: Response, relay: Relay) {
+    fn on_relay_response(
+        &mut self,
+        tx: TxId,
+        resp: Response,
+        relay: Relay,
+        ctx: &mut Context<Self>,
+    ) {
+        let mut restart = None;
         let Relay {
             server_tx,
             from,
@@ -1624,11 +1636,16 @@ impl Call {
             );
             self.keep_tx(orig.call_id(), server_tx);
         }
-        if from == Leg::A
-            && resp.code < 300
-            && matches!(orig.method, Method::Invite | Method::Update)
-        {
-            self.session_headers(&mut r);
+        if resp.code < 300 && matches!(orig.method, Method::Invite | Method::Update) {
+            self.session_headers(from, &mut r);
+            // Our request to the other leg refreshed its session too.
+            let to = if from == Leg::A { Leg::B } else { Leg::A };
+            if matches!(
+                (to, &self.session, &self.session_b),
+                (Leg::A, Some(_), _) | (Leg::B, _, Some(_))
+            ) {
+                restart = Some(to);
+            }
         }
         let reanswer = match self.anchor.as_mut() {
             Some(a) if resp.code < 300 && !resp.body().is_empty() => Some(a.reanswer(resp.body())),
@@ -1645,6 +1662,9 @@ impl Call {
             None => {}
         }
         self.respond(server_tx, r);
+        if let Some(leg) = restart {
+            self.session_restart(leg, ctx);
+        }
     }
 
     /// Sends BYE on each of `legs` that has a live dialog, and stops when
@@ -1947,7 +1967,7 @@ impl Handler<CallEvent> for Call {
                 if self.relays.contains_key(&branch) {
                     if resp.code >= 200 {
                         if let Some(relay) = self.relays.remove(&branch) {
-                            self.on_relay_response(tx, resp, relay);
+                            self.on_relay_response(tx, resp, relay, ctx);
                         }
                     }
                     return;
@@ -2011,10 +2031,10 @@ impl Handler<CallEvent> for Call {
                             self.ack_and_bye(&invite, peer, tx, &resp, ctx);
                         }
                     }
-                    Method::Update
-                        if resp.code >= 200 && self.leg_of(resp.call_id()) == Some(Leg::A) =>
-                    {
-                        self.session_update_answered(resp.code, ctx)
+                    Method::Update if resp.code >= 200 => {
+                        if let Some(leg @ (Leg::A | Leg::B)) = self.leg_of(resp.call_id()) {
+                            self.session_update_answered(leg, resp.code, ctx)
+                        }
                     }
                     Method::Bye if resp.code >= 200 => {
                         self.byes_pending = self.byes_pending.saturating_sub(1);
@@ -2543,9 +2563,7 @@ impl Call {
             if req.method == Method::Invite {
                 self.keep_tx(req.call_id(), tx);
             }
-            if leg == Leg::A {
-                self.session_headers(&mut r);
-            }
+            self.session_headers(leg, &mut r);
         }
         self.respond(tx, r);
     }

@@ -1205,3 +1205,95 @@ target = {{ user = "1001" }}
     let cdr = cdrs.iter().find(|c| c["trunk"] == "de").expect("the carrier's CDR");
     assert_eq!((cdr["caller"].as_str(), cdr["dialed"].as_str()), (Some("+4940555"), Some("+49301234567")), "{cdr}");
 }
+
+/// Session timers towards the callee (RFC 4028 §7, the switch as UAC): the
+/// INVITE offers `Session-Expires: 4` with `Supported: timer`. A callee
+/// that makes the switch the refresher (`refresher=uac`) gets an UPDATE at
+/// half the interval, again and again, and the caller sees none of it; a
+/// callee that refreshes itself (`refresher=uas`) and never does is hung up
+/// with the caller a third of the interval before expiry.
+#[test]
+fn the_callee_leg_has_its_own_session_timer() {
+    use sip::{Name, SipMessage};
+    use std::time::Instant;
+    let (_dir, sw, mut gw) = with_gateway(|gw| {
+        format!(
+            r#"
+[calls]
+session_expires_secs = 4
+session_min_se_secs = 2
+
+[[trunks]]
+name = "out"
+outbound = {{ host = "{gw}" }}
+
+[[routes]]
+prefix = "0"
+from = "trunks"
+target = {{ trunk = "out" }}
+"#
+        )
+    });
+    let wait = Duration::from_secs(5);
+    let call = |gw: &mut Ua, refresher: &str| {
+        let mut c = Ua::new("127.0.0.2", sw.addr());
+        let invite = c.invite("5551234", "0301234567");
+        let tx = c.send(invite.clone());
+        let (gtx, ginv) = gw.request(wait).expect("the callee rings");
+        assert_eq!(ginv.headers.get(&Name::SessionExpires), Some("4"));
+        assert!(ginv.headers.get(&Name::Supported).unwrap_or("").contains("timer"));
+        let mut ok = gw.answer(&ginv, 200, "gw");
+        ok.headers.push(Name::SessionExpires, format!("4;refresher={refresher}"));
+        ok.headers.push(Name::Require, "timer");
+        gw.respond(gtx.unwrap(), ok);
+        let ok = c.final_response(tx, wait).pop().expect("answered");
+        assert_eq!(ok.code, 200);
+        assert!(ok.headers.get(&Name::SessionExpires).is_none(), "the caller asked for no timer");
+        c.ack(tx, &invite, &ok);
+        let (_, ack) = gw.request(wait).expect("ACK");
+        assert_eq!(ack.method, Method::Ack);
+        (c, invite, ok, Instant::now())
+    };
+
+    // The switch refreshes the callee's session.
+    let (mut c, invite, ok, t0) = call(&mut gw, "uac");
+    let mut updates = Vec::new();
+    while t0.elapsed() < Duration::from_millis(4600) {
+        if let Some((Some(tx), r)) = gw.request(Duration::from_millis(100)) {
+            assert_eq!(r.method, Method::Update, "{r:?}");
+            assert_eq!(r.headers.get(&Name::SessionExpires), Some("4;refresher=uac"));
+            updates.push(t0.elapsed().as_secs_f64());
+            let mut ok = sip::response_to(&r, 200, None);
+            ok.headers.push(Name::SessionExpires, "4;refresher=uac");
+            ok.headers.push(Name::Require, "timer");
+            gw.respond(tx, ok);
+        }
+    }
+    println!("the switch refreshed the callee's session at {updates:.2?} s");
+    assert_eq!(updates.len(), 2, "{updates:?}");
+    assert!((1.8..2.4).contains(&updates[0]) && (3.8..4.5).contains(&updates[1]), "{updates:?}");
+    assert!(c.request(Duration::from_millis(100)).is_none(), "the caller saw nothing");
+    let bye = c.bye(&invite, &ok);
+    let btx = c.send(bye);
+    let (gtx, gbye) = gw.request(wait).expect("the callee's BYE");
+    assert_eq!(gbye.method, Method::Bye);
+    gw.respond(gtx.unwrap(), sip::response_to(&gbye, 200, None));
+    assert_eq!(c.final_response(btx, wait).pop().map(|r| r.code), Some(200));
+
+    // The callee is the refresher and never refreshes.
+    let (mut c2, _, _, t1) = call(&mut gw, "uas");
+    let (btx, bye) = gw.request(wait).expect("the callee's BYE");
+    assert_eq!(bye.method, Method::Bye);
+    let at = t1.elapsed().as_secs_f64();
+    gw.respond(btx.unwrap(), sip::response_to(&bye, 200, None));
+    let (ctx, cbye) = c2.request(wait).expect("the caller's BYE");
+    assert_eq!(cbye.method, Method::Bye);
+    c2.respond(ctx.unwrap(), sip::response_to(&cbye, 200, None));
+    println!("an unrefreshed callee session ended at {at:.2} s");
+    assert!((2.4..3.2).contains(&at), "{at}");
+    let cdrs = sw.cdrs(2);
+    assert!(
+        cdrs.iter().any(|r| r["reason"] == "session timer expired"),
+        "{cdrs:?}"
+    );
+}

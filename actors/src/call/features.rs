@@ -364,6 +364,8 @@ impl Call {
         let mut c = self.c.take().ok_or("no leg C")?;
         c.dialog = Some(dialog);
         self.b = Some(c);
+        // The session timer was the old B's.
+        self.session_stop(Leg::B, ctx);
         self.c_media = None;
         self.ended[Leg::B as usize] = false;
         self.ended[Leg::C as usize] = false;

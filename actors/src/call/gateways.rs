@@ -196,6 +196,7 @@ impl Call {
     ) {
         self.gateway = Some(dest.peer.addr.to_string());
         let mut invite = self.build_b_invite(&dest, number, source, mf.saturating_sub(1));
+        self.session_offer_b(&mut invite);
         copy_body(&old.invite, &mut invite);
         self.c_done.push(old);
         self.b = Some(LegB::new(invite.clone(), dest.peer, dest.auth));

@@ -144,7 +144,7 @@ impl Call {
             }
         }
         // The session timer was the old A's.
-        self.session_stop(ctx);
+        self.session_stop(Leg::A, ctx);
         let old = std::mem::replace(&mut self.a.invite, c.invite);
         self.old_a_ids
             .push(old.call_id().unwrap_or("").to_owned());

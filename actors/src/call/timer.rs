@@ -1,21 +1,32 @@
-//! Session timers on leg A (RFC 4028, the switch as UAS of the caller's
-//! INVITE). A caller that supports `timer` gets `Session-Expires` and
-//! `Require: timer` in the 2xx: its own interval (at least
-//! `[calls] session_min_se_secs`, else 422 with Min-SE, §8.1) or
-//! `session_expires_secs`, with the refresher it asked for (default: the
-//! caller). When the caller refreshes, every re-INVITE or UPDATE it sends
-//! restarts the clock; without one, the switch hangs up both legs a third
-//! of the interval (at most 32 s) before it expires (§10). When the switch
-//! is the refresher it sends an UPDATE at half the interval and hangs up if
-//! that fails.
+//! Session timers (RFC 4028) on both legs.
+//!
+//! Leg A (the switch as UAS of the caller's INVITE): a caller that
+//! supports `timer` gets `Session-Expires` and `Require: timer` in the 2xx:
+//! its own interval (at least `[calls] session_min_se_secs`, else 422 with
+//! Min-SE, §8.1) or `session_expires_secs`, with the refresher it asked for
+//! (default: the caller).
+//!
+//! Leg B (the switch as UAC): the INVITE says `Supported: timer` and
+//! `Session-Expires: session_expires_secs`; a callee whose 2xx carries
+//! `Session-Expires` runs the timer with the refresher it chose (§7.2;
+//! default the switch).
+//!
+//! On either leg: when the other side refreshes, every re-INVITE or UPDATE
+//! it sends restarts the clock, and without one the switch hangs up both
+//! legs a third of the interval (at most 32 s) before it expires (§10).
+//! When the switch refreshes it sends an UPDATE at half the interval (a
+//! refresh of its own: re-INVITEs it relays to that leg count too) and
+//! hangs up if that fails with 408 or 481.
 
 use super::*;
 use sip::{Refresher, SessionExpires};
 
-/// Leg A's negotiated session timer.
+/// A leg's negotiated session timer.
 pub(super) struct SessionTimer {
     secs: u32,
     refresher: Refresher,
+    /// The switch is the refresher on this leg.
+    ours: bool,
     timer: Option<SpawnHandle>,
 }
 
@@ -59,14 +70,61 @@ impl Call {
         self.session = Some(SessionTimer {
             secs,
             refresher,
+            ours: refresher == Refresher::Uas,
             timer: None,
         });
         Ok(())
     }
 
-    /// Session-Expires and Require: timer for a 2xx to leg A (§9).
-    pub(super) fn session_headers(&self, r: &mut Response) {
-        if let Some(s) = &self.session {
+    /// Leg B's INVITE offers a session timer (§7.1).
+    pub(super) fn session_offer_b(&self, invite: &mut Request) {
+        let secs = self.switch.config().calls.session_expires_secs;
+        if secs == 0 {
+            return;
+        }
+        invite.headers.set(Name::Supported, "100rel, timer");
+        invite.headers.push(Name::SessionExpires, secs.to_string());
+    }
+
+    /// Leg B answered: the session timer its 2xx asks for (§7.2), if any.
+    pub(super) fn session_answered_b(&mut self, resp: &Response, ctx: &mut Context<Self>) {
+        self.session_stop(Leg::B, ctx);
+        let Some(se) = resp
+            .headers
+            .get(&Name::SessionExpires)
+            .and_then(SessionExpires::parse)
+            .filter(|se| se.secs > 0)
+        else {
+            return;
+        };
+        let refresher = se.refresher.unwrap_or(Refresher::Uac);
+        tracing::debug!(call_id = %self.call_id_a(), secs = se.secs, ?refresher, "session timer on leg B");
+        self.session_b = Some(SessionTimer {
+            secs: se.secs,
+            refresher,
+            ours: refresher == Refresher::Uac,
+            timer: None,
+        });
+        self.session_restart(Leg::B, ctx);
+    }
+
+    fn timer_slot(&mut self, leg: Leg) -> Option<&mut Option<SessionTimer>> {
+        match leg {
+            Leg::A => Some(&mut self.session),
+            Leg::B => Some(&mut self.session_b),
+            Leg::C => None,
+        }
+    }
+
+    /// Session-Expires and Require: timer for a 2xx to `leg`'s session
+    /// refresh or leg A's INVITE (§9).
+    pub(super) fn session_headers(&self, leg: Leg, r: &mut Response) {
+        let s = match leg {
+            Leg::A => &self.session,
+            Leg::B => &self.session_b,
+            Leg::C => return,
+        };
+        if let Some(s) = s {
             let se = SessionExpires {
                 secs: s.secs,
                 refresher: Some(s.refresher),
@@ -76,81 +134,89 @@ impl Call {
         }
     }
 
-    /// (Re)starts the clock: the session was set up or refreshed.
-    pub(super) fn session_restart(&mut self, ctx: &mut Context<Self>) {
-        let Some(s) = self.session.as_mut() else {
+    /// (Re)starts `leg`'s clock: the session was set up or refreshed.
+    pub(super) fn session_restart(&mut self, leg: Leg, ctx: &mut Context<Self>) {
+        let Some(Some(s)) = self.timer_slot(leg) else {
             return;
         };
-        if let Some(h) = s.timer.take() {
-            ctx.cancel_future(h);
-        }
+        let old = s.timer.take();
         let secs = u64::from(s.secs);
-        s.timer = Some(match s.refresher {
-            Refresher::Uac => {
-                // §10: the BYE goes out before expiry, by a third of the
-                // interval or 32 s, whichever is less.
-                let at = Duration::from_millis(secs * 1000 - (secs * 1000 / 3).min(32_000));
-                ctx.run_later(at, |this, ctx| this.session_expired(ctx))
-            }
-            Refresher::Uas => ctx.run_later(Duration::from_millis(secs * 500), |this, ctx| {
-                this.session_refresh(ctx)
-            }),
-        });
+        let ours = s.ours;
+        if let Some(h) = old {
+            ctx.cancel_future(h);
+        }
+        let h = if ours {
+            ctx.run_later(Duration::from_millis(secs * 500), move |this, ctx| {
+                this.session_refresh(leg, ctx)
+            })
+        } else {
+            // §10: the BYE goes out before expiry, by a third of the
+            // interval or 32 s, whichever is less.
+            let at = Duration::from_millis(secs * 1000 - (secs * 1000 / 3).min(32_000));
+            ctx.run_later(at, move |this, ctx| this.session_expired(leg, ctx))
+        };
+        if let Some(Some(s)) = self.timer_slot(leg) {
+            s.timer = Some(h);
+        }
     }
 
-    /// No session timer any more (leg A was replaced by a transfer).
-    pub(super) fn session_stop(&mut self, ctx: &mut Context<Self>) {
-        if let Some(h) = self.session.take().and_then(|s| s.timer) {
+    /// No session timer on `leg` any more (it was replaced by a transfer).
+    pub(super) fn session_stop(&mut self, leg: Leg, ctx: &mut Context<Self>) {
+        if let Some(h) = self
+            .timer_slot(leg)
+            .and_then(Option::take)
+            .and_then(|s| s.timer)
+        {
             ctx.cancel_future(h);
         }
     }
 
-    /// Leg A sent a re-INVITE or UPDATE: as refresher, the session goes on.
-    pub(super) fn session_refreshed_by_a(&mut self, ctx: &mut Context<Self>) {
-        if self
-            .session
-            .as_ref()
-            .is_some_and(|s| s.refresher == Refresher::Uac)
-        {
-            self.session_restart(ctx);
+    /// `leg` sent a re-INVITE or UPDATE: if it is the refresher, the
+    /// session goes on.
+    pub(super) fn session_refreshed_by(&mut self, leg: Leg, ctx: &mut Context<Self>) {
+        if matches!(self.timer_slot(leg), Some(Some(s)) if !s.ours) {
+            self.session_restart(leg, ctx);
         }
     }
 
-    /// The caller did not refresh in time: both legs are hung up.
-    fn session_expired(&mut self, ctx: &mut Context<Self>) {
+    /// `leg`'s session was not refreshed in time: both legs are hung up.
+    fn session_expired(&mut self, leg: Leg, ctx: &mut Context<Self>) {
         if self.phase == Phase::Ending {
             return;
         }
-        let secs = self.session.as_ref().map_or(0, |s| s.secs);
-        tracing::info!(call_id = %self.call_id_a(), secs, "session timer expired");
+        let Some(Some(s)) = self.timer_slot(leg) else {
+            return;
+        };
+        let secs = s.secs;
+        tracing::info!(call_id = %self.call_id_a(), ?leg, secs, "session timer expired");
         self.end_reason = Some("session timer expired".into());
         self.hangup(&[Leg::A, Leg::B], ctx);
     }
 
-    /// The switch refreshes: an UPDATE to the caller (no SDP); the clock
+    /// The switch refreshes: an UPDATE to `leg` (no SDP); the clock
     /// restarts on its 2xx, and runs out if none comes.
-    fn session_refresh(&mut self, ctx: &mut Context<Self>) {
-        let (Some(s), Some(d)) = (self.session.as_ref(), self.a.dialog.as_mut()) else {
-            return;
-        };
-        if self.phase == Phase::Ending || self.ended[Leg::A as usize] {
+    fn session_refresh(&mut self, leg: Leg, ctx: &mut Context<Self>) {
+        if self.phase == Phase::Ending || self.ended[leg as usize] {
             return;
         }
+        let Some(Some(s)) = self.timer_slot(leg) else {
+            return;
+        };
         let se = SessionExpires {
             secs: s.secs,
-            refresher: Some(Refresher::Uas),
+            refresher: Some(s.refresher),
         };
         let secs = u64::from(s.secs);
-        let via = self.switch.via(self.a.peer);
+        let Some(peer) = self.peer_of(leg) else { return };
+        let via = self.switch.via(peer);
+        let contact = format!("<{}>", self.switch.contact(peer.transport));
+        let Some(d) = self.dialog_mut(leg) else { return };
         let mut u = d.request(Method::Update, &via, 70);
-        u.headers.push(
-            Name::Contact,
-            format!("<{}>", self.switch.contact(self.a.peer.transport)),
-        );
+        u.headers.push(Name::Contact, contact);
         u.headers.push(Name::SessionExpires, se.to_string());
         u.headers.push(Name::Supported, "timer");
         self.to_shard(ShardCmd::Request {
-            peer: self.a.peer,
+            peer,
             req: u,
             owner: ctx.address().recipient(),
         });
@@ -158,19 +224,20 @@ impl Call {
         let left = Duration::from_millis(
             (secs * 1000 - (secs * 1000 / 3).min(32_000)).saturating_sub(secs * 500),
         );
-        let h = ctx.run_later(left, |this, ctx| this.session_expired(ctx));
-        if let Some(s) = self.session.as_mut() {
+        let h = ctx.run_later(left, move |this, ctx| this.session_expired(leg, ctx));
+        if let Some(Some(s)) = self.timer_slot(leg) {
             s.timer = Some(h);
         }
     }
 
-    /// The answer to our refreshing UPDATE: 408 or 481 mean the session is
-    /// gone (§10); any other final answer shows the caller is there (one
-    /// that does not take UPDATE answers 405 or 501), so the clock restarts.
-    pub(super) fn session_update_answered(&mut self, code: u16, ctx: &mut Context<Self>) {
+    /// The answer to our refreshing UPDATE on `leg`: 408 or 481 mean the
+    /// session is gone (§10); any other final answer shows the party is
+    /// there (one that does not take UPDATE answers 405 or 501), so the
+    /// clock restarts.
+    pub(super) fn session_update_answered(&mut self, leg: Leg, code: u16, ctx: &mut Context<Self>) {
         if matches!(code, 408 | 481) {
-            return self.session_expired(ctx);
+            return self.session_expired(leg, ctx);
         }
-        self.session_restart(ctx);
+        self.session_restart(leg, ctx);
     }
 }
