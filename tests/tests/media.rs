@@ -736,3 +736,69 @@ fn delayed_offer_is_anchored_and_answered_in_the_ack() {
         assert_eq!(r.last().map(|r| r.code), Some(200));
     }
 }
+
+/// A re-INVITE that changes the codec (RFC 3264 §8.3.2) keeps the audio
+/// flowing: the caller, on PCMU, re-offers PCMA only; the callee is
+/// re-offered its current PCMU first and keeps it; the caller's answer is
+/// PCMA. From then on the callee's PCMU tone reaches the caller as PCMA
+/// (transcoded by the switch), with no gap in the session.
+#[test]
+fn a_reinvite_changing_the_codec_keeps_the_audio_flowing() {
+    let mut c = call("");
+    c.m.b_rtp
+        .send_stream(c.m.b_media, 0, 160, ulaw_tone(700.0, 400))
+        .join()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(c.m.a_rtp.packets().iter().all(|p| p.pt == 0), "PCMU at first");
+    let mut d = sip::dialog::Dialog::uac(&c.m.invite, &c.m.ok).unwrap();
+    let mut r = c.caller.in_dialog(&mut d, Method::Invite);
+    r.headers
+        .push(Name::Contact, format!("<sip:carrier@{}>", c.caller.local));
+    r.headers.push(Name::ContentType, "application/sdp");
+    let pcma = "a=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\n";
+    r.body = sdp(c.m.a_rtp.port, "8 101", pcma);
+    let tx = c.caller.send(r.clone());
+    let (stx, got) = c
+        .callee
+        .request(Duration::from_secs(5))
+        .expect("re-INVITE relayed");
+    assert_eq!(got.method, Method::Invite);
+    let offered = String::from_utf8_lossy(got.body()).to_string();
+    let m_line = offered.lines().find(|l| l.starts_with("m=audio")).unwrap_or("");
+    assert!(m_line.contains(" RTP/AVP 0 "), "the callee's codec first: {m_line}");
+    let mut ok = sip::response_to(&got, 200, None);
+    ok.headers
+        .push(Name::Contact, format!("<sip:callee@{}>", c.callee.local));
+    ok.headers.push(Name::ContentType, "application/sdp");
+    ok.body = sdp(c.m.b_rtp.port, "0 101", PCMU);
+    c.callee.respond(stx.unwrap(), ok);
+    let resp = c
+        .caller
+        .final_response(tx, Duration::from_secs(5))
+        .pop()
+        .expect("answer");
+    assert_eq!(resp.code, 200, "{}", c.sw.log_tail());
+    let answer = String::from_utf8_lossy(resp.body()).to_string();
+    assert!(answer.contains("m=audio") && answer.contains(" RTP/AVP 8"), "{answer}");
+    assert_eq!(sdp_addr(resp.body()), c.m.a_media, "the same address");
+    c.caller.ack(tx, &r, &resp);
+    let _ = c.callee.request(Duration::from_millis(300));
+    let t1 = Instant::now();
+    c.m.b_rtp
+        .send_stream(c.m.b_media, 0, 160, ulaw_tone(700.0, 800))
+        .join()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let after: Vec<_> = c.m.a_rtp.packets().into_iter().filter(|p| p.at > t1).collect();
+    assert!(after.len() >= 35, "{} packets", after.len());
+    assert!(after.iter().all(|p| p.pt == 8), "PCMA after the change");
+    let pcm: Vec<i16> = after
+        .iter()
+        .flat_map(|p| p.payload.iter().map(|&b| rtp::alaw_to_linear(b)))
+        .collect();
+    let share = tone_share(&pcm, 700.0);
+    println!("after the codec change the caller gets {} PCMA packets, 700 Hz share {share:.2}", after.len());
+    assert!(share > 0.8, "{share}");
+    c.hang_up();
+}
