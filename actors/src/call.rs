@@ -386,6 +386,8 @@ pub struct Call {
     old_a_ids: Vec<String>,
     /// The local user now on leg A, once replaced (None: not a user).
     a_user: Option<String>,
+    /// Referred-By for the INVITE of a transfer's target (RFC 3892).
+    c_referred_by: Option<String>,
     /// Leg A was handed to another call (attended transfer): its Call-ID
     /// is that call's now.
     a_moved: bool,
@@ -475,6 +477,7 @@ impl Call {
             orig_a: None,
             old_a_ids: Vec::new(),
             a_user: None,
+            c_referred_by: None,
             a_moved: false,
             rel,
         }

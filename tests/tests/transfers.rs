@@ -439,3 +439,103 @@ fn the_caller_transfers_attended_after_consulting() {
     let consult = cdrs.iter().find(|c| c["call_id"] == inv2.call_id().unwrap()).expect("the consultation's CDR");
     assert_eq!(consult["reason"], "transferred", "{consult}");
 }
+
+/// `ua` answers the next INVITE (200 with SDP, our tag "tag-<user>");
+/// the INVITE and the tag.
+fn answer_next(ua: &mut Ua, user: &str) -> (Request, String) {
+    let (tx, inv) = ua.request(Duration::from_secs(10)).expect("rings");
+    assert_eq!(inv.method, Method::Invite);
+    let tag = format!("tag-{user}");
+    let ok = ua.answer(&inv, 200, &tag);
+    ua.respond(tx.unwrap(), ok);
+    (inv, tag)
+}
+
+/// REFER's edges: no Refer-To (400), a Replaces that does not parse (400),
+/// a carrier's leg (403: only local users transfer); a blind transfer to a
+/// busy target (its INVITE carries `Referred-By`, RFC 3892) ends with
+/// NOTIFY "486" and the call as it was; an attended transfer naming no
+/// dialog the switch has ends with NOTIFY "481".
+#[test]
+fn refers_that_cannot_be_done_leave_the_call_as_it_was() {
+    let (_dir, sw) = e2e::media::media_switch(ROUTES);
+    let port = sw.addr().port();
+    let mut t = Ua::new("127.0.0.1", sw.addr());
+    let mut x = Ua::new("127.0.0.1", sw.addr());
+    let mut z = Ua::new("127.0.0.1", sw.addr());
+    for (ua, user) in [(&mut t, "1001"), (&mut x, "1002"), (&mut z, "1003")] {
+        assert_eq!(ua.register(user, "secret", 300).map(|r| r.code), Some(200));
+    }
+    let ((inv, ok), _) = std::thread::scope(|s| {
+        let answered = s.spawn(|| answer_next(&mut x, "1002"));
+        (call_out(&mut t, &sw, "1002", None), answered.join().unwrap())
+    });
+    let wait = Duration::from_secs(5);
+    assert_eq!(x.request(wait).map(|(_, r)| r.method), Some(Method::Ack));
+    let mut d = Dialog::uac(&inv, &ok).unwrap();
+    let send_refer = |t: &mut Ua, d: &mut Dialog, refer_to: Option<&str>| {
+        let mut r = t.in_dialog(d, Method::Refer);
+        r.headers.push(Name::Contact, format!("<sip:1001@{}>", t.local));
+        if let Some(to) = refer_to {
+            r.headers.push(Name::ReferTo, to);
+        }
+        let tx = t.send(r);
+        t.final_response(tx, wait).pop().map(|r| r.code)
+    };
+    assert_eq!(send_refer(&mut t, &mut d, None), Some(400));
+    let bad = format!("<sip:1003@127.0.0.1:{port}?Replaces=nonsense>");
+    assert_eq!(send_refer(&mut t, &mut d, Some(&bad)), Some(400));
+
+    // Blind, to a busy 1003.
+    let to = format!("<sip:1003@127.0.0.1:{port}>");
+    assert_eq!(send_refer(&mut t, &mut d, Some(&to)), Some(202));
+    let (ztx, zinv) = z.request(wait).expect("1003 rings");
+    assert_eq!(zinv.headers.get(&Name::ReferredBy), Some("<sip:1001@switchboard>"));
+    z.respond(ztx.unwrap(), sip::response_to(&zinv, 486, Some("busy")));
+    let mut notified = Vec::new();
+    let deadline = Instant::now() + wait;
+    while !notified.iter().any(|n: &String| n.contains("486")) && Instant::now() < deadline {
+        if let Some((Some(tx), req)) = t.request(Duration::from_millis(100)) {
+            assert_eq!(req.method, Method::Notify, "{req:?}");
+            notified.push(String::from_utf8_lossy(req.body()).trim().to_owned());
+            t.respond(tx, sip::response_to(&req, 200, None));
+        }
+    }
+    println!("a transfer to a busy target: {notified:?}");
+    assert_eq!(notified.last().map(String::as_str), Some("SIP/2.0 486 Busy Here"));
+
+    // Attended, naming a dialog that does not exist.
+    let ghost = "<sip:1003@127.0.0.1?Replaces=nothere%40x%3Bto-tag%3Da%3Bfrom-tag%3Db>";
+    assert_eq!(send_refer(&mut t, &mut d, Some(ghost)), Some(202));
+    let mut last = String::new();
+    let deadline = Instant::now() + wait;
+    while !last.contains("481") && Instant::now() < deadline {
+        if let Some((Some(tx), req)) = t.request(Duration::from_millis(100)) {
+            assert_eq!(req.method, Method::Notify, "{req:?}");
+            last = String::from_utf8_lossy(req.body()).trim().to_owned();
+            t.respond(tx, sip::response_to(&req, 200, None));
+        }
+    }
+    assert!(last.contains("481"), "{last}");
+    // The call is as it was: nobody got a BYE, and it still works.
+    let nothing = x.request(Duration::from_millis(200));
+    assert!(nothing.is_none(), "{nothing:?}");
+    let bye = t.in_dialog(&mut d, Method::Bye);
+    let btx = t.send(bye);
+    let (xtx, xbye) = x.request(wait).expect("the BYE reaches 1002");
+    assert_eq!(xbye.method, Method::Bye);
+    x.respond(xtx.unwrap(), sip::response_to(&xbye, 200, None));
+    assert_eq!(t.final_response(btx, wait).pop().map(|r| r.code), Some(200));
+
+    // A carrier's caller cannot transfer.
+    let (c, _) = std::thread::scope(|s| {
+        let answered = s.spawn(|| answer_next(&mut t, "1001"));
+        (e2e::media::dial_in(&sw, "7001"), answered.join().unwrap())
+    });
+    let mut cua = c.ua;
+    let mut cd = Dialog::uac(&c.invite, &c.ok).unwrap();
+    let mut r = cua.in_dialog(&mut cd, Method::Refer);
+    r.headers.push(Name::ReferTo, format!("<sip:00441234@127.0.0.1:{port}>"));
+    let tx = cua.send(r);
+    assert_eq!(cua.final_response(tx, wait).pop().map(|r| r.code), Some(403));
+}

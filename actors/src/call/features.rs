@@ -284,6 +284,9 @@ impl Call {
             })
             .map_err(|code| format!("no media leg ({code})"))?;
         let mut invite = self.build_b_invite(&dest, &target, &from, cfg.calls.max_forwards);
+        if let Some(by) = &self.c_referred_by {
+            invite.headers.push(Name::ReferredBy, by.clone());
+        }
         set_sdp(&mut invite, body);
         let peer = dest.peer;
         self.c = Some(LegB::new(invite.clone(), peer, dest.auth));

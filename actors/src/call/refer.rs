@@ -62,7 +62,16 @@ impl Call {
         let Some(from) = self.source.clone() else {
             return refuse(self, 403, "Not Routed");
         };
-        if let Err(e) = self.call_c(&number, from, Purpose::Transfer, ctx) {
+        // RFC 3892: the target learns who transferred the call.
+        let referred_by = req
+            .headers
+            .get(&Name::ReferredBy)
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("<sip:{user}@{}>", self.switch.config().sip.domain));
+        self.c_referred_by = Some(referred_by);
+        let called = self.call_c(&number, from, Purpose::Transfer, ctx);
+        self.c_referred_by = None;
+        if let Err(e) = called {
             tracing::info!(call_id = %self.call_id_a(), %number, error = %e, "transfer refused");
             return refuse(self, 403, "Transfer Refused");
         }
