@@ -1122,7 +1122,7 @@ target = {{ trunk = "refuse" }}
 }
 
 /// Number normalization (`[numbering] country_code = "49"`): a carrier
-/// with `inbound.normalize` has national numbers (the caller's and the
+/// (by digest) with `inbound.normalize` has national numbers (the caller's and the
 /// dialed one) in E.164 before routing — its call to "0301234567" takes
 /// the route for "+49301234567", 1001 sees the caller "040555" as
 /// "+4940555", and the CDR keeps both in E.164. A trunk with
@@ -1146,7 +1146,7 @@ number_format = "national"
 
 [[trunks]]
 name = "de"
-inbound = {{ from = ["127.0.0.3"], normalize = true }}
+inbound = {{ auth = {{ username = "de", password = "depw" }}, normalize = true }}
 
 [[routes]]
 prefix = "+49"
@@ -1189,11 +1189,15 @@ target = {{ user = "1001" }}
     assert_eq!(user(&ginv, sip::Name::From), "030123450");
     assert_eq!(user(&ginv, sip::Name::PAssertedIdentity), "030123450");
 
-    // In: the carrier at 127.0.0.3 sends national numbers.
+    // In: the carrier (digest user "de") sends national numbers.
     let mut phone = Ua::new("127.0.0.1", sw.addr());
     assert_eq!(phone.register("1001", "secret", 300).map(|r| r.code), Some(200));
-    let mut carrier = Ua::new("127.0.0.3", sw.addr());
+    let mut carrier = Ua::new("127.0.0.1", sw.addr());
     let inv = carrier.invite("040555", "0301234567");
+    let tx = carrier.send(inv.clone());
+    let challenge = carrier.final_response(tx, Duration::from_secs(5)).pop().unwrap();
+    assert_eq!(challenge.code, 407);
+    let inv = carrier.with_proxy_auth(&inv, &challenge, "de", "depw");
     let tx = carrier.send(inv);
     let (ptx, pinv) = phone.request(Duration::from_secs(5)).expect("1001 rings");
     assert_eq!(pinv.method, Method::Invite);
