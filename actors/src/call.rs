@@ -388,6 +388,8 @@ pub struct Call {
     a_user: Option<String>,
     /// Referred-By for the INVITE of a transfer's target (RFC 3892).
     c_referred_by: Option<String>,
+    /// Attended transfer: the other call was asked for its party.
+    handover_pending: bool,
     /// Leg A was handed to another call (attended transfer): its Call-ID
     /// is that call's now.
     a_moved: bool,
@@ -478,6 +480,7 @@ impl Call {
             old_a_ids: Vec::new(),
             a_user: None,
             c_referred_by: None,
+            handover_pending: false,
             a_moved: false,
             rel,
         }
@@ -1547,6 +1550,10 @@ impl Call {
                 return self.answer_in_dialog(leg, tx, req);
             }
         }
+        if leg == Leg::C && req.method == Method::Invite && self.takeover.is_some() {
+            // Our re-INVITE to this party is pending (§14.1).
+            return self.respond(tx, response_to(&req, 491, None));
+        }
         if self.b.as_ref().is_none_or(|b| b.dialog.is_none()) || leg == Leg::C {
             // The call ends at the switch (a conference room), or the
             // request is the third party's: nobody to relay to, so the
@@ -1573,6 +1580,8 @@ impl Call {
                 Name::Contact,
                 format!("<{}>", self.switch.contact(peer.transport)),
             );
+            // It refreshes `to`'s session too (§7.4).
+            self.session_request_headers(to, &mut out);
         }
         let side = if from == Leg::A { Side::A } else { Side::B };
         let reoffer = match self.anchor.as_mut() {
@@ -1714,6 +1723,10 @@ impl Call {
         self.drop_ringers(ctx);
         let mut ringing = !self.finals_owed.is_empty();
         for &leg in legs {
+            if leg == Leg::A && self.withdraw_ok_a(480) {
+                // The caller's 2xx was still waiting for its PRACK.
+                continue;
+            }
             if self.ended[leg as usize] {
                 continue;
             }
@@ -2049,6 +2062,12 @@ impl Handler<CallEvent> for Call {
                 }
             }
             CallEvent::Cancelled => {
+                if self.withdraw_ok_a(487) {
+                    // Answered, but the 2xx still waited for a PRACK.
+                    self.end_reason
+                        .get_or_insert_with(|| "caller cancelled".into());
+                    return self.hangup(&[Leg::B], ctx);
+                }
                 if self.a.final_sent {
                     return;
                 }

@@ -420,9 +420,10 @@ fn the_switch_refreshes_when_the_caller_asks_it_to() {
     for answer in [200, 481] {
         let (utx, u) = c.request(Duration::from_secs(5)).expect("a refresh");
         assert_eq!(u.method, Method::Update);
+        // In its own refresh the switch is the UAC, and stays the refresher.
         assert_eq!(
             u.headers.get(&sip::Name::SessionExpires),
-            Some("6;refresher=uas")
+            Some("6;refresher=uac")
         );
         at.push(answered.elapsed().as_secs_f64());
         c.respond(utx.unwrap(), sip::response_to(&u, answer, None));
@@ -1218,7 +1219,7 @@ target = {{ user = "1001" }}
 /// with the caller a third of the interval before expiry.
 #[test]
 fn the_callee_leg_has_its_own_session_timer() {
-    use sip::{Name, SipMessage};
+    use sip::Name;
     use std::time::Instant;
     let (_dir, sw, mut gw) = with_gateway(|gw| {
         format!(
@@ -1300,4 +1301,57 @@ target = {{ trunk = "out" }}
         cdrs.iter().any(|r| r["reason"] == "session timer expired"),
         "{cdrs:?}"
     );
+}
+
+/// RFC 3262 §3 with a 2xx held for a PRACK that never comes: the caller
+/// (requiring 100rel) gets the callee's 183 reliably, the callee answers,
+/// and the caller CANCELs instead of PRACKing: its INVITE ends with 487
+/// (it never had a 2xx) and the callee, who had answered, gets a BYE.
+#[test]
+fn a_caller_that_cancels_before_its_prack_gets_487_and_the_callee_a_bye() {
+    use sip::Name;
+    let (_dir, sw, mut gw) = with_gateway(|gw| {
+        format!(
+            r#"
+[[trunks]]
+name = "out"
+outbound = {{ host = "{gw}" }}
+
+[[routes]]
+prefix = "0"
+from = "trunks"
+target = {{ trunk = "out" }}
+"#
+        )
+    });
+    let wait = Duration::from_secs(5);
+    let mut c = Ua::new("127.0.0.2", sw.addr());
+    let mut invite = c.invite("5551234", "0301234567");
+    invite.headers.push(Name::Require, "100rel");
+    let tx = c.send(invite.clone());
+    let (gtx, ginv) = gw.request(wait).expect("the callee rings");
+    let gtx = gtx.unwrap();
+    let mut early = gw.answer(&ginv, 183, "gw");
+    early.headers.push(Name::ContentType, "application/sdp");
+    early.body = e2e::ua::sdp(40010);
+    gw.respond(gtx, early);
+    gw.respond(gtx, gw.answer(&ginv, 200, "gw"));
+    let r183 = loop {
+        let r = c.response(tx, wait).expect("the 183");
+        assert!(r.code < 200, "no final before the PRACK: {}", r.code);
+        if r.code == 183 {
+            break r;
+        }
+    };
+    assert!(r183.headers.get(&Name::RSeq).is_some());
+    let (_, ack) = gw.request(wait).expect("the callee's ACK");
+    assert_eq!(ack.method, Method::Ack);
+    let cancel = c.cancel_for(&invite);
+    let ctx = c.send(cancel);
+    assert_eq!(c.final_response(ctx, wait).pop().map(|r| r.code), Some(200));
+    let fin = c.final_response(tx, wait);
+    assert_eq!(fin.last().map(|r| r.code), Some(487), "{fin:?}\n{}", sw.log_tail());
+    let (btx, bye) = gw.request(wait).expect("the callee's BYE");
+    assert_eq!(bye.method, Method::Bye);
+    gw.respond(btx.unwrap(), sip::response_to(&bye, 200, None));
 }

@@ -30,6 +30,8 @@ use crate::shard::FindCall;
 pub(super) struct HandOver {
     replaces: sip::Replaces,
     to: Addr<Call>,
+    /// The local user who asked: only a party to the dialog may name it.
+    user: String,
 }
 
 /// A party handed over: its dialog and what the new call needs to know.
@@ -65,11 +67,21 @@ impl Call {
             r.reason = reason.to_owned();
             this.respond(tx, r);
         };
-        if leg == Leg::C || self.user_of(leg).is_none() {
+        let Some(user) = self.user_of(leg).filter(|_| leg != Leg::C) else {
             return refuse(self, 403, "Transfer Only By A Local User");
-        }
-        if self.c.is_some() || self.takeover.is_some() || self.room.is_some() {
+        };
+        if self.c.is_some()
+            || self.takeover.is_some()
+            || self.handover_pending
+            || self.resuming.is_some()
+            || self.room.is_some()
+        {
             return refuse(self, 491, "Request Pending");
+        }
+        // What taking the party over will need, checked before the other
+        // call gives it up (that cannot be undone).
+        if self.phase != Phase::Up || self.b.is_none() || self.in_ivr() || self.in_queue() {
+            return refuse(self, 403, "Not A Two-Party Call");
         }
         if self.anchor.is_none() {
             return refuse(self, 488, "Transfer Needs Anchored Media");
@@ -88,6 +100,7 @@ impl Call {
         );
         self.respond(tx, r);
         self.referred = true;
+        self.handover_pending = true;
         self.c_replaces = leg;
         self.notify_referrer("SIP/2.0 100 Trying", false, ctx);
         tracing::info!(call_id = %self.call_id_a(), replaces = %replaces, "attended transfer by REFER");
@@ -103,14 +116,22 @@ impl Call {
                 return Err("the dialog is this call's".to_owned());
             }
             other
-                .send(HandOver { replaces, to: me })
+                .send(HandOver {
+                    replaces,
+                    to: me,
+                    user,
+                })
                 .await
                 .map_err(|_| "the other call ended".to_owned())?
         };
         // Not `wait`: the other call may be asking this one at the same time.
         ctx.spawn(ask.into_actor(self).map(|res, this, ctx| match res {
-            Ok(handed) => this.take_over(handed, ctx),
+            Ok(handed) => {
+                this.handover_pending = false;
+                this.take_over(handed, ctx)
+            }
             Err(e) => {
+                this.handover_pending = false;
                 tracing::info!(call_id = %this.call_id_a(), error = %e, "attended transfer failed");
                 this.refer_done(481, ctx);
             }
@@ -196,9 +217,14 @@ impl Call {
             return self.takeover_failed(resp.code, ctx);
         }
         let switch = self.switch.clone();
-        let Some(c) = self.c.as_mut() else { return };
+        let Some(c) = self.c.as_mut() else {
+            // The party hung up meanwhile.
+            return self.refer_done(487, ctx);
+        };
         let peer = c.peer;
-        let Some(mut dialog) = c.dialog.take() else { return };
+        let Some(mut dialog) = c.dialog.take() else {
+            return self.refer_done(487, ctx);
+        };
         let mut ack = dialog.request(Method::Ack, &switch.via(peer), 70);
         ack.headers.set(Name::CSeq, format!("{} ACK", t.seq));
         let call_id = ack.call_id().map(str::to_owned);
@@ -253,11 +279,23 @@ impl Handler<HandOver> for Call {
             .into_iter()
             .find(|&l| self.dialog_mut(l).is_some_and(|d| names(d)))
             .ok_or("no such dialog")?;
+        // RFC 3891 §3: only the user of that dialog may have it replaced;
+        // a confirmed dialog is not replaced for `early-only`.
+        if self.user_of(transferor).as_deref() != Some(h.user.as_str()) {
+            return Err("the dialog is not the transferor's".into());
+        }
+        if r.early_only {
+            return Err("early-only, and the dialog is confirmed".into());
+        }
         if self.phase != Phase::Up
             || self.room.is_some()
             || self.c.is_some()
             || self.takeover.is_some()
+            || self.handover_pending
+            || self.referred
+            || self.resuming.is_some()
             || !self.relays.is_empty()
+            || !h.to.connected()
         {
             return Err("the other call is busy".into());
         }
@@ -268,7 +306,11 @@ impl Handler<HandOver> for Call {
         let handed = match far {
             Leg::B => {
                 let mut leg = self.b.take().ok_or("no leg B")?;
-                leg.tx = None;
+                // Its INVITE transaction stays ours (released with this call).
+                if let Some(tx) = leg.tx.take() {
+                    let call_id = leg.invite.call_id().map(str::to_owned);
+                    self.keep_tx(call_id.as_deref(), tx);
+                }
                 let trunk = self.trunk_out.clone().filter(|t| self.give_trunk_slot(t));
                 let number = self.destination.clone().unwrap_or_default();
                 Handed {

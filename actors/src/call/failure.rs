@@ -119,7 +119,8 @@ impl Call {
         }
         // Legs that replaced A came from other calls' INVITEs to us or ours.
         let mut replaced = std::mem::take(&mut self.old_a_ids);
-        if self.orig_a.is_some() {
+        if self.orig_a.is_some() && !self.a_moved {
+            // (A moved leg A is another call's now.)
             replaced.push(self.a.invite.call_id().unwrap_or("").to_owned());
         }
         for call_id in replaced {

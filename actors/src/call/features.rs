@@ -243,7 +243,7 @@ impl Call {
         if self.phase != Phase::Up {
             return Err("the call is not up".into());
         }
-        if self.c.is_some() {
+        if self.c.is_some() || self.handover_pending || self.takeover.is_some() {
             return Err("a three-way call or transfer is already in progress".into());
         }
         if self.room.is_some() || self.b.is_none() {

@@ -48,7 +48,7 @@ impl Call {
         let Some(number) = uri.user_decoded().map(|u| u.into_owned()) else {
             return refuse(self, 400, "No Number In Refer-To");
         };
-        if self.c.is_some() {
+        if self.c.is_some() || self.handover_pending || self.takeover.is_some() {
             return refuse(self, 491, "Request Pending");
         }
         let cfg = self.switch.config();
@@ -145,7 +145,12 @@ impl Call {
         anchor
             .promote_extra_to_a(media, resp.body())
             .map_err(|e| e.to_string())?;
-        let c = self.c.take().ok_or("no leg C")?;
+        let mut c = self.c.take().ok_or("no leg C")?;
+        if let Some(tx) = c.tx.take() {
+            // Its INVITE transaction is released with the call.
+            let call_id = c.invite.call_id().map(str::to_owned);
+            self.keep_tx(call_id.as_deref(), tx);
+        }
         if !self.ended[Leg::A as usize] {
             if let Some(mut d) = self.a.dialog.take() {
                 let peer = self.a.peer;

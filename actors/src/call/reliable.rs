@@ -94,20 +94,18 @@ impl Call {
             self.rel.pending = None;
             self.end_reason
                 .get_or_insert_with(|| "no PRACK from the caller".into());
-            if self.rel.deferred_ok.take().is_some() {
+            if self.withdraw_ok_a(500) {
                 // The callee answered; the caller never got the 2xx.
-                let r = response_to(&self.a.invite, 500, Some(&self.a.tag));
-                self.a.dialog = None;
-                self.ended[Leg::A as usize] = true;
-                self.respond(self.a.tx, r);
                 return self.hangup(&[Leg::B], ctx);
             }
             return self.fail_a(500, Some("No PRACK"), ctx);
         }
         let r = p.resp.clone();
+        let left = (64 * T1).saturating_sub(p.first.elapsed());
         self.respond(self.a.tx, r);
-        let next = after * 2;
-        ctx.run_later(next, move |this, ctx| this.resend_reliable(rseq, next, ctx));
+        // Doubling, but checked again at the 64·T1 deadline.
+        let next = (after * 2).min(left.max(Duration::from_millis(10)));
+        ctx.run_later(next, move |this, ctx| this.resend_reliable(rseq, after * 2, ctx));
     }
 
     /// PRACK from the caller (§3): acknowledges the pending reliable 18x
@@ -140,6 +138,21 @@ impl Call {
                 self.send_reliable(next, ctx);
             }
         }
+    }
+
+    /// The call ends while the caller's 2xx waits for a PRACK: the 2xx is
+    /// never sent; the INVITE gets `code` instead (true if so).
+    pub(super) fn withdraw_ok_a(&mut self, code: u16) -> bool {
+        if self.rel.deferred_ok.take().is_none() {
+            return false;
+        }
+        self.rel.pending = None;
+        self.rel.queued = None;
+        let r = response_to(&self.a.invite, code, Some(&self.a.tag));
+        self.a.dialog = None;
+        self.ended[Leg::A as usize] = true;
+        self.respond(self.a.tx, r);
+        true
     }
 
     /// The 2xx for leg A: held while a reliable 18x with SDP waits for its

@@ -24,8 +24,9 @@ use sip::{Refresher, SessionExpires};
 /// A leg's negotiated session timer.
 pub(super) struct SessionTimer {
     secs: u32,
-    refresher: Refresher,
-    /// The switch is the refresher on this leg.
+    /// The switch is the refresher on this leg. (The `refresher` parameter
+    /// names the UAC or UAS of each refresh transaction, so it is written
+    /// per message from this.)
     ours: bool,
     timer: Option<SpawnHandle>,
 }
@@ -65,11 +66,11 @@ impl Call {
         let secs = asked
             .map_or(default, |se| se.secs)
             .max(their_min)
-            .max(min_se);
+            .max(min_se)
+            .max(1);
         let refresher = asked.and_then(|se| se.refresher).unwrap_or(Refresher::Uac);
         self.session = Some(SessionTimer {
             secs,
-            refresher,
             ours: refresher == Refresher::Uas,
             timer: None,
         });
@@ -98,10 +99,11 @@ impl Call {
             return;
         };
         let refresher = se.refresher.unwrap_or(Refresher::Uac);
-        tracing::debug!(call_id = %self.call_id_a(), secs = se.secs, ?refresher, "session timer on leg B");
+        // Never below our minimum (the callee may not go under Min-SE, §9).
+        let secs = se.secs.max(self.switch.config().calls.session_min_se_secs).max(1);
+        tracing::debug!(call_id = %self.call_id_a(), secs, ?refresher, "session timer on leg B");
         self.session_b = Some(SessionTimer {
-            secs: se.secs,
-            refresher,
+            secs,
             ours: refresher == Refresher::Uac,
             timer: None,
         });
@@ -116,21 +118,40 @@ impl Call {
         }
     }
 
+    /// `leg`'s Session-Expires for a message of a transaction whose UAC
+    /// is the switch (`we_send`: our request) or the leg (our response).
+    fn session_expires(&self, leg: Leg, we_send: bool) -> Option<SessionExpires> {
+        let s = match leg {
+            Leg::A => self.session.as_ref(),
+            Leg::B => self.session_b.as_ref(),
+            Leg::C => None,
+        }?;
+        let refresher = if s.ours == we_send {
+            Refresher::Uac
+        } else {
+            Refresher::Uas
+        };
+        Some(SessionExpires {
+            secs: s.secs,
+            refresher: Some(refresher),
+        })
+    }
+
     /// Session-Expires and Require: timer for a 2xx to `leg`'s session
     /// refresh or leg A's INVITE (§9).
     pub(super) fn session_headers(&self, leg: Leg, r: &mut Response) {
-        let s = match leg {
-            Leg::A => &self.session,
-            Leg::B => &self.session_b,
-            Leg::C => return,
-        };
-        if let Some(s) = s {
-            let se = SessionExpires {
-                secs: s.secs,
-                refresher: Some(s.refresher),
-            };
+        if let Some(se) = self.session_expires(leg, false) {
             r.headers.push(Name::SessionExpires, se.to_string());
             r.headers.push(Name::Require, "timer");
+        }
+    }
+
+    /// Session-Expires and Supported: timer for a re-INVITE or UPDATE the
+    /// switch sends to `leg` (§7.4: the session timer goes on).
+    pub(super) fn session_request_headers(&self, leg: Leg, r: &mut Request) {
+        if let Some(se) = self.session_expires(leg, true) {
+            r.headers.set(Name::SessionExpires, se.to_string());
+            r.headers.set(Name::Supported, "timer");
         }
     }
 
@@ -202,11 +223,10 @@ impl Call {
         let Some(Some(s)) = self.timer_slot(leg) else {
             return;
         };
-        let se = SessionExpires {
-            secs: s.secs,
-            refresher: Some(s.refresher),
-        };
         let secs = u64::from(s.secs);
+        let Some(se) = self.session_expires(leg, true) else {
+            return;
+        };
         let Some(peer) = self.peer_of(leg) else { return };
         let via = self.switch.via(peer);
         let contact = format!("<{}>", self.switch.contact(peer.transport));
