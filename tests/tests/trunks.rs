@@ -1223,20 +1223,8 @@ fn the_callee_leg_has_its_own_session_timer() {
     use std::time::Instant;
     let (_dir, sw, mut gw) = with_gateway(|gw| {
         format!(
-            r#"
-[calls]
-session_expires_secs = 4
-session_min_se_secs = 2
-
-[[trunks]]
-name = "out"
-outbound = {{ host = "{gw}" }}
-
-[[routes]]
-prefix = "0"
-from = "trunks"
-target = {{ trunk = "out" }}
-"#
+            "[calls]\nsession_expires_secs = 4\nsession_min_se_secs = 2\n{}",
+            carrier_calls_out_to(gw)
         )
     });
     let wait = Duration::from_secs(5);
@@ -1310,20 +1298,7 @@ target = {{ trunk = "out" }}
 #[test]
 fn a_caller_that_cancels_before_its_prack_gets_487_and_the_callee_a_bye() {
     use sip::Name;
-    let (_dir, sw, mut gw) = with_gateway(|gw| {
-        format!(
-            r#"
-[[trunks]]
-name = "out"
-outbound = {{ host = "{gw}" }}
-
-[[routes]]
-prefix = "0"
-from = "trunks"
-target = {{ trunk = "out" }}
-"#
-        )
-    });
+    let (_dir, sw, mut gw) = with_gateway(carrier_calls_out_to);
     let wait = Duration::from_secs(5);
     let mut c = Ua::new("127.0.0.2", sw.addr());
     let mut invite = c.invite("5551234", "0301234567");
@@ -1354,4 +1329,20 @@ target = {{ trunk = "out" }}
     let (btx, bye) = gw.request(wait).expect("the callee's BYE");
     assert_eq!(bye.method, Method::Bye);
     gw.respond(btx.unwrap(), sip::response_to(&bye, 200, None));
+}
+
+/// Config: the carrier's calls to "0…" go out through trunk "out" to `gw`.
+fn carrier_calls_out_to(gw: std::net::SocketAddr) -> String {
+    format!(
+        r#"
+[[trunks]]
+name = "out"
+outbound = {{ host = "{gw}" }}
+
+[[routes]]
+prefix = "0"
+from = "trunks"
+target = {{ trunk = "out" }}
+"#
+    )
 }
