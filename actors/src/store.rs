@@ -383,5 +383,14 @@ mod tests {
         let st = w.stats();
         assert_eq!(st.requests.load(Ordering::Relaxed), 200);
         assert!(st.groups.load(Ordering::Relaxed) <= 200);
+        // The writer thread ends once its sender is gone; let it drop its
+        // handle so the database closes before the process exits (RocksDB
+        // torn down under a live thread at exit crashed this test once).
+        drop(w);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while Arc::strong_count(&store) > 1 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(Arc::strong_count(&store), 1, "the writer let go of the store");
     }
 }
