@@ -391,6 +391,10 @@ mod tests {
         while Arc::strong_count(&store) > 1 && std::time::Instant::now() < deadline {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
-        assert_eq!(Arc::strong_count(&store), 1, "the writer let go of the store");
+        assert_eq!(
+            Arc::strong_count(&store),
+            1,
+            "the writer let go of the store"
+        );
     }
 }

@@ -361,7 +361,9 @@ impl Handler<Unregistering> for TrunkRegistrations {
     type Result = bool;
 
     fn handle(&mut self, _: Unregistering, _: &mut Context<Self>) -> bool {
-        self.regs.values().any(|r| r.registered && r.pending.is_some())
+        self.regs
+            .values()
+            .any(|r| r.registered && r.pending.is_some())
     }
 }
 

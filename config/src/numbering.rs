@@ -84,14 +84,12 @@ impl Numbering {
             NumberFormat::AsDialed => number.to_owned(),
             NumberFormat::E164 => e164.clone(),
             NumberFormat::International => digits.to_owned(),
-            NumberFormat::National => {
-                match digits.strip_prefix(self.country_code.as_str()) {
-                    Some(national) if !self.country_code.is_empty() => {
-                        format!("{}{national}", self.national_prefix)
-                    }
-                    _ => format!("{}{digits}", self.international_prefix),
+            NumberFormat::National => match digits.strip_prefix(self.country_code.as_str()) {
+                Some(national) if !self.country_code.is_empty() => {
+                    format!("{}{national}", self.national_prefix)
                 }
-            }
+                _ => format!("{}{digits}", self.international_prefix),
+            },
         }
     }
 }

@@ -666,7 +666,11 @@ fn trunk_number_ranges() {
 
 #[test]
 fn numbering_is_checked_and_used_by_trunks() {
-    assert_at("[numbering]\ncountry_code = \"+49\"\n", 2, "numbering.country_code");
+    assert_at(
+        "[numbering]\ncountry_code = \"+49\"\n",
+        2,
+        "numbering.country_code",
+    );
     assert_at(
         "[numbering]\ncountry_code = \"49\"\ninternational_prefix = \"0x\"\n",
         3,

@@ -680,7 +680,10 @@ fn dtmf_by_info_walks_the_menu_and_is_relayed_once_bridged() {
     let t = c.send(r);
     let (itx, relayed) = agent.request(wait).expect("the relayed INFO");
     assert_eq!(relayed.method, Method::Info);
-    assert_eq!(relayed.headers.get(&Name::ContentType), Some("application/dtmf-relay"));
+    assert_eq!(
+        relayed.headers.get(&Name::ContentType),
+        Some("application/dtmf-relay")
+    );
     assert!(String::from_utf8_lossy(relayed.body()).contains("Signal=7"));
     agent.respond(itx.unwrap(), sip::response_to(&relayed, 200, None));
     assert_eq!(c.final_response(t, wait).pop().map(|r| r.code), Some(200));

@@ -750,7 +750,10 @@ fn a_reinvite_changing_the_codec_keeps_the_audio_flowing() {
         .join()
         .unwrap();
     std::thread::sleep(Duration::from_millis(200));
-    assert!(c.m.a_rtp.packets().iter().all(|p| p.pt == 0), "PCMU at first");
+    assert!(
+        c.m.a_rtp.packets().iter().all(|p| p.pt == 0),
+        "PCMU at first"
+    );
     let mut d = sip::dialog::Dialog::uac(&c.m.invite, &c.m.ok).unwrap();
     let mut r = c.caller.in_dialog(&mut d, Method::Invite);
     r.headers
@@ -765,8 +768,14 @@ fn a_reinvite_changing_the_codec_keeps_the_audio_flowing() {
         .expect("re-INVITE relayed");
     assert_eq!(got.method, Method::Invite);
     let offered = String::from_utf8_lossy(got.body()).to_string();
-    let m_line = offered.lines().find(|l| l.starts_with("m=audio")).unwrap_or("");
-    assert!(m_line.contains(" RTP/AVP 0 "), "the callee's codec first: {m_line}");
+    let m_line = offered
+        .lines()
+        .find(|l| l.starts_with("m=audio"))
+        .unwrap_or("");
+    assert!(
+        m_line.contains(" RTP/AVP 0 "),
+        "the callee's codec first: {m_line}"
+    );
     let mut ok = sip::response_to(&got, 200, None);
     ok.headers
         .push(Name::Contact, format!("<sip:callee@{}>", c.callee.local));
@@ -780,7 +789,10 @@ fn a_reinvite_changing_the_codec_keeps_the_audio_flowing() {
         .expect("answer");
     assert_eq!(resp.code, 200, "{}", c.sw.log_tail());
     let answer = String::from_utf8_lossy(resp.body()).to_string();
-    assert!(answer.contains("m=audio") && answer.contains(" RTP/AVP 8"), "{answer}");
+    assert!(
+        answer.contains("m=audio") && answer.contains(" RTP/AVP 8"),
+        "{answer}"
+    );
     assert_eq!(sdp_addr(resp.body()), c.m.a_media, "the same address");
     c.caller.ack(tx, &r, &resp);
     let _ = c.callee.request(Duration::from_millis(300));
@@ -790,7 +802,12 @@ fn a_reinvite_changing_the_codec_keeps_the_audio_flowing() {
         .join()
         .unwrap();
     std::thread::sleep(Duration::from_millis(200));
-    let after: Vec<_> = c.m.a_rtp.packets().into_iter().filter(|p| p.at > t1).collect();
+    let after: Vec<_> =
+        c.m.a_rtp
+            .packets()
+            .into_iter()
+            .filter(|p| p.at > t1)
+            .collect();
     assert!(after.len() >= 35, "{} packets", after.len());
     assert!(after.iter().all(|p| p.pt == 8), "PCMA after the change");
     let pcm: Vec<i16> = after
@@ -798,7 +815,10 @@ fn a_reinvite_changing_the_codec_keeps_the_audio_flowing() {
         .flat_map(|p| p.payload.iter().map(|&b| rtp::alaw_to_linear(b)))
         .collect();
     let share = tone_share(&pcm, 700.0);
-    println!("after the codec change the caller gets {} PCMA packets, 700 Hz share {share:.2}", after.len());
+    println!(
+        "after the codec change the caller gets {} PCMA packets, 700 Hz share {share:.2}",
+        after.len()
+    );
     assert!(share > 0.8, "{share}");
     c.hang_up();
 }

@@ -152,7 +152,10 @@ fn register_over_tcp(sw: &SwitchProc, user: &str) -> std::net::TcpStream {
         tcp.write_all(&req.to_bytes()).unwrap();
         let mut buf = vec![0u8; 8192];
         let n = tcp.read(&mut buf).unwrap();
-        let msg = sip::parse(&bytes::Bytes::copy_from_slice(&buf[..n]), sip::Framing::Stream);
+        let msg = sip::parse(
+            &bytes::Bytes::copy_from_slice(&buf[..n]),
+            sip::Framing::Stream,
+        );
         match msg {
             Ok(sip::Message::Response(r)) => r,
             other => panic!("{other:?}"),
@@ -181,12 +184,19 @@ fn phones_behind_nat_and_on_tcp_get_keepalives() {
     let dir = tempfile::tempdir().unwrap();
     let port = e2e::free_port("127.0.0.1");
     let extra = "[registrar]\nkeepalive_secs = 1\n";
-    let sw = SwitchProc::start(dir.path(), port, &base_config(port, &dir.path().join("db"), extra));
+    let sw = SwitchProc::start(
+        dir.path(),
+        port,
+        &base_config(port, &dir.path().join("db"), extra),
+    );
     let mut natted = Ua::new("127.0.0.1", sw.addr());
     let r = register(&mut natted, &["<sip:1002@10.0.0.5:5060>"], Some(300));
     assert_eq!(r.code, 200);
     let mut direct = Ua::new("127.0.0.1", sw.addr());
-    assert_eq!(direct.register("1001", "secret", 300).map(|r| r.code), Some(200));
+    assert_eq!(
+        direct.register("1001", "secret", 300).map(|r| r.code),
+        Some(200)
+    );
     let mut tcp = register_over_tcp(&sw, "1003");
     let (nat_pings, direct_pings) = std::thread::scope(|s| {
         let n = s.spawn(|| datagrams(&natted, Duration::from_millis(3200)));
@@ -194,7 +204,8 @@ fn phones_behind_nat_and_on_tcp_get_keepalives() {
         (n.join().unwrap(), d)
     });
     let mut over_tcp = Vec::new();
-    tcp.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
     let until = std::time::Instant::now() + Duration::from_millis(1500);
     while std::time::Instant::now() < until {
         let mut buf = [0u8; 64];

@@ -205,7 +205,8 @@ fn a_user_transfers_the_caller_attended_by_refer_with_replaces() {
                         _ => "",
                     };
                     let attrs = format!("{}{answer}", e2e::media::PCMU);
-                    r.headers.push(Name::Contact, format!("<sip:x@{}>", xua.local));
+                    r.headers
+                        .push(Name::Contact, format!("<sip:x@{}>", xua.local));
                     r.headers.push(Name::ContentType, "application/sdp");
                     r.body = e2e::media::sdp(xrtp.port, "0 101", &attrs);
                 }
@@ -240,18 +241,36 @@ fn a_user_transfers_the_caller_attended_by_refer_with_replaces() {
         // X was taken off hold by the switch, and hears 1002 now.
         let t1 = Instant::now() + Duration::from_millis(300);
         std::thread::sleep(Duration::from_millis(2000));
-        assert_eq!(*offers.lock().unwrap(), ["sendonly", "sendrecv"], "hold, then off hold");
+        assert_eq!(
+            *offers.lock().unwrap(),
+            ["sendonly", "sendrecv"],
+            "hold, then off hold"
+        );
         let heard: Vec<_> = xrtp.packets().into_iter().filter(|p| p.at > t1).collect();
         let pcm = ulaw_pcm(&heard);
         let (s1200, s500) = (tone_share(&pcm, 1200.0), tone_share(&pcm, 500.0));
-        println!("after the transfer X hears 1200 Hz {s1200:.2} ({} ms)", pcm.len() / 8);
-        assert!(s1200 > 0.8 && s500 < 0.1, "{s1200} {s500}\n{}", sw.log_tail());
+        println!(
+            "after the transfer X hears 1200 Hz {s1200:.2} ({} ms)",
+            pcm.len() / 8
+        );
+        assert!(
+            s1200 > 0.8 && s500 < 0.1,
+            "{s1200} {s500}\n{}",
+            sw.log_tail()
+        );
         stop.store(true, Ordering::Relaxed);
     });
     let bye = xua.bye(&xinv, &xok);
     let btx = xua.send(bye);
-    assert_eq!(xua.final_response(btx, wait).pop().map(|r| r.code), Some(200));
-    assert!(y.wait_log("terminated", Duration::from_secs(5)), "{}", y.log());
+    assert_eq!(
+        xua.final_response(btx, wait).pop().map(|r| r.code),
+        Some(200)
+    );
+    assert!(
+        y.wait_log("terminated", Duration::from_secs(5)),
+        "{}",
+        y.log()
+    );
     let (heard, _) = y.recordings();
     let heard = heard.expect("1002's recording");
     let whole = e2e::sox_stat(&heard, None);
@@ -262,9 +281,15 @@ fn a_user_transfers_the_caller_attended_by_refer_with_replaces() {
     );
     assert!((st.freq - 500.0).abs() < 40.0 && st.rms > 0.05, "{st:?}");
     let cdrs = sw.cdrs(2);
-    let x = cdrs.iter().find(|r| r["dialed"] == "7001").expect("X's CDR");
+    let x = cdrs
+        .iter()
+        .find(|r| r["dialed"] == "7001")
+        .expect("X's CDR");
     assert_eq!(x["destination"], "1002", "{x}");
-    let consult = cdrs.iter().find(|r| r["dialed"] == "1002").expect("T's CDR");
+    let consult = cdrs
+        .iter()
+        .find(|r| r["dialed"] == "1002")
+        .expect("T's CDR");
     assert_eq!(consult["reason"], "transferred", "{consult}");
 }
 
@@ -272,12 +297,16 @@ fn a_user_transfers_the_caller_attended_by_refer_with_replaces() {
 /// the answer must be recvonly.
 fn hold(t: &mut Ua, d: &mut Dialog, sw: &SwitchProc) {
     let mut hold = t.in_dialog(d, Method::Invite);
-    hold.headers.push(Name::Contact, format!("<sip:1001@{}>", t.local));
+    hold.headers
+        .push(Name::Contact, format!("<sip:1001@{}>", t.local));
     hold.headers.push(Name::ContentType, "application/sdp");
     let attrs = format!("{}a=sendonly\r\n", e2e::media::PCMU);
     hold.body = e2e::media::sdp(40002, "0 101", &attrs);
     let htx = t.send(hold.clone());
-    let ok = t.final_response(htx, Duration::from_secs(10)).pop().expect("hold answered");
+    let ok = t
+        .final_response(htx, Duration::from_secs(10))
+        .pop()
+        .expect("hold answered");
     assert_eq!(ok.code, 200, "{}", sw.log_tail());
     assert_eq!(direction(ok.body()), "recvonly", "held");
     t.ack(htx, &hold, &ok);
@@ -285,7 +314,12 @@ fn hold(t: &mut Ua, d: &mut Dialog, sw: &SwitchProc) {
 
 /// 1001 (`t`) calls `number` (answering the 407; on Call-ID `call_id` if
 /// given); the INVITE and its 200, ACKed.
-fn call_out(t: &mut Ua, sw: &SwitchProc, number: &str, call_id: Option<&str>) -> (Request, Response) {
+fn call_out(
+    t: &mut Ua,
+    sw: &SwitchProc,
+    number: &str,
+    call_id: Option<&str>,
+) -> (Request, Response) {
     let wait = Duration::from_secs(10);
     let mut inv = t.invite("1001", number);
     if let Some(id) = call_id {
@@ -309,17 +343,25 @@ fn replacing(user: &str, port: u16, d: &Dialog) -> String {
         "{};to-tag={};from-tag={}",
         d.id.call_id, d.id.remote_tag, d.id.local_tag
     );
-    let escaped = replaces.replace('@', "%40").replace(';', "%3B").replace('=', "%3D");
+    let escaped = replaces
+        .replace('@', "%40")
+        .replace(';', "%3B")
+        .replace('=', "%3D");
     format!("<sip:{user}@127.0.0.1:{port}?Replaces={escaped}>")
 }
 
 /// REFER in dialog `d` with `refer_to`; the switch must accept it (202).
 fn refer(t: &mut Ua, d: &mut Dialog, sw: &SwitchProc, refer_to: &str) {
     let mut refer = t.in_dialog(d, Method::Refer);
-    refer.headers.push(Name::Contact, format!("<sip:1001@{}>", t.local));
+    refer
+        .headers
+        .push(Name::Contact, format!("<sip:1001@{}>", t.local));
     refer.headers.push(Name::ReferTo, refer_to);
     let rtx = t.send(refer);
-    let accepted = t.final_response(rtx, Duration::from_secs(10)).pop().expect("REFER answered");
+    let accepted = t
+        .final_response(rtx, Duration::from_secs(10))
+        .pop()
+        .expect("REFER answered");
     assert_eq!(accepted.code, 202, "{}", sw.log_tail());
 }
 
@@ -379,15 +421,31 @@ fn they_talk(x: &Baresip, z: &Baresip, sw: &SwitchProc, x_was_held: bool) {
     std::thread::sleep(Duration::from_millis(2500));
     x.command("hangup", "").unwrap();
     for p in [x, z] {
-        assert!(p.wait_log("terminated", Duration::from_secs(5)), "{}\n{}", p.log(), sw.log_tail());
+        assert!(
+            p.wait_log("terminated", Duration::from_secs(5)),
+            "{}\n{}",
+            p.log(),
+            sw.log_tail()
+        );
     }
-    let check: &[(&Baresip, f64)] = if x_was_held { &[(z, 500.0)] } else { &[(x, 1200.0), (z, 500.0)] };
+    let check: &[(&Baresip, f64)] = if x_was_held {
+        &[(z, 500.0)]
+    } else {
+        &[(x, 1200.0), (z, 500.0)]
+    };
     for &(p, hz) in check {
         let heard = p.recordings().0.expect("a recording");
         let whole = e2e::sox_stat(&heard, None);
         let st = e2e::sox_stat(&heard, Some(((whole.seconds - 1.8).max(0.0), 1.5)));
-        println!("a phone heard {:.2} s, ending with {:.0} Hz, rms {:.3} (want {hz} Hz)", whole.seconds, st.freq, st.rms);
-        assert!((st.freq - hz).abs() < hz * 0.06 && st.rms > 0.05, "{st:?}\n{}", sw.log_tail());
+        println!(
+            "a phone heard {:.2} s, ending with {:.0} Hz, rms {:.3} (want {hz} Hz)",
+            whole.seconds, st.freq, st.rms
+        );
+        assert!(
+            (st.freq - hz).abs() < hz * 0.06 && st.rms > 0.05,
+            "{st:?}\n{}",
+            sw.log_tail()
+        );
     }
 }
 
@@ -401,16 +459,31 @@ fn the_caller_transfers_the_callee_blind_by_refer() {
     let (dir, sw) = e2e::media::media_switch(ROUTES);
     let (x, z, mut t) = phones(dir.path(), &sw);
     let (inv, ok) = call_out(&mut t, &sw, "1002", None);
-    assert!(x.wait_log("Call established", Duration::from_secs(5)), "{}", x.log());
+    assert!(
+        x.wait_log("Call established", Duration::from_secs(5)),
+        "{}",
+        x.log()
+    );
     let mut d = Dialog::uac(&inv, &ok).unwrap();
     let port = sw.addr().port();
     refer(&mut t, &mut d, &sw, &format!("<sip:1003@127.0.0.1:{port}>"));
     transferor_is_done(&mut t, &sw, &[inv.call_id().unwrap()]);
-    assert!(z.wait_log("Call established", Duration::from_secs(5)), "{}", z.log());
+    assert!(
+        z.wait_log("Call established", Duration::from_secs(5)),
+        "{}",
+        z.log()
+    );
     they_talk(&x, &z, &sw, false);
     let cdrs = sw.cdrs(1);
-    let cdr = cdrs.iter().find(|c| c["call_id"] == inv.call_id().unwrap()).expect("the CDR");
-    assert_eq!((cdr["caller"].as_str(), cdr["dialed"].as_str()), (Some("1001"), Some("1002")), "{cdr}");
+    let cdr = cdrs
+        .iter()
+        .find(|c| c["call_id"] == inv.call_id().unwrap())
+        .expect("the CDR");
+    assert_eq!(
+        (cdr["caller"].as_str(), cdr["dialed"].as_str()),
+        (Some("1001"), Some("1002")),
+        "{cdr}"
+    );
 }
 
 /// Attended transfer by a user who placed both calls (an outbound agent):
@@ -427,16 +500,27 @@ fn the_caller_transfers_attended_after_consulting() {
     let mut d1 = Dialog::uac(&inv1, &ok1).unwrap();
     hold(&mut t, &mut d1, &sw);
     let (inv2, ok2) = call_out(&mut t, &sw, "1003", None);
-    assert!(z.wait_log("Call established", Duration::from_secs(5)), "{}", z.log());
+    assert!(
+        z.wait_log("Call established", Duration::from_secs(5)),
+        "{}",
+        z.log()
+    );
     let d2 = Dialog::uac(&inv2, &ok2).unwrap();
     let port = sw.addr().port();
     refer(&mut t, &mut d1, &sw, &replacing("1003", port, &d2));
-    transferor_is_done(&mut t, &sw, &[inv1.call_id().unwrap(), inv2.call_id().unwrap()]);
+    transferor_is_done(
+        &mut t,
+        &sw,
+        &[inv1.call_id().unwrap(), inv2.call_id().unwrap()],
+    );
     let log = std::fs::read_to_string(sw.dir.join("switch.log")).unwrap();
     assert!(log.contains("taking the other party off hold"), "{log}");
     they_talk(&x, &z, &sw, true);
     let cdrs = sw.cdrs(2);
-    let consult = cdrs.iter().find(|c| c["call_id"] == inv2.call_id().unwrap()).expect("the consultation's CDR");
+    let consult = cdrs
+        .iter()
+        .find(|c| c["call_id"] == inv2.call_id().unwrap())
+        .expect("the consultation's CDR");
     assert_eq!(consult["reason"], "transferred", "{consult}");
 }
 
@@ -468,14 +552,18 @@ fn refers_that_cannot_be_done_leave_the_call_as_it_was() {
     }
     let ((inv, ok), _) = std::thread::scope(|s| {
         let answered = s.spawn(|| answer_next(&mut x, "1002"));
-        (call_out(&mut t, &sw, "1002", None), answered.join().unwrap())
+        (
+            call_out(&mut t, &sw, "1002", None),
+            answered.join().unwrap(),
+        )
     });
     let wait = Duration::from_secs(5);
     assert_eq!(x.request(wait).map(|(_, r)| r.method), Some(Method::Ack));
     let mut d = Dialog::uac(&inv, &ok).unwrap();
     let send_refer = |t: &mut Ua, d: &mut Dialog, refer_to: Option<&str>| {
         let mut r = t.in_dialog(d, Method::Refer);
-        r.headers.push(Name::Contact, format!("<sip:1001@{}>", t.local));
+        r.headers
+            .push(Name::Contact, format!("<sip:1001@{}>", t.local));
         if let Some(to) = refer_to {
             r.headers.push(Name::ReferTo, to);
         }
@@ -490,7 +578,10 @@ fn refers_that_cannot_be_done_leave_the_call_as_it_was() {
     let to = format!("<sip:1003@127.0.0.1:{port}>");
     assert_eq!(send_refer(&mut t, &mut d, Some(&to)), Some(202));
     let (ztx, zinv) = z.request(wait).expect("1003 rings");
-    assert_eq!(zinv.headers.get(&Name::ReferredBy), Some("<sip:1001@switchboard>"));
+    assert_eq!(
+        zinv.headers.get(&Name::ReferredBy),
+        Some("<sip:1001@switchboard>")
+    );
     z.respond(ztx.unwrap(), sip::response_to(&zinv, 486, Some("busy")));
     let mut notified = Vec::new();
     let deadline = Instant::now() + wait;
@@ -502,7 +593,10 @@ fn refers_that_cannot_be_done_leave_the_call_as_it_was() {
         }
     }
     println!("a transfer to a busy target: {notified:?}");
-    assert_eq!(notified.last().map(String::as_str), Some("SIP/2.0 486 Busy Here"));
+    assert_eq!(
+        notified.last().map(String::as_str),
+        Some("SIP/2.0 486 Busy Here")
+    );
 
     // Attended, naming a dialog that does not exist.
     let ghost = "<sip:1003@127.0.0.1?Replaces=nothere%40x%3Bto-tag%3Da%3Bfrom-tag%3Db>";
@@ -535,7 +629,11 @@ fn refers_that_cannot_be_done_leave_the_call_as_it_was() {
     let mut cua = c.ua;
     let mut cd = Dialog::uac(&c.invite, &c.ok).unwrap();
     let mut r = cua.in_dialog(&mut cd, Method::Refer);
-    r.headers.push(Name::ReferTo, format!("<sip:00441234@127.0.0.1:{port}>"));
+    r.headers
+        .push(Name::ReferTo, format!("<sip:00441234@127.0.0.1:{port}>"));
     let tx = cua.send(r);
-    assert_eq!(cua.final_response(tx, wait).pop().map(|r| r.code), Some(403));
+    assert_eq!(
+        cua.final_response(tx, wait).pop().map(|r| r.code),
+        Some(403)
+    );
 }

@@ -226,7 +226,11 @@ fn a_caller_that_requires_100rel_gets_reliable_ringing() {
     let until = Instant::now() + Duration::from_millis(1700);
     let mut copies = Vec::new();
     while let Some(r) = c.response(tx, until.saturating_duration_since(Instant::now())) {
-        assert!(r.code < 200, "a final response before the PRACK: {}", r.code);
+        assert!(
+            r.code < 200,
+            "a final response before the PRACK: {}",
+            r.code
+        );
         if r.code == 183 {
             copies.push(r);
         }
@@ -239,7 +243,10 @@ fn a_caller_that_requires_100rel_gets_reliable_ringing() {
     println!("the 183 came {} times in 1.7 s, RSeq {rseq}", copies.len());
     assert!(copies.len() >= 3, "{}", copies.len());
     for r in &copies {
-        assert_eq!(r.headers.get(&Name::RSeq).map(str::trim), Some(rseq.to_string().as_str()));
+        assert_eq!(
+            r.headers.get(&Name::RSeq).map(str::trim),
+            Some(rseq.to_string().as_str())
+        );
         assert_eq!(r.headers.get(&Name::Require), Some("100rel"));
         assert!(!r.body().is_empty(), "the early media SDP");
     }
@@ -248,9 +255,15 @@ fn a_caller_that_requires_100rel_gets_reliable_ringing() {
         let mut p = c.in_dialog(&mut early, Method::Prack);
         p.headers.push(Name::RAck, format!("{rseq} 1 INVITE"));
         let ptx = c.send(p);
-        c.final_response(ptx, Duration::from_secs(5)).pop().map(|r| r.code)
+        c.final_response(ptx, Duration::from_secs(5))
+            .pop()
+            .map(|r| r.code)
     };
-    assert_eq!(prack(&mut c, rseq + 1), Some(481), "a PRACK for nothing sent");
+    assert_eq!(
+        prack(&mut c, rseq + 1),
+        Some(481),
+        "a PRACK for nothing sent"
+    );
     assert_eq!(prack(&mut c, rseq), Some(200), "{}", sw.log_tail());
     let ok = c
         .final_response(tx, Duration::from_secs(5))
@@ -265,7 +278,12 @@ fn a_caller_that_requires_100rel_gets_reliable_ringing() {
     let btx = c.send(bye);
     let r = c.final_response(btx, Duration::from_secs(5)).pop().unwrap();
     assert_eq!(r.code, 200);
-    assert_eq!(uas.wait(Duration::from_secs(10)), Some(0), "{}", sw.log_tail());
+    assert_eq!(
+        uas.wait(Duration::from_secs(10)),
+        Some(0),
+        "{}",
+        sw.log_tail()
+    );
 }
 
 /// A switch whose carrier calls to "0…" go out through trunk "uas" (at
@@ -732,7 +750,8 @@ target = {{ user = "1001" }}
         sw.log_tail()
     );
     assert!(
-        sw.log_tail().contains("registration with the carrier removed trunk=reg"),
+        sw.log_tail()
+            .contains("registration with the carrier removed trunk=reg"),
         "{}",
         sw.log_tail()
     );
@@ -1175,9 +1194,16 @@ target = {{ user = "1001" }}
     let first = ua.final_response(tx, Duration::from_secs(5)).pop().unwrap();
     let authed = ua.with_proxy_auth(&invite, &first, "1002", "secret");
     let tx = ua.send(authed);
-    let (gtx, ginv) = gw.request(Duration::from_secs(5)).expect("the carrier gets the call");
+    let (gtx, ginv) = gw
+        .request(Duration::from_secs(5))
+        .expect("the carrier gets the call");
     gw.respond(gtx.unwrap(), sip::response_to(&ginv, 486, Some("gw")));
-    assert_eq!(ua.final_response(tx, Duration::from_secs(5)).pop().map(|r| r.code), Some(486));
+    assert_eq!(
+        ua.final_response(tx, Duration::from_secs(5))
+            .pop()
+            .map(|r| r.code),
+        Some(486)
+    );
     let ruri = ginv.uri.sip().and_then(|u| u.user.clone());
     println!(
         "to the national trunk: {ruri:?}, To {}, From {}, PAI {}",
@@ -1192,11 +1218,17 @@ target = {{ user = "1001" }}
 
     // In: the carrier (digest user "de") sends national numbers.
     let mut phone = Ua::new("127.0.0.1", sw.addr());
-    assert_eq!(phone.register("1001", "secret", 300).map(|r| r.code), Some(200));
+    assert_eq!(
+        phone.register("1001", "secret", 300).map(|r| r.code),
+        Some(200)
+    );
     let mut carrier = Ua::new("127.0.0.1", sw.addr());
     let inv = carrier.invite("040555", "0301234567");
     let tx = carrier.send(inv.clone());
-    let challenge = carrier.final_response(tx, Duration::from_secs(5)).pop().unwrap();
+    let challenge = carrier
+        .final_response(tx, Duration::from_secs(5))
+        .pop()
+        .unwrap();
     assert_eq!(challenge.code, 407);
     let inv = carrier.with_proxy_auth(&inv, &challenge, "de", "depw");
     let tx = carrier.send(inv);
@@ -1205,10 +1237,23 @@ target = {{ user = "1001" }}
     println!("1001 sees the caller as {}", user(&pinv, sip::Name::From));
     assert_eq!(user(&pinv, sip::Name::From), "+4940555");
     phone.respond(ptx.unwrap(), sip::response_to(&pinv, 486, Some("p1001")));
-    assert_eq!(carrier.final_response(tx, Duration::from_secs(5)).pop().map(|r| r.code), Some(486));
+    assert_eq!(
+        carrier
+            .final_response(tx, Duration::from_secs(5))
+            .pop()
+            .map(|r| r.code),
+        Some(486)
+    );
     let cdrs = sw.cdrs(2);
-    let cdr = cdrs.iter().find(|c| c["trunk"] == "de").expect("the carrier's CDR");
-    assert_eq!((cdr["caller"].as_str(), cdr["dialed"].as_str()), (Some("+4940555"), Some("+49301234567")), "{cdr}");
+    let cdr = cdrs
+        .iter()
+        .find(|c| c["trunk"] == "de")
+        .expect("the carrier's CDR");
+    assert_eq!(
+        (cdr["caller"].as_str(), cdr["dialed"].as_str()),
+        (Some("+4940555"), Some("+49301234567")),
+        "{cdr}"
+    );
 }
 
 /// Session timers towards the callee (RFC 4028 §7, the switch as UAC): the
@@ -1234,14 +1279,22 @@ fn the_callee_leg_has_its_own_session_timer() {
         let tx = c.send(invite.clone());
         let (gtx, ginv) = gw.request(wait).expect("the callee rings");
         assert_eq!(ginv.headers.get(&Name::SessionExpires), Some("4"));
-        assert!(ginv.headers.get(&Name::Supported).unwrap_or("").contains("timer"));
+        assert!(ginv
+            .headers
+            .get(&Name::Supported)
+            .unwrap_or("")
+            .contains("timer"));
         let mut ok = gw.answer(&ginv, 200, "gw");
-        ok.headers.push(Name::SessionExpires, format!("4;refresher={refresher}"));
+        ok.headers
+            .push(Name::SessionExpires, format!("4;refresher={refresher}"));
         ok.headers.push(Name::Require, "timer");
         gw.respond(gtx.unwrap(), ok);
         let ok = c.final_response(tx, wait).pop().expect("answered");
         assert_eq!(ok.code, 200);
-        assert!(ok.headers.get(&Name::SessionExpires).is_none(), "the caller asked for no timer");
+        assert!(
+            ok.headers.get(&Name::SessionExpires).is_none(),
+            "the caller asked for no timer"
+        );
         c.ack(tx, &invite, &ok);
         let (_, ack) = gw.request(wait).expect("ACK");
         assert_eq!(ack.method, Method::Ack);
@@ -1254,7 +1307,10 @@ fn the_callee_leg_has_its_own_session_timer() {
     while t0.elapsed() < Duration::from_millis(4600) {
         if let Some((Some(tx), r)) = gw.request(Duration::from_millis(100)) {
             assert_eq!(r.method, Method::Update, "{r:?}");
-            assert_eq!(r.headers.get(&Name::SessionExpires), Some("4;refresher=uac"));
+            assert_eq!(
+                r.headers.get(&Name::SessionExpires),
+                Some("4;refresher=uac")
+            );
             updates.push(t0.elapsed().as_secs_f64());
             let mut ok = sip::response_to(&r, 200, None);
             ok.headers.push(Name::SessionExpires, "4;refresher=uac");
@@ -1264,8 +1320,14 @@ fn the_callee_leg_has_its_own_session_timer() {
     }
     println!("the switch refreshed the callee's session at {updates:.2?} s");
     assert_eq!(updates.len(), 2, "{updates:?}");
-    assert!((1.8..2.4).contains(&updates[0]) && (3.8..4.5).contains(&updates[1]), "{updates:?}");
-    assert!(c.request(Duration::from_millis(100)).is_none(), "the caller saw nothing");
+    assert!(
+        (1.8..2.4).contains(&updates[0]) && (3.8..4.5).contains(&updates[1]),
+        "{updates:?}"
+    );
+    assert!(
+        c.request(Duration::from_millis(100)).is_none(),
+        "the caller saw nothing"
+    );
     let bye = c.bye(&invite, &ok);
     let btx = c.send(bye);
     let (gtx, gbye) = gw.request(wait).expect("the callee's BYE");
@@ -1325,7 +1387,12 @@ fn a_caller_that_cancels_before_its_prack_gets_487_and_the_callee_a_bye() {
     let ctx = c.send(cancel);
     assert_eq!(c.final_response(ctx, wait).pop().map(|r| r.code), Some(200));
     let fin = c.final_response(tx, wait);
-    assert_eq!(fin.last().map(|r| r.code), Some(487), "{fin:?}\n{}", sw.log_tail());
+    assert_eq!(
+        fin.last().map(|r| r.code),
+        Some(487),
+        "{fin:?}\n{}",
+        sw.log_tail()
+    );
     let (btx, bye) = gw.request(wait).expect("the callee's BYE");
     assert_eq!(bye.method, Method::Bye);
     gw.respond(btx.unwrap(), sip::response_to(&bye, 200, None));

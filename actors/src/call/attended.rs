@@ -184,7 +184,10 @@ impl Call {
         self.c_media = Some(media);
         self.c_purpose = features::Purpose::Transfer;
         // c_replaces: the REFER's leg, set when it came.
-        self.c_target = Some((user.clone().unwrap_or_else(|| number.clone()), user.is_some()));
+        self.c_target = Some((
+            user.clone().unwrap_or_else(|| number.clone()),
+            user.is_some(),
+        ));
         self.ended[Leg::C as usize] = false;
         let timer = ctx.run_later(Duration::from_secs(32), |this, ctx| {
             if this.takeover.is_some() {
@@ -206,11 +209,18 @@ impl Call {
     }
 
     /// The handed party answered the re-INVITE.
-    pub(super) fn on_takeover_response(&mut self, tx: TxId, resp: Response, ctx: &mut Context<Self>) {
+    pub(super) fn on_takeover_response(
+        &mut self,
+        tx: TxId,
+        resp: Response,
+        ctx: &mut Context<Self>,
+    ) {
         if resp.code < 200 {
             return;
         }
-        let Some(t) = self.takeover.take() else { return };
+        let Some(t) = self.takeover.take() else {
+            return;
+        };
         ctx.cancel_future(t.timer);
         if resp.code >= 300 {
             self.takeover = Some(t);
@@ -248,7 +258,9 @@ impl Call {
     /// The re-INVITE failed or went unanswered: the handed party is hung
     /// up (its old call is gone), the transferor keeps the caller.
     fn takeover_failed(&mut self, code: u16, ctx: &mut Context<Self>) {
-        let Some(t) = self.takeover.take() else { return };
+        let Some(t) = self.takeover.take() else {
+            return;
+        };
         ctx.cancel_future(t.timer);
         tracing::info!(call_id = %self.call_id_a(), code, "attended transfer: the handed party refused the media");
         if let Some(mut c) = self.c.take() {
@@ -260,7 +272,6 @@ impl Call {
         self.refer_done(code, ctx);
         self.drop_c(ctx);
     }
-
 }
 
 impl Handler<HandOver> for Call {

@@ -91,9 +91,13 @@ impl Call {
     /// line) to the transferor; `done` ends the subscription.
     pub(super) fn notify_referrer(&mut self, status: &str, done: bool, ctx: &mut Context<Self>) {
         let leg = self.c_replaces;
-        let Some(peer) = self.peer_of(leg) else { return };
+        let Some(peer) = self.peer_of(leg) else {
+            return;
+        };
         let via = self.switch.via(peer);
-        let Some(d) = self.dialog_mut(leg) else { return };
+        let Some(d) = self.dialog_mut(leg) else {
+            return;
+        };
         let mut n = d.request(Method::Notify, &via, 70);
         n.headers.push(Name::Event, "refer");
         n.headers.push(
@@ -160,8 +164,7 @@ impl Call {
         // The session timer was the old A's.
         self.session_stop(Leg::A, ctx);
         let old = std::mem::replace(&mut self.a.invite, c.invite);
-        self.old_a_ids
-            .push(old.call_id().unwrap_or("").to_owned());
+        self.old_a_ids.push(old.call_id().unwrap_or("").to_owned());
         self.orig_a.get_or_insert(old);
         self.a.peer = c.peer;
         self.a.tag = dialog.id.local_tag.clone();
@@ -188,10 +191,14 @@ impl Call {
         let Some(body) = self.anchor.as_mut().and_then(|a| a.resume_offer(side)) else {
             return;
         };
-        let Some(peer) = self.peer_of(leg) else { return };
+        let Some(peer) = self.peer_of(leg) else {
+            return;
+        };
         let via = self.switch.via(peer);
         let contact = format!("<{}>", self.switch.contact(peer.transport));
-        let Some(d) = self.dialog_mut(leg) else { return };
+        let Some(d) = self.dialog_mut(leg) else {
+            return;
+        };
         let mut invite = d.request(Method::Invite, &via, 70);
         let seq = d.local_seq;
         invite.headers.push(Name::Contact, contact);
@@ -215,8 +222,12 @@ impl Call {
         if resp.code < 200 {
             return;
         }
-        let Some((_, seq, leg)) = self.resuming.take() else { return };
-        let Some(anchor) = self.anchor.as_mut() else { return };
+        let Some((_, seq, leg)) = self.resuming.take() else {
+            return;
+        };
+        let Some(anchor) = self.anchor.as_mut() else {
+            return;
+        };
         if resp.code >= 300 {
             anchor.abandon_resume();
             return tracing::info!(call_id = %self.call_id_a(), code = resp.code, "the other party stays on hold");
@@ -224,9 +235,13 @@ impl Call {
         if let Err(e) = anchor.on_resume_answer(resp.body()) {
             tracing::info!(call_id = %self.call_id_a(), error = %e, "unusable answer taking a party off hold");
         }
-        let Some(peer) = self.peer_of(leg) else { return };
+        let Some(peer) = self.peer_of(leg) else {
+            return;
+        };
         let via = self.switch.via(peer);
-        let Some(d) = self.dialog_mut(leg) else { return };
+        let Some(d) = self.dialog_mut(leg) else {
+            return;
+        };
         let mut ack = d.request(Method::Ack, &via, 70);
         ack.headers.set(Name::CSeq, format!("{seq} ACK"));
         let call_id = ack.call_id().map(str::to_owned);

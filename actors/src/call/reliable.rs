@@ -105,7 +105,9 @@ impl Call {
         self.respond(self.a.tx, r);
         // Doubling, but checked again at the 64·T1 deadline.
         let next = (after * 2).min(left.max(Duration::from_millis(10)));
-        ctx.run_later(next, move |this, ctx| this.resend_reliable(rseq, after * 2, ctx));
+        ctx.run_later(next, move |this, ctx| {
+            this.resend_reliable(rseq, after * 2, ctx)
+        });
     }
 
     /// PRACK from the caller (§3): acknowledges the pending reliable 18x
@@ -119,7 +121,8 @@ impl Call {
             let method = it.next()?;
             Some((rseq, seq, method.eq_ignore_ascii_case("INVITE")))
         });
-        let ours = req.to().ok().and_then(|t| t.tag().map(str::to_owned)) == Some(self.a.tag.clone());
+        let ours =
+            req.to().ok().and_then(|t| t.tag().map(str::to_owned)) == Some(self.a.tag.clone());
         let acked = match (&self.rel.pending, rack) {
             (Some(p), Some((rseq, seq, true))) => ours && p.rseq == rseq && Some(seq) == invite_seq,
             _ => false,

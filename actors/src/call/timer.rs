@@ -100,7 +100,10 @@ impl Call {
         };
         let refresher = se.refresher.unwrap_or(Refresher::Uac);
         // Never below our minimum (the callee may not go under Min-SE, §9).
-        let secs = se.secs.max(self.switch.config().calls.session_min_se_secs).max(1);
+        let secs = se
+            .secs
+            .max(self.switch.config().calls.session_min_se_secs)
+            .max(1);
         tracing::debug!(call_id = %self.call_id_a(), secs, ?refresher, "session timer on leg B");
         self.session_b = Some(SessionTimer {
             secs,
@@ -227,10 +230,14 @@ impl Call {
         let Some(se) = self.session_expires(leg, true) else {
             return;
         };
-        let Some(peer) = self.peer_of(leg) else { return };
+        let Some(peer) = self.peer_of(leg) else {
+            return;
+        };
         let via = self.switch.via(peer);
         let contact = format!("<{}>", self.switch.contact(peer.transport));
-        let Some(d) = self.dialog_mut(leg) else { return };
+        let Some(d) = self.dialog_mut(leg) else {
+            return;
+        };
         let mut u = d.request(Method::Update, &via, 70);
         u.headers.push(Name::Contact, contact);
         u.headers.push(Name::SessionExpires, se.to_string());

@@ -464,9 +464,14 @@ mod tests {
 
     #[test]
     fn replaces() {
-        let r = Replaces::parse("98732@sip.example.com;from-tag=r33th4x0r ;to-tag=ff87ff;early-only").unwrap();
+        let r =
+            Replaces::parse("98732@sip.example.com;from-tag=r33th4x0r ;to-tag=ff87ff;early-only")
+                .unwrap();
         assert_eq!(r.call_id, "98732@sip.example.com");
-        assert_eq!((r.to_tag.as_str(), r.from_tag.as_str()), ("ff87ff", "r33th4x0r"));
+        assert_eq!(
+            (r.to_tag.as_str(), r.from_tag.as_str()),
+            ("ff87ff", "r33th4x0r")
+        );
         assert!(r.early_only);
         assert_eq!(Replaces::parse(&r.to_string()), Some(r));
         // Both tags, once each, with token values.

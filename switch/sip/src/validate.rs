@@ -42,7 +42,11 @@ impl Default for UasPolicy {
         UasPolicy {
             supported: &["100rel", "timer", "path", "outbound", "gruu"],
             // SDP, and DTMF in INFO (application/dtmf-relay, application/dtmf).
-            accept: &["application/sdp", "application/dtmf-relay", "application/dtmf"],
+            accept: &[
+                "application/sdp",
+                "application/dtmf-relay",
+                "application/dtmf",
+            ],
         }
     }
 }
