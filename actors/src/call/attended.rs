@@ -53,23 +53,18 @@ pub(super) struct Takeover {
 }
 
 impl Call {
-    /// REFER from `leg` whose Refer-To names the dialog `replaces`.
+    /// REFER from `leg` (its local user `user`) whose Refer-To names the
+    /// dialog `replaces`.
     pub(super) fn refer_attended(
         &mut self,
         leg: Leg,
+        user: String,
         tx: TxId,
         req: Request,
         replaces: sip::Replaces,
         ctx: &mut Context<Self>,
     ) {
-        let refuse = |this: &mut Call, code: u16, reason: &str| {
-            let mut r = response_to(&req, code, None);
-            r.reason = reason.to_owned();
-            this.respond(tx, r);
-        };
-        let Some(user) = self.user_of(leg).filter(|_| leg != Leg::C) else {
-            return refuse(self, 403, "Transfer Only By A Local User");
-        };
+        let refuse = |this: &mut Call, code: u16, reason: &str| this.refuse(tx, &req, code, reason);
         if self.c.is_some()
             || self.takeover.is_some()
             || self.handover_pending

@@ -17,11 +17,7 @@ use super::*;
 impl Call {
     /// An in-dialog REFER from `leg`.
     pub(super) fn on_refer(&mut self, leg: Leg, tx: TxId, req: Request, ctx: &mut Context<Self>) {
-        let refuse = |this: &mut Call, code: u16, reason: &str| {
-            let mut r = response_to(&req, code, None);
-            r.reason = reason.to_owned();
-            this.respond(tx, r);
-        };
+        let refuse = |this: &mut Call, code: u16, reason: &str| this.refuse(tx, &req, code, reason);
         let Some(user) = self.user_of(leg).filter(|_| leg != Leg::C) else {
             return refuse(self, 403, "Transfer Only By A Local User");
         };
@@ -41,7 +37,7 @@ impl Call {
             .find(|(k, _)| k.eq_ignore_ascii_case("replaces"))
         {
             return match sip::Replaces::parse(&sip::unescape(v)) {
-                Some(replaces) => self.refer_attended(leg, tx, req, replaces, ctx),
+                Some(replaces) => self.refer_attended(leg, user, tx, req, replaces, ctx),
                 None => refuse(self, 400, "Bad Replaces In Refer-To"),
             };
         }
@@ -85,6 +81,13 @@ impl Call {
         tracing::info!(call_id = %self.call_id_a(), %user, %number, leg = ?leg, "blind transfer by REFER");
         self.referred = true;
         self.notify_referrer("SIP/2.0 100 Trying", false, ctx);
+    }
+
+    /// Answers REFER `req` (server transaction `tx`) with `code` and `reason`.
+    pub(super) fn refuse(&mut self, tx: TxId, req: &Request, code: u16, reason: &str) {
+        let mut r = response_to(req, code, None);
+        r.reason = reason.to_owned();
+        self.respond(tx, r);
     }
 
     /// A NOTIFY with the transfer's progress (`status`, a sipfrag status
