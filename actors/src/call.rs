@@ -1567,19 +1567,11 @@ impl Call {
     /// to the other leg; its response comes back in `on_relay_response`.
     fn relay(&mut self, from: Leg, tx: TxId, req: Request, ctx: &mut Context<Self>) {
         let to = if from == Leg::A { Leg::B } else { Leg::A };
-        let Some(peer) = self.peer_of(to) else { return };
-        let via = self.switch.via(peer);
-        let branch = via.branch().unwrap_or("").to_owned();
-        let Some(dialog) = self.dialog_mut(to) else {
+        let Some((mut out, peer, branch)) = self.leg_request(to, req.method.clone()) else {
             let r = response_to(&req, 481, None);
             return self.respond(tx, r);
         };
-        let mut out = dialog.request(req.method.clone(), &via, 70);
         if matches!(req.method, Method::Invite | Method::Update) {
-            out.headers.push(
-                Name::Contact,
-                format!("<{}>", self.switch.contact(peer.transport)),
-            );
             // It refreshes `to`'s session too (§7.4).
             self.session_request_headers(to, &mut out);
         }
@@ -1632,16 +1624,7 @@ impl Call {
         r.reason = resp.reason.clone();
         if resp.code < 300 && orig.method == Method::Invite {
             let to = if from == Leg::A { Leg::B } else { Leg::A };
-            let switch = self.switch.clone();
-            if let (Some(peer), Some(d)) = (self.peer_of(to), self.dialog_mut(to)) {
-                let via = switch.via(peer);
-                let mut ack = d.request(Method::Ack, &via, 70);
-                // The ACK carries the re-INVITE's CSeq, not the dialog's latest.
-                ack.headers.set(Name::CSeq, format!("{sent_seq} ACK"));
-                let call_id = ack.call_id().map(str::to_owned);
-                self.to_shard(ShardCmd::Ack2xx { tx, peer, ack });
-                self.keep_tx(call_id.as_deref(), tx);
-            }
+            self.ack_reinvite(to, tx, sent_seq);
             r.headers.push(
                 Name::Contact,
                 format!("<{}>", self.switch.contact(self.a.peer.transport)),
@@ -1677,6 +1660,33 @@ impl Call {
         if let Some(leg) = restart {
             self.session_restart(leg, ctx);
         }
+    }
+
+    /// A request in `leg`'s dialog with a fresh Via (and our Contact when
+    /// it is a target refresh or a NOTIFY): the request, where it goes, and
+    /// its Via branch (how its responses are told apart).
+    fn leg_request(&mut self, leg: Leg, method: Method) -> Option<(Request, Peer, String)> {
+        let peer = self.peer_of(leg)?;
+        let via = self.switch.via(peer);
+        let contact = format!("<{}>", self.switch.contact(peer.transport));
+        let mut r = self.dialog_mut(leg)?.request(method.clone(), &via, 70);
+        if matches!(method, Method::Invite | Method::Update | Method::Notify) {
+            r.headers.push(Name::Contact, contact);
+        }
+        Some((r, peer, via.branch().unwrap_or("").to_owned()))
+    }
+
+    /// ACKs the 2xx (client transaction `tx`) to our re-INVITE with CSeq
+    /// `seq` on `leg`; the transaction is kept until the call ends.
+    fn ack_reinvite(&mut self, leg: Leg, tx: TxId, seq: u32) {
+        let Some((mut ack, peer, _)) = self.leg_request(leg, Method::Ack) else {
+            return;
+        };
+        // The ACK carries the re-INVITE's CSeq, not the dialog's latest.
+        ack.headers.set(Name::CSeq, format!("{seq} ACK"));
+        let call_id = ack.call_id().map(str::to_owned);
+        self.to_shard(ShardCmd::Ack2xx { tx, peer, ack });
+        self.keep_tx(call_id.as_deref(), tx);
     }
 
     /// Sends BYE on each of `legs` that has a live dialog, and stops when

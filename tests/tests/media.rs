@@ -15,6 +15,7 @@ use e2e::rtp::{self, RtpPeer};
 use e2e::sipp::{run_uac, SippUas};
 use e2e::switch::SwitchProc;
 use e2e::ua::Ua;
+use sip::transaction::TxId;
 use sip::{Method, Name, SipMessage};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -387,6 +388,29 @@ fn call(media_extra: &str) -> Call {
 }
 
 impl Call {
+    /// The caller sends re-INVITE `r` (its Contact and `body` added); the
+    /// request, its transaction, and the callee's relayed copy with its
+    /// server transaction.
+    fn reoffer(
+        &mut self,
+        mut r: sip::Request,
+        body: bytes::Bytes,
+    ) -> (sip::Request, TxId, TxId, sip::Request) {
+        r.headers.push(
+            Name::Contact,
+            format!("<sip:carrier@{}>", self.caller.local),
+        );
+        r.headers.push(Name::ContentType, "application/sdp");
+        r.body = body;
+        let tx = self.caller.send(r.clone());
+        let (stx, got) = self
+            .callee
+            .request(Duration::from_secs(5))
+            .expect("re-INVITE relayed");
+        assert_eq!(got.method, Method::Invite);
+        (r, tx, stx.expect("a transaction"), got)
+    }
+
     /// The caller hangs up; the callee answers the relayed BYE.
     fn hang_up(&mut self) {
         let mut bye = self.caller.bye(&self.m.invite, &self.m.ok);
@@ -497,16 +521,8 @@ fn hold_and_resume_by_reinvite() {
         let mut r = d.request(Method::Invite, &via, 70);
         let seq = if dir == "sendonly" { 10 } else { 20 };
         r.headers.set(Name::CSeq, format!("{seq} INVITE"));
-        r.headers
-            .push(Name::Contact, format!("<sip:carrier@{}>", c.caller.local));
-        r.headers.push(Name::ContentType, "application/sdp");
-        r.body = sdp(c.m.a_rtp.port, "0 101", &format!("{PCMU}a={dir}\r\n"));
-        let tx = c.caller.send(r.clone());
-        let (stx, got) = c
-            .callee
-            .request(Duration::from_secs(5))
-            .expect("re-INVITE relayed");
-        assert_eq!(got.method, Method::Invite);
+        let body = sdp(c.m.a_rtp.port, "0 101", &format!("{PCMU}a={dir}\r\n"));
+        let (r, tx, stx, got) = c.reoffer(r, body);
         let text = String::from_utf8_lossy(got.body()).to_string();
         assert!(text.contains(&format!("a={dir}")), "direction kept: {text}");
         assert_eq!(
@@ -528,7 +544,7 @@ fn hold_and_resume_by_reinvite() {
             "0 101",
             &format!("{PCMU}a={answer_dir}\r\n"),
         );
-        c.callee.respond(stx.unwrap(), ok);
+        c.callee.respond(stx, ok);
         let resp = c
             .caller
             .final_response(tx, Duration::from_secs(5))
@@ -755,18 +771,9 @@ fn a_reinvite_changing_the_codec_keeps_the_audio_flowing() {
         "PCMU at first"
     );
     let mut d = sip::dialog::Dialog::uac(&c.m.invite, &c.m.ok).unwrap();
-    let mut r = c.caller.in_dialog(&mut d, Method::Invite);
-    r.headers
-        .push(Name::Contact, format!("<sip:carrier@{}>", c.caller.local));
-    r.headers.push(Name::ContentType, "application/sdp");
+    let r = c.caller.in_dialog(&mut d, Method::Invite);
     let pcma = "a=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\n";
-    r.body = sdp(c.m.a_rtp.port, "8 101", pcma);
-    let tx = c.caller.send(r.clone());
-    let (stx, got) = c
-        .callee
-        .request(Duration::from_secs(5))
-        .expect("re-INVITE relayed");
-    assert_eq!(got.method, Method::Invite);
+    let (r, tx, stx, got) = c.reoffer(r, sdp(c.m.a_rtp.port, "8 101", pcma));
     let offered = String::from_utf8_lossy(got.body()).to_string();
     let m_line = offered
         .lines()
@@ -781,7 +788,7 @@ fn a_reinvite_changing_the_codec_keeps_the_audio_flowing() {
         .push(Name::Contact, format!("<sip:callee@{}>", c.callee.local));
     ok.headers.push(Name::ContentType, "application/sdp");
     ok.body = sdp(c.m.b_rtp.port, "0 101", PCMU);
-    c.callee.respond(stx.unwrap(), ok);
+    c.callee.respond(stx, ok);
     let resp = c
         .caller
         .final_response(tx, Duration::from_secs(5))

@@ -166,16 +166,12 @@ impl Call {
                 return self.refer_done(503, ctx);
             }
         };
-        let via = self.switch.via(peer);
-        let mut invite = dialog.request(Method::Invite, &via, 70);
-        invite.headers.push(
-            Name::Contact,
-            format!("<{}>", self.switch.contact(peer.transport)),
-        );
-        set_sdp(&mut invite, body);
-        let seq = dialog.local_seq;
-        let branch = via.branch().unwrap_or("").to_owned();
         self.c = Some(leg);
+        let Some((mut invite, peer, branch)) = self.leg_request(Leg::C, Method::Invite) else {
+            return;
+        };
+        set_sdp(&mut invite, body);
+        let seq = invite.cseq().map_or(0, |c| c.seq);
         self.c_media = Some(media);
         self.c_purpose = features::Purpose::Transfer;
         // c_replaces: the REFER's leg, set when it came.
@@ -221,20 +217,16 @@ impl Call {
             self.takeover = Some(t);
             return self.takeover_failed(resp.code, ctx);
         }
-        let switch = self.switch.clone();
-        let Some(c) = self.c.as_mut() else {
+        if self.c.as_ref().is_none_or(|c| c.dialog.is_none()) {
             // The party hung up meanwhile.
             return self.refer_done(487, ctx);
-        };
+        }
+        self.ack_reinvite(Leg::C, tx, t.seq);
+        let Some(c) = self.c.as_mut() else { return };
         let peer = c.peer;
-        let Some(mut dialog) = c.dialog.take() else {
-            return self.refer_done(487, ctx);
+        let Some(dialog) = c.dialog.take() else {
+            return;
         };
-        let mut ack = dialog.request(Method::Ack, &switch.via(peer), 70);
-        ack.headers.set(Name::CSeq, format!("{} ACK", t.seq));
-        let call_id = ack.call_id().map(str::to_owned);
-        self.to_shard(ShardCmd::Ack2xx { tx, peer, ack });
-        self.keep_tx(call_id.as_deref(), tx);
         if self.phase != Phase::Up {
             // The caller left meanwhile: the handed party goes too.
             if let Some(c) = self.c.as_mut() {

@@ -93,15 +93,9 @@ impl Call {
     /// A NOTIFY with the transfer's progress (`status`, a sipfrag status
     /// line) to the transferor; `done` ends the subscription.
     pub(super) fn notify_referrer(&mut self, status: &str, done: bool, ctx: &mut Context<Self>) {
-        let leg = self.c_replaces;
-        let Some(peer) = self.peer_of(leg) else {
+        let Some((mut n, peer, branch)) = self.leg_request(self.c_replaces, Method::Notify) else {
             return;
         };
-        let via = self.switch.via(peer);
-        let Some(d) = self.dialog_mut(leg) else {
-            return;
-        };
-        let mut n = d.request(Method::Notify, &via, 70);
         n.headers.push(Name::Event, "refer");
         n.headers.push(
             Name::SubscriptionState,
@@ -111,14 +105,10 @@ impl Call {
                 "active;expires=60"
             },
         );
-        n.headers.push(
-            Name::Contact,
-            format!("<{}>", self.switch.contact(peer.transport)),
-        );
         n.headers
             .push(Name::ContentType, "message/sipfrag;version=2.0");
         n.body = Bytes::from(format!("{status}\r\n"));
-        self.stray_byes.push(via.branch().unwrap_or("").to_owned());
+        self.stray_byes.push(branch);
         self.to_shard(ShardCmd::Request {
             peer,
             req: n,
@@ -194,19 +184,12 @@ impl Call {
         let Some(body) = self.anchor.as_mut().and_then(|a| a.resume_offer(side)) else {
             return;
         };
-        let Some(peer) = self.peer_of(leg) else {
+        let Some((mut invite, peer, branch)) = self.leg_request(leg, Method::Invite) else {
             return;
         };
-        let via = self.switch.via(peer);
-        let contact = format!("<{}>", self.switch.contact(peer.transport));
-        let Some(d) = self.dialog_mut(leg) else {
-            return;
-        };
-        let mut invite = d.request(Method::Invite, &via, 70);
-        let seq = d.local_seq;
-        invite.headers.push(Name::Contact, contact);
+        let seq = invite.cseq().map_or(0, |c| c.seq);
         set_sdp(&mut invite, body);
-        self.resuming = Some((via.branch().unwrap_or("").to_owned(), seq, leg));
+        self.resuming = Some((branch, seq, leg));
         tracing::info!(call_id = %self.call_id_a(), leg = ?leg, "taking the other party off hold");
         self.to_shard(ShardCmd::Request {
             peer,
@@ -238,17 +221,6 @@ impl Call {
         if let Err(e) = anchor.on_resume_answer(resp.body()) {
             tracing::info!(call_id = %self.call_id_a(), error = %e, "unusable answer taking a party off hold");
         }
-        let Some(peer) = self.peer_of(leg) else {
-            return;
-        };
-        let via = self.switch.via(peer);
-        let Some(d) = self.dialog_mut(leg) else {
-            return;
-        };
-        let mut ack = d.request(Method::Ack, &via, 70);
-        ack.headers.set(Name::CSeq, format!("{seq} ACK"));
-        let call_id = ack.call_id().map(str::to_owned);
-        self.to_shard(ShardCmd::Ack2xx { tx, peer, ack });
-        self.keep_tx(call_id.as_deref(), tx);
+        self.ack_reinvite(leg, tx, seq);
     }
 }

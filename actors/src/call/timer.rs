@@ -230,16 +230,9 @@ impl Call {
         let Some(se) = self.session_expires(leg, true) else {
             return;
         };
-        let Some(peer) = self.peer_of(leg) else {
+        let Some((mut u, peer, _)) = self.leg_request(leg, Method::Update) else {
             return;
         };
-        let via = self.switch.via(peer);
-        let contact = format!("<{}>", self.switch.contact(peer.transport));
-        let Some(d) = self.dialog_mut(leg) else {
-            return;
-        };
-        let mut u = d.request(Method::Update, &via, 70);
-        u.headers.push(Name::Contact, contact);
         u.headers.push(Name::SessionExpires, se.to_string());
         u.headers.push(Name::Supported, "timer");
         self.to_shard(ShardCmd::Request {
